@@ -1,0 +1,3 @@
+"""gitflowd: a Git-backed, GitOps workflow daemon."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from gitflowd.cli import main
+
+sys.exit(main())

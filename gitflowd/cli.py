@@ -1,0 +1,71 @@
+"""The argparse face of gitflowd: every command is a thin call into the parts below.
+
+Each command lives in `gitflowd/commands/<name>.py` and exposes
+`register(subparsers, common) -> None` (adds its parser, sets `func`) and a
+`run(args) -> int`. `main()` turns every `GitflowdError` into one line on stderr and
+its exit code; usage errors exit 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from gitflowd import __version__
+from gitflowd.errors import GitflowdError
+
+# Order here is the order of `gitflowd --help`.
+COMMANDS = ["validate", "list", "show"]
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("locations")
+    group.add_argument("--repo", metavar="DIR", help="Git repository with dags/ (env GITFLOWD_REPO; default: the repository in the current directory)")
+    group.add_argument("--state", metavar="DIR", help="state directory (env GITFLOWD_STATE; default: REPO/.gitflowd/state)")
+    group.add_argument("--site", metavar="DIR", help="static site directory (env GITFLOWD_SITE; default: REPO/.gitflowd/site)")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="gitflowd",
+        description="A Git-backed workflow daemon: DAGs in TOML, committed to Git, run on schedule.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"gitflowd {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"gitflowd.commands.{name.replace('-', '_')}").register(subparsers, common)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except GitflowdError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"gitflowd: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gitflowd: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Where the repository, state directory and site are: flags, then environment, then defaults.
+
+Defaults work with no flags for a repository in the current directory: the state and the
+site live in `<worktree>/.gitflowd/` (kept out of Git through `.git/info/exclude`), or in
+`<bare repo>/gitflowd/` for a bare repository.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    repo: Path
+    state: Path
+    site: Path
+
+
+def _find_repo_root(start: Path) -> Path:
+    """The nearest enclosing work tree (has `.git`) or bare repository, else `start`."""
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+        if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
+            return candidate
+    return start
+
+
+def _default_home(repo: Path) -> Path:
+    if (repo / ".git").exists() or not (repo / "objects").is_dir():
+        return repo / ".gitflowd"
+    return repo / "gitflowd"  # bare repository
+
+
+def resolve(repo: str | None, state: str | None, site: str | None) -> Settings:
+    """Flags win over GITFLOWD_REPO / GITFLOWD_STATE / GITFLOWD_SITE, which win over defaults."""
+    repo_path = Path(repo or os.environ.get("GITFLOWD_REPO") or _find_repo_root(Path.cwd())).absolute()
+    home = _default_home(repo_path)
+    state_path = Path(state or os.environ.get("GITFLOWD_STATE") or home / "state").absolute()
+    site_path = Path(site or os.environ.get("GITFLOWD_SITE") or home / "site").absolute()
+    return Settings(repo=repo_path, state=state_path, site=site_path)
+
+
+def exclude_from_git(settings: Settings) -> None:
+    """Keep a default `.gitflowd/` out of `git status` in the user's work tree."""
+    info = settings.repo / ".git" / "info"
+    home = settings.repo / ".gitflowd"
+    if not info.is_dir() or not (settings.state.is_relative_to(home) or settings.site.is_relative_to(home)):
+        return
+    exclude = info / "exclude"
+    text = exclude.read_text() if exclude.exists() else ""
+    if "/.gitflowd/" not in text.splitlines():
+        with exclude.open("a") as fh:
+            fh.write(("" if text.endswith("\n") or not text else "\n") + "/.gitflowd/\n")
