@@ -1,0 +1,224 @@
+"""When runs are due: cron ticks in a DAG's timezone, catch-up, backfill and data intervals.
+
+Flow: `check_schedule(expr)` validates what the loader reads -> `ticks(dag, after)` walks
+cron matches in local wall-clock time (croniter on naive datetimes) and turns each into
+the UTC instants it denotes (zoneinfo), oldest first -> `next_tick`, `prev_tick`,
+`due_ticks`, `catchup_plan` and `backfill_plan` are questions asked of that walk, bounded
+by the DAG's `start_date` / `end_date`. Nothing here reads the clock: every instant is
+passed in, so tests and the daemon's `loop(now=...)` control time.
+
+DST rules (decided here, documented in docs/daemon.md):
+- A wall time skipped by a spring-forward gap fires once, shifted forward by the gap
+  (02:30 on a day that jumps 02:00 -> 03:00 fires at 03:30), unless another tick already
+  falls on that instant.
+- A wall time repeated by a fall-back overlap fires once, at its first occurrence, except
+  when the hour field is `*` (hourly-or-faster schedules), which fire on both, so "every
+  hour" keeps meaning every elapsed hour.
+
+All instants returned are timezone-aware UTC datetimes. Naive datetimes given to this
+module (and naive `start_date` / `end_date`) are read in the DAG's timezone.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from croniter.croniter import CroniterError
+
+from gitflowd.dag import Dag
+
+PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+}
+
+# Wall times near an instant can denote instants up to this far away (DST and zone
+# changes); candidate instants are held back until no later wall time can precede them.
+_SLACK = timedelta(hours=3)
+_PROBE = datetime(2000, 1, 1)
+
+
+def check_schedule(expr: str) -> str | None:
+    """None when `expr` is a usable schedule, else a one-line message saying what is wrong."""
+    text = expr.strip()
+    if text.startswith("@"):
+        if text in PRESETS:
+            return None
+        return f"unknown schedule preset {text!r}; use one of {', '.join(PRESETS)} or a 5-field cron expression"
+    fields = text.split()
+    if len(fields) != 5:
+        return f"cron expression {text!r} has {len(fields)} fields; expected 5 (minute hour day-of-month month day-of-week)"
+    try:
+        croniter(text, _PROBE).get_next(datetime)
+    except CroniterError as exc:
+        reason = str(exc).split("\n")[0]
+        if "find next date" in reason:
+            return f"cron expression {text!r} never fires"
+        return f"invalid cron expression {text!r}: {reason}"
+    return None
+
+
+def cron_of(expr: str) -> str:
+    """The 5-field cron expression of a schedule (presets expanded)."""
+    text = expr.strip()
+    return PRESETS.get(text, text)
+
+
+def zone(dag: Dag) -> ZoneInfo:
+    """The DAG's timezone (UTC when unset)."""
+    try:
+        return ZoneInfo(dag.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"DAG {dag.id!r}: unknown timezone {dag.timezone!r}") from exc
+
+
+def aware(value: datetime | date, tz: ZoneInfo) -> datetime:
+    """`value` as an aware UTC datetime; naive values and dates are read in `tz`."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(timezone.utc)
+
+
+# -- the walk over cron matches ----------------------------------------------------------
+
+
+def _instants(wall: datetime, tz: ZoneInfo, both_folds: bool) -> list[datetime]:
+    """The UTC instants a local wall time denotes (see the DST rules above)."""
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
+    if both_folds:
+        # only in an overlap is the second reading of a wall time later than the first
+        second = wall.replace(tzinfo=tz, fold=1).astimezone(timezone.utc)
+        if second > first:
+            return [first, second]
+    return [first]
+
+
+def _walk(expr: str, tz: ZoneInfo, anchor: datetime, backwards: bool) -> Iterator[datetime]:
+    """Every tick instant strictly after (or before) `anchor`, in order, without repeats."""
+    cron = cron_of(expr)
+    both_folds = cron.split()[1] == "*"
+    sign = -1 if backwards else 1
+    wall_anchor = anchor.astimezone(tz).replace(tzinfo=None)
+    matches = croniter(cron, wall_anchor - sign * _SLACK)
+    step = matches.get_prev if backwards else matches.get_next
+    heap: list[tuple[float, datetime]] = []
+    last: datetime | None = None
+    while True:
+        instants = _instants(step(datetime), tz, both_folds)
+        for instant in instants:
+            heapq.heappush(heap, (sign * instant.timestamp(), instant))
+        # later wall times map to instants no earlier than this (offsets vary < _SLACK)
+        horizon = sign * (instants[0] - sign * _SLACK).timestamp()
+        while heap and heap[0][0] < horizon:
+            instant = heapq.heappop(heap)[1]
+            if sign * (instant - anchor).total_seconds() > 0 and instant != last:
+                last = instant
+                yield instant
+
+
+def ticks(dag: Dag, after: datetime) -> Iterator[datetime]:
+    """Tick instants strictly after `after`, oldest first, within start_date and end_date."""
+    if not dag.schedule:
+        return
+    tz = zone(dag)
+    start = aware(dag.start_date, tz) if dag.start_date else None
+    end = aware(dag.end_date, tz) if dag.end_date else None
+    anchor = aware(after, tz)
+    if start is not None and anchor < start:
+        anchor = start - timedelta(microseconds=1)
+    for instant in _walk(dag.schedule, tz, anchor, backwards=False):
+        if end is not None and instant > end:
+            return
+        yield instant
+
+
+def next_tick(dag: Dag, after: datetime) -> datetime | None:
+    """The first tick strictly after `after`; None for manual-only DAGs or past end_date."""
+    return next(ticks(dag, after), None)
+
+
+def prev_tick(dag: Dag, before: datetime) -> datetime | None:
+    """The cron tick strictly before `before`, ignoring start_date (None when manual-only)."""
+    if not dag.schedule:
+        return None
+    tz = zone(dag)
+    return next(_walk(dag.schedule, tz, aware(before, tz), backwards=True), None)
+
+
+# -- questions the daemon and backfill ask -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The data interval (start, end] of a run; `end` is its logical date."""
+
+    start: datetime
+    end: datetime
+
+
+def data_interval(dag: Dag, logical_date: datetime) -> Interval:
+    """(previous tick, tick] for a scheduled DAG; (t, t] for a manual-only one."""
+    tick = aware(logical_date, zone(dag))
+    previous = prev_tick(dag, tick)
+    return Interval(previous if previous is not None else tick, tick)
+
+
+def due_ticks(dag: Dag, after: datetime | None, until: datetime) -> list[datetime]:
+    """Every tick in (after, until], oldest first; `after=None` means since start_date."""
+    tz = zone(dag)
+    limit = aware(until, tz)
+    begin = aware(after, tz) if after is not None else _before_everything(dag, limit)
+    result: list[datetime] = []
+    for instant in ticks(dag, begin):
+        if instant > limit:
+            break
+        result.append(instant)
+    return result
+
+
+def _before_everything(dag: Dag, until: datetime) -> datetime:
+    """An instant before every tick worth considering for a DAG with no runs yet."""
+    if dag.start_date is not None:
+        return aware(dag.start_date, zone(dag)) - timedelta(microseconds=1)
+    # no start_date: there is no history to catch up; only the latest tick matters
+    latest = prev_tick(dag, until + timedelta(microseconds=1))
+    return latest - timedelta(microseconds=1) if latest is not None else until
+
+
+def catchup_plan(dag: Dag, last_scheduled: datetime | None, now: datetime) -> list[datetime]:
+    """Ticks to run now, oldest first: every missed one with catchup, else only the latest.
+
+    `last_scheduled` is the logical date of the newest scheduled run that exists (None
+    when there is none); ticks up to and including it are never planned again.
+    """
+    missed = due_ticks(dag, last_scheduled, now)
+    return missed if dag.catchup and dag.start_date is not None else missed[-1:]
+
+
+def backfill_plan(dag: Dag, start: datetime | date, end: datetime | date) -> list[datetime]:
+    """Every tick in [start, end] (naive values in the DAG's timezone), oldest first."""
+    tz = zone(dag)
+    first, last = aware(start, tz), aware(end, tz)
+    if last < first:
+        raise ValueError(f"backfill of DAG {dag.id!r}: end {end} is before start {start}")
+    return due_ticks(dag, first - timedelta(microseconds=1), last)
+
+
+def free_slots(dag: Dag, active_runs: int) -> int:
+    """How many more runs of `dag` may start while `active_runs` are queued or running."""
+    return max(0, max(dag.max_active_runs, 1) - active_runs)
+
+
+def take_startable(dag: Dag, planned: list[datetime], active_runs: int) -> list[datetime]:
+    """The oldest planned ticks that `max_active_runs` lets start now."""
+    return planned[: free_slots(dag, active_runs)]
