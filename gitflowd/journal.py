@@ -1,0 +1,208 @@
+"""Append-only JSON-lines journals: one writer per file, every line checksummed.
+
+Flow: `JournalWriter(path)` creates the file (fsyncing its directory) or opens it, keeps
+the longest valid prefix and truncates a torn tail -> `append(*records)` stamps each record
+with `v`, `seq`, `ts` and `crc`, writes the batch with one `write` and one `fsync` (group
+commit) -> `read(path)` returns the records, dropping a torn tail with a warning and
+raising `CorruptRecord` for a damaged record that is followed by valid ones.
+
+A line is `{...canonical JSON of the record without crc...,"crc":N}` where N is the CRC-32
+of exactly those canonical bytes (keys sorted, no spaces, `}` closing): the checksum is
+verified on the bytes as written, without serialising again. A record counts only when
+its newline is on disk too (a newline alone proves nothing, so both must hold).
+
+Any failed write or fsync poisons the writer: it is never retried (a retried fsync can
+succeed after the kernel dropped the data), the caller must stop and rebuild from disk.
+This module imports nothing of gitflowd (see DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_CRC_MARK = b',"crc":'
+
+# Event names (DESIGN.md section 4 and docs/journal.md).
+RUN_CREATED = "run_created"
+RUN_STARTED = "run_started"
+TASK_STARTED = "task_started"
+TASK_FINISHED = "task_finished"
+TASK_SKIPPED = "task_skipped"
+TASKS_CLEARED = "tasks_cleared"
+RUN_RESUMED = "run_resumed"
+RUN_FINISHED = "run_finished"
+
+
+class CorruptRecord(ValueError):
+    """A damaged record with valid records after it: corruption, not a torn tail."""
+
+    def __init__(self, path: str, line: int, reason: str):
+        self.path, self.line, self.reason = path, line, reason
+        super().__init__(f"{path}:{line}: corrupt journal record: {reason}")
+
+
+class JournalWriteError(OSError):
+    """A write or fsync failed; the journal may have lost data and must not be used again."""
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO-8601 in UTC with microseconds and a `Z`, e.g. `2026-11-25T08:15:00.000000Z`."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One journal line (with its newline) for a record that has no `crc` yet."""
+    body = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return b"%s%s%d}\n" % (body[:-1], _CRC_MARK, zlib.crc32(body))
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """A record from one line without its newline; raises ValueError saying what is wrong."""
+    cut = line.rfind(_CRC_MARK)
+    if cut < 0 or not line.endswith(b"}"):
+        raise ValueError("no checksum")
+    try:
+        crc = int(line[cut + len(_CRC_MARK):-1])
+    except ValueError:
+        raise ValueError("unreadable checksum") from None
+    if zlib.crc32(line[:cut] + b"}") != crc:
+        raise ValueError("checksum mismatch")
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"bad JSON: {exc}") from None
+    if not isinstance(record, dict) or "event" not in record or "seq" not in record:
+        raise ValueError("not a journal record")
+    return record
+
+
+def _scan(path: str, data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """The valid records and the byte length of the valid prefix.
+
+    Raises CorruptRecord when a bad line (or a sequence gap) is followed by a good one.
+    """
+    records: list[dict[str, Any]] = []
+    end = 0
+    bad: tuple[int, str] | None = None
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines[:-1], start=1):  # lines[-1] lacks its newline
+        try:
+            record = decode(line)
+            if record["seq"] != len(records):
+                raise ValueError(f"sequence number {record['seq']}, expected {len(records)}")
+        except ValueError as exc:
+            bad = bad or (number, str(exc))
+            continue
+        if bad:
+            raise CorruptRecord(path, bad[0], bad[1])
+        records.append(record)
+        end += len(line) + 1
+    return records, end
+
+
+def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every whole record of a journal; a torn or garbage tail is dropped with a warning."""
+    data = Path(path).read_bytes()
+    records, end = _scan(str(path), data)
+    if end < len(data):
+        log.warning("%s: dropping a torn tail of %d bytes after record %d", path, len(data) - end, len(records))
+    return records
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(directory: Path) -> None:
+    """mkdir -p that fsyncs each parent of a directory it creates."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        _fsync_dir(new.parent)
+
+
+class JournalWriter:
+    """The single writer of one journal file. Not thread-safe; one per run."""
+
+    def __init__(self, path: str | os.PathLike[str], *, exclusive: bool = False,
+                 clock: Callable[[], datetime] | None = None):
+        """Open (or create) `path`; `exclusive=True` fails with FileExistsError if it exists."""
+        self.path = Path(path)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._broken: BaseException | None = None
+        make_dirs(self.path.parent)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (os.O_EXCL if exclusive else 0)
+        existed = self.path.exists()
+        self._fd = os.open(self.path, flags, 0o644)
+        if not existed:
+            _fsync_dir(self.path.parent)
+        self.records_on_open = self._recover()
+        self.next_seq = len(self.records_on_open)
+
+    def _recover(self) -> list[dict[str, Any]]:
+        """Keep the longest valid prefix; a torn tail is cut off before we append."""
+        size = os.fstat(self._fd).st_size
+        data = os.pread(self._fd, size, 0) if size else b""
+        records, end = _scan(str(self.path), data)
+        if end < size:
+            log.warning("%s: truncating a torn tail of %d bytes after record %d", self.path, size - end, len(records))
+            os.ftruncate(self._fd, end)
+            os.fsync(self._fd)
+        return records
+
+    def append(self, *records: dict[str, Any]) -> list[dict[str, Any]]:
+        """Stamp and durably write records as one batch; returns the stamped records."""
+        if self._broken is not None:
+            raise JournalWriteError(f"{self.path}: journal unusable after an earlier failure: {self._broken}")
+        if not records:
+            return []
+        ts = utc_timestamp(self._clock())
+        stamped = []
+        for record in records:
+            seq = self.next_seq + len(stamped)
+            stamped.append({**record, "v": FORMAT_VERSION, "seq": seq, "ts": record.get("ts", ts)})
+        self._write_all(b"".join(encode(r) for r in stamped))
+        self.next_seq += len(stamped)
+        return stamped
+
+    def _write_all(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._broken = exc
+            error = JournalWriteError(f"{self.path}: journal write failed: {exc.strerror or exc}")
+            error.errno = exc.errno
+            raise error from exc
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
