@@ -1,0 +1,62 @@
+"""`gitflowd validate [--rev REV | --worktree] [--json]`: are the DAG files valid?
+
+Reads the DAG files of a commit from Git objects (default: the head of the branch), or
+with --worktree the files on disk (for a pre-commit hook). Exit 0 when every file is
+valid; exit 1 with one `path:line: message` line per problem on stdout otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gitflowd.commands.common import load_snapshot, problem_dict
+from gitflowd.repo import Snapshot
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "validate", parents=[common], help="check every DAG file of a commit (or of the work tree)",
+        description="Check the DAG files under dags/ at a commit (default: the branch head). "
+        "Exit 0 when all are valid, 1 with one 'path:line: message' per problem otherwise.",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--rev", metavar="REV", help="commit, branch or tag to check (default: head of the branch)")
+    source.add_argument("--worktree", action="store_true", help="check the files on disk, uncommitted edits included")
+    parser.add_argument("--json", action="store_true", help="print a JSON report instead of text")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    snapshot = load_snapshot(args, args.rev, worktree=args.worktree)
+    if args.json:
+        print(json.dumps(report(snapshot), indent=2))
+    else:
+        print_text(snapshot)
+    return 0 if snapshot.valid else 1
+
+
+def report(snapshot: Snapshot) -> dict[str, object]:
+    return {
+        "commit": snapshot.commit.sha if snapshot.commit else None,
+        "valid": snapshot.valid,
+        "dags": [
+            {"id": dag_id, "path": loaded.path, "tasks": len(loaded.dag.tasks), "schedule": loaded.dag.schedule}
+            for dag_id, loaded in snapshot.dags.items()
+        ],
+        "errors": [problem_dict(p) for p in snapshot.problems],
+    }
+
+
+def print_text(snapshot: Snapshot) -> None:
+    where = f"at {snapshot.commit.short}" if snapshot.commit else "in the work tree"
+    for problem in snapshot.problems:
+        print(problem)
+    if not snapshot.paths:
+        print(f"no DAG files (dags/*.toml) {where}")
+    elif snapshot.valid:
+        print(f"{len(snapshot.dags)} DAG(s) valid {where}: {', '.join(snapshot.dags)}")
+    else:
+        bad = len({p.path for p in snapshot.problems})
+        print(f"gitflowd: {len(snapshot.problems)} problem(s) in {bad} of {len(snapshot.paths)} DAG file(s) {where}", file=sys.stderr)
