@@ -1,0 +1,313 @@
+"""The record of which DAGs are loaded, kept in the state directory for the site to read.
+
+Flow: the daemon (on every commit) and `run` call `record_snapshot(state, snapshot)` ->
+under `STATE/registry.lock`, `apply_snapshot(old, snapshot)` decides per DAG what changed
+(DESIGN.md section 2: an invalid file keeps its DAG's last valid version and records the
+error; a deleted file retires the DAG; nothing is forgotten) -> a reload that changed
+anything is appended to `STATE/reloads.jsonl` -> `STATE/dags.json` is replaced atomically.
+Readers: `read_registry(state)` (the current picture) and `dag_history(state, dag_id)`
+(the versions of one DAG, newest first). The site reads these and never opens Git.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from gitflowd.atomic import fsync_dir, write_atomic
+from gitflowd.dag import Dag
+from gitflowd.errors import Problem, StateError
+
+log = logging.getLogger(__name__)
+
+REGISTRY_FILE = "dags.json"
+RELOADS_FILE = "reloads.jsonl"
+LOCK_FILE = "registry.lock"
+FORMAT = 1
+
+
+class ChangeKind(str, Enum):
+    ADDED = "added"  # new, or back after being retired
+    CHANGED = "changed"  # a new valid version of the file
+    FIXED = "fixed"  # valid again after errors, same version as before them
+    INVALID = "invalid"  # the file has errors (new or different ones); the last valid version stays
+    REMOVED = "removed"  # the file is gone: the DAG is retired
+
+
+@dataclass(frozen=True)
+class CommitRef:
+    sha: str
+    subject: str = ""
+    author: str = ""
+    email: str = ""
+    time: str = ""  # ISO 8601, the author time
+
+    @property
+    def short(self) -> str:
+        return self.sha[:8]
+
+    @classmethod
+    def of(cls, info: Any) -> CommitRef:
+        """From repo.CommitInfo (or anything with its attributes)."""
+        when = info.time.isoformat() if isinstance(info.time, datetime) else str(info.time or "")
+        return cls(info.sha, info.subject, info.author, getattr(info, "email", ""), when)
+
+
+@dataclass(frozen=True)
+class DagEntry:
+    """One DAG as the registry knows it: its current valid version and its health."""
+
+    id: str
+    path: str
+    blob: str
+    source: str
+    dag: dict[str, Any]  # Dag.to_dict() of the current version
+    commit: CommitRef  # newest commit it was loaded from (Flux's lastAppliedRevision)
+    since: CommitRef  # the commit that brought the current version
+    retired: bool = False
+    errors: tuple[Problem, ...] = ()
+
+    def load(self) -> Dag:
+        return Dag.from_dict(self.dag)
+
+
+@dataclass(frozen=True)
+class Registry:
+    attempted: CommitRef | None = None  # newest commit tried (Flux's lastAttemptedRevision)
+    dags: dict[str, DagEntry] = field(default_factory=dict)
+    errors: tuple[Problem, ...] = ()  # every problem at the attempted commit
+
+
+@dataclass(frozen=True)
+class DagChange:
+    dag_id: str
+    change: ChangeKind
+    path: str
+    blob: str = ""
+    errors: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reload:
+    """One reload that changed something; `dag_history` yields these filtered to one DAG."""
+
+    ts: str
+    commit: CommitRef
+    changes: tuple[DagChange, ...]
+    errors: tuple[Problem, ...] = ()
+
+
+class SnapshotLike(Protocol):
+    """What record_snapshot needs of repo.Snapshot."""
+
+    commit: Any
+    dags: dict[str, Any]
+    problems: list[Problem]
+
+
+# -- deciding ---------------------------------------------------------------------------
+
+
+def apply_snapshot(old: Registry, snapshot: SnapshotLike) -> tuple[Registry, list[DagChange]]:
+    """The registry after `snapshot` and the per-DAG changes; a pure function."""
+    commit = CommitRef.of(snapshot.commit)
+    dags: dict[str, DagEntry] = {}
+    changes: list[DagChange] = []
+    for dag_id, loaded in snapshot.dags.items():
+        entry, change = _loaded(old.dags.get(dag_id), loaded, commit)
+        dags[dag_id] = entry
+        changes += [change] if change else []
+    for dag_id, prev in old.dags.items():
+        if dag_id not in dags:
+            entry, change = _missing(prev, [p for p in snapshot.problems if p.path == prev.path])
+            dags[dag_id] = entry
+            changes += [change] if change else []
+    return Registry(commit, dict(sorted(dags.items())), tuple(snapshot.problems)), changes
+
+
+def _loaded(prev: DagEntry | None, loaded: Any, commit: CommitRef) -> tuple[DagEntry, DagChange | None]:
+    if prev is None or prev.retired:
+        kind: ChangeKind | None = ChangeKind.ADDED
+    elif (prev.blob, prev.source) != (loaded.blob, loaded.source):
+        kind = ChangeKind.CHANGED
+    else:
+        kind = ChangeKind.FIXED if prev.errors else None
+    since = commit if kind in (ChangeKind.ADDED, ChangeKind.CHANGED) or prev is None else prev.since
+    entry = DagEntry(loaded.dag.id, loaded.path, loaded.blob, loaded.source, loaded.dag.to_dict(), commit, since)
+    return entry, DagChange(entry.id, kind, entry.path, entry.blob) if kind else None
+
+
+def _missing(prev: DagEntry, problems: list[Problem]) -> tuple[DagEntry, DagChange | None]:
+    """A DAG not loaded at this commit: invalid (its file has problems) or gone (retired)."""
+    if prev.retired:
+        return prev, None
+    if problems:
+        entry = replace(prev, errors=tuple(problems))
+        changed = entry.errors != prev.errors
+        return entry, DagChange(prev.id, ChangeKind.INVALID, prev.path, prev.blob, entry.errors) if changed else None
+    return replace(prev, retired=True, errors=()), DagChange(prev.id, ChangeKind.REMOVED, prev.path, prev.blob)
+
+
+# -- recording --------------------------------------------------------------------------
+
+
+def record_snapshot(state_root: Path, snapshot: SnapshotLike, now: datetime | None = None) -> list[DagChange]:
+    """Apply a loaded commit to the registry; returns what changed (empty: nothing did).
+
+    Work-tree snapshots (no commit) are not recorded: only commits are ever loaded.
+    """
+    if snapshot.commit is None:
+        return []
+    state_root = Path(state_root)
+    with _locked(state_root):
+        old = read_registry(state_root)
+        new, changes = apply_snapshot(old, snapshot)
+        if changes or set(new.errors) != set(old.errors):
+            when = (now or datetime.now(timezone.utc)).isoformat()
+            _append_reload(state_root, Reload(when, new.attempted or CommitRef(""), tuple(changes), new.errors))
+        if new != old:
+            write_atomic(state_root / REGISTRY_FILE, json.dumps(_registry_json(new), indent=1), durable=True)
+    for change in changes:
+        log.info("DAG %s %s at %s", change.dag_id, change.change.value, new.attempted.short if new.attempted else "?")
+    return changes
+
+
+@contextmanager
+def _locked(state_root: Path) -> Iterator[None]:
+    state_root.mkdir(parents=True, exist_ok=True)
+    with open(state_root / LOCK_FILE, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _append_reload(state_root: Path, reload: Reload) -> None:
+    path = state_root / RELOADS_FILE
+    new_file = not path.exists()
+    line = json.dumps(_reload_json(reload), separators=(",", ":")) + "\n"
+    with open(path, "ab") as fh:
+        fh.write(line.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    if new_file:
+        fsync_dir(state_root)
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def read_registry(state_root: Path) -> Registry:
+    """The current registry; empty when nothing was recorded yet."""
+    path = Path(state_root) / REGISTRY_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Registry(
+            attempted=_commit(data["attempted"]) if data.get("attempted") else None,
+            dags={d["id"]: _entry(d) for d in data["dags"]},
+            errors=tuple(_problem(p) for p in data.get("errors", ())),
+        )
+    except FileNotFoundError:
+        return Registry()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StateError(f"{path}: unreadable DAG registry ({exc}); delete it and let the daemon reload") from None
+
+
+def read_reloads(state_root: Path) -> list[Reload]:
+    """Every recorded reload, oldest first; a torn last line (crash mid-append) is ignored."""
+    path = Path(state_root) / RELOADS_FILE
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    reloads = []
+    for number, raw in enumerate(lines, 1):
+        try:
+            reloads.append(_reload(json.loads(raw)))
+        except (ValueError, KeyError, TypeError) as exc:
+            if number < len(lines):
+                log.warning("%s:%d: skipping a damaged reload record (%s)", path, number, exc)
+    return reloads
+
+
+def dag_history(state_root: Path, dag_id: str) -> list[Reload]:
+    """The reloads that changed `dag_id`, newest first, each with only that DAG's change."""
+    history = []
+    for reload in reversed(read_reloads(state_root)):
+        mine = tuple(c for c in reload.changes if c.dag_id == dag_id)
+        if mine:
+            history.append(replace(reload, changes=mine))
+    return history
+
+
+# -- JSON shapes ------------------------------------------------------------------------
+
+
+def _problem(data: dict[str, Any]) -> Problem:
+    return Problem(data["path"], int(data["line"]), data["message"])
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {"path": problem.path, "line": problem.line, "message": problem.message}
+
+
+def _commit(data: dict[str, Any]) -> CommitRef:
+    return CommitRef(**{k: data.get(k, "") for k in ("sha", "subject", "author", "email", "time")})
+
+
+def _commit_json(commit: CommitRef) -> dict[str, Any]:
+    return {"sha": commit.sha, "subject": commit.subject, "author": commit.author, "email": commit.email, "time": commit.time}
+
+
+def _entry(data: dict[str, Any]) -> DagEntry:
+    return DagEntry(
+        id=data["id"], path=data["path"], blob=data["blob"], source=data["source"], dag=data["dag"],
+        commit=_commit(data["commit"]), since=_commit(data["since"]), retired=bool(data["retired"]),
+        errors=tuple(_problem(p) for p in data["errors"]),
+    )
+
+
+def _entry_json(entry: DagEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id, "path": entry.path, "blob": entry.blob, "commit": _commit_json(entry.commit),
+        "since": _commit_json(entry.since), "retired": entry.retired,
+        "errors": [_problem_json(p) for p in entry.errors], "dag": entry.dag, "source": entry.source,
+    }
+
+
+def _registry_json(registry: Registry) -> dict[str, Any]:
+    return {
+        "v": FORMAT,
+        "attempted": _commit_json(registry.attempted) if registry.attempted else None,
+        "errors": [_problem_json(p) for p in registry.errors],
+        "dags": [_entry_json(e) for e in registry.dags.values()],
+    }
+
+
+def _change(data: dict[str, Any]) -> DagChange:
+    errors = tuple(_problem(p) for p in data.get("errors", ()))
+    return DagChange(data["dag"], ChangeKind(data["change"]), data["path"], data.get("blob", ""), errors)
+
+
+def _reload(data: dict[str, Any]) -> Reload:
+    changes = tuple(_change(c) for c in data["changes"])
+    return Reload(data["ts"], _commit(data["commit"]), changes, tuple(_problem(p) for p in data.get("errors", ())))
+
+
+def _reload_json(reload: Reload) -> dict[str, Any]:
+    changes = [
+        {"dag": c.dag_id, "change": c.change.value, "path": c.path, "blob": c.blob, "errors": [_problem_json(p) for p in c.errors]}
+        for c in reload.changes
+    ]
+    return {"v": FORMAT, "ts": reload.ts, "commit": _commit_json(reload.commit), "changes": changes,
+            "errors": [_problem_json(p) for p in reload.errors]}

@@ -1,0 +1,133 @@
+"""The DAG registry: real repositories, real commits, loaded by repo.Repo and recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gitflowd.errors import StateError
+from gitflowd.registry import ChangeKind, dag_history, read_registry, read_reloads, record_snapshot
+from gitflowd.repo import Repo
+
+GOOD = '[dag]\ndescription = "first"\nschedule = "@daily"\n\n[tasks.a]\ncmd = "echo a"\n'
+GOOD2 = '[dag]\ndescription = "second"\n\n[tasks.a]\ncmd = "echo a"\n\n[tasks.b]\ncmd = "echo b"\ndeps = ["a"]\n'
+BAD = '[dag]\ndescription = "broken"\n\n[tasks.a]\ncmd = "echo a"\ndeps = ["nope"]\n'
+
+
+def record(repo, state: Path):
+    with Repo(repo.path) as git_repo:
+        return record_snapshot(state, git_repo.load(repo.head()))
+
+
+def kinds(changes):
+    return {(c.dag_id, c.change) for c in changes}
+
+
+def test_first_load_adds_every_valid_dag_and_lists_bad_files(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD, "dags/two.toml": GOOD2, "dags/bad.toml": BAD})
+    state = tmp_path / "state"
+    assert kinds(record(repo, state)) == {("one", ChangeKind.ADDED), ("two", ChangeKind.ADDED)}
+    registry = read_registry(state)
+    assert registry.attempted.sha == repo.head() and registry.attempted.subject == "initial"
+    assert registry.attempted.author == "Test Author"
+    assert set(registry.dags) == {"one", "two"}
+    one = registry.dags["one"]
+    assert one.source == GOOD and one.path == "dags/one.toml" and one.commit.sha == repo.head()
+    assert one.load().description == "first" and one.load().schedule == "@daily"
+    assert [(p.path, p.line) for p in registry.errors] == [("dags/bad.toml", 6)]
+    assert "nope" in registry.errors[0].message
+
+
+def test_unchanged_commit_records_no_reload_but_advances_applied_commit(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    first = repo.head()
+    repo.commit({"README": "docs only"}, message="docs")
+    assert record(repo, state) == []
+    assert len(read_reloads(state)) == 1
+    entry = read_registry(state).dags["one"]
+    assert entry.commit.sha == repo.head() and entry.since.sha == first
+
+
+def test_invalid_commit_keeps_last_valid_version_then_fix(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD, "dags/two.toml": GOOD2})
+    state = tmp_path / "state"
+    record(repo, state)
+    good = repo.head()
+    repo.commit({"dags/one.toml": BAD}, message="break one")
+    assert kinds(record(repo, state)) == {("one", ChangeKind.INVALID)}
+    registry = read_registry(state)
+    one = registry.dags["one"]
+    assert one.source == GOOD and one.commit.sha == good and not one.retired
+    assert one.errors and one.errors[0].path == "dags/one.toml" and "nope" in one.errors[0].message
+    assert registry.attempted.sha == repo.head() and registry.attempted.subject == "break one"
+    assert registry.dags["two"].commit.sha == repo.head()  # unaffected DAGs follow the head
+    # a second bad commit with the same error changes nothing worth a history record
+    repo.commit({"README": "x"}, message="unrelated")
+    assert record(repo, state) == []
+    repo.commit({"dags/one.toml": GOOD}, message="revert")
+    assert kinds(record(repo, state)) == {("one", ChangeKind.FIXED)}
+    assert read_registry(state).dags["one"].errors == ()
+    assert [c.change for r in dag_history(state, "one") for c in r.changes] == [ChangeKind.FIXED, ChangeKind.INVALID, ChangeKind.ADDED]
+
+
+def test_deleted_file_retires_and_readding_restores(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD, "dags/two.toml": GOOD2})
+    state = tmp_path / "state"
+    record(repo, state)
+    repo.commit(remove=("dags/one.toml",), message="drop one")
+    assert kinds(record(repo, state)) == {("one", ChangeKind.REMOVED)}
+    one = read_registry(state).dags["one"]
+    assert one.retired and one.source == GOOD  # history stays
+    repo.commit({"dags/one.toml": GOOD2}, message="bring one back")
+    assert kinds(record(repo, state)) == {("one", ChangeKind.ADDED)}
+    one = read_registry(state).dags["one"]
+    assert not one.retired and one.source == GOOD2 and one.since.sha == repo.head()
+    history = dag_history(state, "one")
+    assert [r.commit.subject for r in history] == ["bring one back", "drop one", "initial"]
+    assert dag_history(state, "two")[0].changes[0].change == ChangeKind.ADDED
+    assert dag_history(state, "unknown") == []
+
+
+def test_changed_file_records_new_version(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    sha = repo.commit({"dags/one.toml": GOOD2}, message="add task b")
+    assert kinds(record(repo, state)) == {("one", ChangeKind.CHANGED)}
+    entry = read_registry(state).dags["one"]
+    assert entry.since.sha == sha and list(entry.load().tasks) == ["a", "b"]
+
+
+def test_duplicate_id_keeps_the_old_version(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    repo.commit({"dags/copy.toml": '[dag]\nid = "one"\n\n[tasks.x]\ncmd = "true"\n'}, message="dup")
+    assert kinds(record(repo, state)) == {("one", ChangeKind.INVALID)}
+    entry = read_registry(state).dags["one"]
+    assert entry.source == GOOD and "also defined" in entry.errors[0].message
+
+
+def test_torn_reload_line_is_ignored_and_corrupt_registry_is_an_error(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    with open(state / "reloads.jsonl", "a") as fh:
+        fh.write('{"v":1,"ts":"2026')  # crash mid-append
+    assert len(read_reloads(state)) == 1
+    (state / "dags.json").write_text("{not json")
+    with pytest.raises(StateError, match="dags.json: unreadable DAG registry"):
+        read_registry(state)
+
+
+def test_registry_file_is_plain_json(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    data = json.loads((state / "dags.json").read_text())
+    assert data["v"] == 1 and data["dags"][0]["dag"]["tasks"][0]["id"] == "a"
+    assert not list(state.glob(".*.tmp"))
