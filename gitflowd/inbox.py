@@ -1,0 +1,138 @@
+"""Requests from the CLI to a running daemon, as files in STATE/inbox/.
+
+Flow: the CLI calls `submit(state, Request(...))`: the JSON is written to a hidden
+temporary name, fsynced, renamed to `<time>-<id>.json` and the directory fsynced, so the
+daemon never sees half a request -> the daemon's watcher wakes on the rename ->
+`pending(state)` lists requests oldest first -> the daemon handles one and calls
+`answer(state, request, Reply(...))`, which writes `replies/<id>.json` the same atomic way
+and deletes the request -> the CLI's `wait_reply` sees the reply and reads it.
+
+A request that cannot be parsed is answered (when its id can be read) and moved aside to
+`inbox/bad/`, never retried forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitflowd.errors import StateError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("run", "resume", "clear", "backfill")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One thing the CLI asks a running daemon to do; `args` are the command's options."""
+
+    kind: str
+    args: dict[str, Any]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    pid: int = field(default_factory=os.getpid)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The daemon's answer: the runs it started or resumed, or the error it hit."""
+
+    ok: bool
+    runs: list[tuple[str, str]] = field(default_factory=list)  # (dag id, run id)
+    error: str = ""
+    message: str = ""
+
+
+def inbox_dir(state: Path) -> Path:
+    return Path(state) / "inbox"
+
+
+def replies_dir(state: Path) -> Path:
+    return inbox_dir(state) / "replies"
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temporary sibling, fsync it, rename it into place, fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(temp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def submit(state: Path, request: Request) -> Path:
+    """Hand `request` to the daemon; returns the request file's path."""
+    if request.kind not in KINDS:
+        raise ValueError(f"unknown request kind {request.kind!r}")
+    path = inbox_dir(state) / f"{time.time_ns():020d}-{request.id}.json"
+    try:
+        write_atomic(path, asdict(request))
+    except OSError as exc:
+        raise StateError(f"cannot write a request into {path.parent}: {exc.strerror or exc}") from None
+    return path
+
+
+def pending(state: Path) -> list[Path]:
+    """Request files waiting in the inbox, oldest first."""
+    folder = inbox_dir(state)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".") and p.is_file())
+
+
+def read(path: Path) -> Request:
+    """Parse a request file; ValueError naming the file when it is not a request."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        request = Request(kind=data["kind"], args=dict(data["args"]), id=str(data["id"]), pid=int(data.get("pid", 0)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path.name}: not a gitflowd request ({exc})") from None
+    if request.kind not in KINDS:
+        raise ValueError(f"{path.name}: unknown request kind {request.kind!r}")
+    return request
+
+
+def answer(state: Path, path: Path, request_id: str | None, reply: Reply) -> None:
+    """Write the reply (when the request had an id) and remove the request from the inbox."""
+    if request_id:
+        write_atomic(replies_dir(state) / f"{request_id}.json", asdict(reply))
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def set_aside(state: Path, path: Path, reason: str) -> None:
+    """Move an unreadable request to inbox/bad/ so it is not read again."""
+    log.error("bad request %s: %s (moved to %s)", path.name, reason, inbox_dir(state) / "bad")
+    bad = inbox_dir(state) / "bad"
+    bad.mkdir(parents=True, exist_ok=True)
+    os.replace(path, bad / path.name)
+
+
+def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None) -> Reply:
+    """Wait for the daemon's reply to `request_id`; `alive()` False means the daemon went away."""
+    path = replies_dir(state) / f"{request_id}.json"
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline or (alive is not None and not alive()):
+            raise StateError(f"the daemon did not answer request {request_id} (see its log); is it still running?")
+        time.sleep(0.05)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    path.unlink(missing_ok=True)
+    return Reply(ok=bool(data["ok"]), runs=[tuple(r) for r in data.get("runs", [])], error=data.get("error", ""), message=data.get("message", ""))

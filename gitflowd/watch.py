@@ -1,0 +1,132 @@
+"""Wake the daemon when the followed branch may have moved or a request arrived.
+
+Flow: `Watcher(git_dir, branch, inbox, wake)` schedules watchdog handlers (inotify where
+present, `PollingObserver(poll)` when `poll` seconds are given) on
+- the git directory itself, non-recursively: `HEAD` and `packed-refs`;
+- `refs/` recursively: the followed branch's loose ref (git writes `<ref>.lock`, then
+  renames it into place, so a rename onto the ref counts);
+- the inbox: a request file renamed into place.
+Each relevant event calls `wake(kind)` with `GIT` or `INBOX`; the handler does no work
+itself (it runs on watchdog's thread). The daemon coalesces: it waits for the events to
+go quiet (`Debounce`) and then reads the head once, so a burst of ten commits costs one
+reload of the newest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+log = logging.getLogger(__name__)
+
+GIT = "git"
+INBOX = "inbox"
+
+
+def _paths(event: FileSystemEvent) -> list[str]:
+    paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+    return [os.fsdecode(p) for p in paths if p]
+
+
+class _Handler(FileSystemEventHandler):
+    """Calls `wake(kind)` for events whose path passes `wanted`."""
+
+    def __init__(self, kind: str, wanted: Callable[[str], bool], wake: Callable[[str], None]):
+        self.kind, self.wanted, self.wake = kind, wanted, wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        if any(self.wanted(path) for path in _paths(event)):
+            self.wake(self.kind)
+
+
+class Watcher:
+    """Watchdog observers on a git directory and an inbox; `start()` / `stop()`."""
+
+    def __init__(self, git_dir: Path, branch: str | None, inbox: Path | None, wake: Callable[[str], None], poll: float | None = None):
+        self.git_dir = Path(git_dir).absolute()
+        self.branch = branch
+        self.inbox = Path(inbox).absolute() if inbox else None
+        self.wake = wake
+        self.poll = poll
+        self._observer: BaseObserver | None = None
+
+    def refs_wanted(self, path: str) -> bool:
+        """HEAD, packed-refs, or the followed branch's ref (also its `.lock` being renamed)."""
+        name = path[:-5] if path.endswith(".lock") else path
+        interesting = {str(self.git_dir / "HEAD"), str(self.git_dir / "packed-refs")}
+        if self.branch:
+            interesting.add(str(self.git_dir / "refs" / "heads" / self.branch))
+        return name in interesting
+
+    def inbox_wanted(self, path: str) -> bool:
+        name = os.path.basename(path)
+        return self.inbox is not None and os.path.dirname(path) == str(self.inbox) and name.endswith(".json") and not name.startswith(".")
+
+    def start(self) -> None:
+        observer = PollingObserver(timeout=self.poll) if self.poll else Observer()
+        git_handler = _Handler(GIT, self.refs_wanted, self.wake)
+        observer.schedule(git_handler, str(self.git_dir), recursive=False)
+        if (self.git_dir / "refs").is_dir():
+            observer.schedule(git_handler, str(self.git_dir / "refs"), recursive=True)
+        if self.inbox is not None:
+            observer.schedule(_Handler(INBOX, self.inbox_wanted, self.wake), str(self.inbox), recursive=False)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+        log.debug("watching %s (branch %s)%s", self.git_dir, self.branch or "HEAD", f" by polling every {self.poll}s" if self.poll else " with inotify")
+
+    def stop(self) -> None:
+        if self._observer is None:
+            return
+        self._observer.stop()
+        try:
+            self._observer.join(timeout=5)
+        except RuntimeError:  # never started
+            pass
+        self._observer = None
+
+    @property
+    def alive(self) -> bool:
+        return self._observer is not None and self._observer.is_alive()
+
+
+class Debounce:
+    """Wait for a burst of events to go quiet: `quiet` seconds without one, at most `limit`.
+
+    `note()` records an event (any thread); `settle()` blocks until the burst is over and
+    returns how many events it absorbed. The clock is injectable for tests.
+    """
+
+    def __init__(self, quiet: float = 0.02, limit: float = 0.25, clock: Callable[[], float] = time.monotonic):
+        self.quiet, self.limit, self.clock = quiet, limit, clock
+        self._changed = threading.Condition()
+        self._last = 0.0
+        self._count = 0
+
+    def note(self) -> None:
+        with self._changed:
+            self._last = self.clock()
+            self._count += 1
+            self._changed.notify_all()
+
+    def settle(self) -> int:
+        start = self.clock()
+        with self._changed:
+            while True:
+                now = self.clock()
+                remaining = min(self._last + self.quiet, start + self.limit) - now
+                if remaining <= 0:
+                    absorbed, self._count = self._count, 0
+                    return absorbed
+                self._changed.wait(remaining)

@@ -1,0 +1,65 @@
+"""Inbox requests: atomic hand-over, oldest first, replies, bad files set aside."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from gitflowd import inbox
+from gitflowd.errors import StateError
+
+
+def test_submit_read_answer_round_trip(tmp_path: Path) -> None:
+    first = inbox.submit(tmp_path, inbox.Request("run", {"dag": "a", "params": {"k": "v"}}))
+    second = inbox.submit(tmp_path, inbox.Request("backfill", {"dag": "b"}))
+    assert inbox.pending(tmp_path) == [first, second]
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+    request = inbox.read(first)
+    assert request.kind == "run" and request.args == {"dag": "a", "params": {"k": "v"}}
+    inbox.answer(tmp_path, first, request.id, inbox.Reply(ok=True, runs=[("a", "manual__1")]))
+    assert inbox.pending(tmp_path) == [second]
+    reply = inbox.wait_reply(tmp_path, request.id, timeout=5)
+    assert reply.ok and reply.runs == [("a", "manual__1")]
+    assert not (inbox.replies_dir(tmp_path) / f"{request.id}.json").exists()
+
+
+def test_reply_written_by_another_thread_is_awaited(tmp_path: Path) -> None:
+    path = inbox.submit(tmp_path, inbox.Request("resume", {"dag": "a", "run_id": "r"}))
+    request = inbox.read(path)
+    timer = threading.Timer(0.2, inbox.answer, (tmp_path, path, request.id, inbox.Reply(ok=False, error="unknown run 'r'")))
+    timer.start()
+    reply = inbox.wait_reply(tmp_path, request.id, timeout=20)
+    timer.join()
+    assert not reply.ok and reply.error == "unknown run 'r'"
+
+
+def test_no_reply_from_a_dead_daemon_is_a_clear_error(tmp_path: Path) -> None:
+    request = inbox.Request("run", {"dag": "a"})
+    inbox.submit(tmp_path, request)
+    with pytest.raises(StateError, match=f"did not answer request {request.id}"):
+        inbox.wait_reply(tmp_path, request.id, timeout=30, alive=lambda: False)
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"kind": "run"}', '{"kind": "explode", "args": {}, "id": "x"}', ""])
+def test_bad_request_files_are_named_and_set_aside(tmp_path: Path, text: str) -> None:
+    folder = inbox.inbox_dir(tmp_path)
+    folder.mkdir(parents=True)
+    bad = folder / "5-bad.json"
+    bad.write_text(text)
+    with pytest.raises(ValueError, match="5-bad.json"):
+        inbox.read(bad)
+    inbox.set_aside(tmp_path, bad, "unreadable")
+    assert inbox.pending(tmp_path) == [] and (folder / "bad" / "5-bad.json").exists()
+
+
+def test_unknown_kind_is_refused_at_submit(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown request kind 'nap'"):
+        inbox.submit(tmp_path, inbox.Request("nap", {}))
+
+
+def test_unwritable_inbox_is_a_state_error(tmp_path: Path) -> None:
+    (tmp_path / "inbox").write_text("a file where a directory should be")
+    with pytest.raises(StateError, match="cannot write a request into"):
+        inbox.submit(tmp_path, inbox.Request("run", {"dag": "a"}))

@@ -1,0 +1,140 @@
+"""The watcher wakes on real commits, pushes and inbox renames (real inotify, real git)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import GitRepo, git
+from gitflowd.watch import GIT, INBOX, Debounce, Watcher
+
+WAIT = 20.0  # generous: the machine is shared
+
+
+class Wakes:
+    """Records wake-ups; `wait_for(kind)` blocks until one of that kind arrives."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, kind: str) -> None:
+        with self.cond:
+            self.kinds.append(kind)
+            self.cond.notify_all()
+
+    def wait_for(self, kind: str, timeout: float = WAIT) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: kind in self.kinds, timeout)
+
+    def clear(self) -> None:
+        with self.cond:
+            self.kinds.clear()
+
+
+def watching(repo_git_dir: Path, branch: str | None, inbox: Path | None, poll: float | None = None) -> tuple[Watcher, Wakes]:
+    wakes = Wakes()
+    watcher = Watcher(repo_git_dir, branch, inbox, wakes, poll=poll)
+    watcher.start()
+    return watcher, wakes
+
+
+@pytest.mark.parametrize("poll", [None, 0.1])
+def test_a_commit_on_the_followed_branch_wakes(make_repo: Callable[..., GitRepo], poll: float | None) -> None:
+    repo = make_repo({"a.txt": "1"})
+    watcher, wakes = watching(repo.path / ".git", "main", None, poll)
+    try:
+        assert watcher.alive
+        repo.commit({"a.txt": "2"})
+        assert wakes.wait_for(GIT)
+    finally:
+        watcher.stop()
+    assert not watcher.alive
+
+
+def test_other_branches_and_work_tree_edits_do_not_wake(make_repo: Callable[..., GitRepo]) -> None:
+    repo = make_repo({"a.txt": "1"})
+    git(repo.path, "branch", "other")
+    watcher, wakes = watching(repo.path / ".git", "main", None)
+    try:
+        (repo.path / "a.txt").write_text("uncommitted")
+        git(repo.path, "update-ref", "refs/heads/other", "HEAD")
+        git(repo.path, "tag", "v1")
+        # a sentinel we know wakes: everything before it was delivered first, in order
+        repo.commit({"a.txt": "2"})
+        assert wakes.wait_for(GIT)
+        time.sleep(0.3)
+        assert set(wakes.kinds) == {GIT}
+    finally:
+        watcher.stop()
+
+
+def test_a_push_to_a_bare_repository_wakes(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    work = make_repo({"a.txt": "1"})
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(work.path), str(bare))
+    git(work.path, "remote", "add", "origin", str(bare))
+    watcher, wakes = watching(bare, "main", None)
+    try:
+        for i in range(10):
+            work.commit({"a.txt": str(i)})
+        git(work.path, "push", "-q", "origin", "main")
+        assert wakes.wait_for(GIT)
+    finally:
+        watcher.stop()
+
+
+def test_packed_refs_rewrite_wakes(make_repo: Callable[..., GitRepo]) -> None:
+    repo = make_repo({"a.txt": "1"})
+    watcher, wakes = watching(repo.path / ".git", "main", None)
+    try:
+        git(repo.path, "pack-refs", "--all")
+        assert wakes.wait_for(GIT)
+    finally:
+        watcher.stop()
+
+
+def test_a_request_renamed_into_the_inbox_wakes(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    repo = make_repo({"a.txt": "1"})
+    inbox = tmp_path / "state" / "inbox"
+    inbox.mkdir(parents=True)
+    watcher, wakes = watching(repo.path / ".git", "main", inbox)
+    try:
+        (inbox / ".x.json.tmp").write_text("{}")
+        (inbox / ".x.json.tmp").rename(inbox / "1-x.json")
+        assert wakes.wait_for(INBOX)
+        assert GIT not in wakes.kinds
+    finally:
+        watcher.stop()
+
+
+def test_debounce_waits_for_quiet_and_absorbs_the_burst() -> None:
+    now = [0.0]
+    debounce = Debounce(quiet=0.05, limit=1.0, clock=lambda: now[0])
+    for _ in range(10):
+        debounce.note()
+    now[0] = 0.06
+    assert debounce.settle() == 10
+    assert debounce.settle() == 0  # nothing new since
+
+
+def test_debounce_gives_up_waiting_at_the_limit() -> None:
+    debounce = Debounce(quiet=0.05, limit=0.2)
+    stop = threading.Event()
+
+    def chatter() -> None:
+        while not stop.is_set():
+            debounce.note()
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    try:
+        assert debounce.settle() > 0  # returns although events keep coming
+    finally:
+        stop.set()
+        thread.join()
