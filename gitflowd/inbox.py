@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitflowd.atomic import fsync_dir, write_atomic
 from gitflowd.errors import StateError
 
 log = logging.getLogger(__name__)
@@ -57,33 +58,13 @@ def replies_dir(state: Path) -> Path:
     return inbox_dir(state) / "replies"
 
 
-def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary sibling, fsync it, rename it into place, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    with open(temp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def submit(state: Path, request: Request) -> Path:
     """Hand `request` to the daemon; returns the request file's path."""
     if request.kind not in KINDS:
         raise ValueError(f"unknown request kind {request.kind!r}")
     path = inbox_dir(state) / f"{time.time_ns():020d}-{request.id}.json"
     try:
-        write_atomic(path, asdict(request))
+        write_atomic(path, json.dumps(asdict(request)), durable=True)
     except OSError as exc:
         raise StateError(f"cannot write a request into {path.parent}: {exc.strerror or exc}") from None
     return path
@@ -112,7 +93,7 @@ def read(path: Path) -> Request:
 def answer(state: Path, path: Path, request_id: str | None, reply: Reply) -> None:
     """Write the reply (when the request had an id) and remove the request from the inbox."""
     if request_id:
-        write_atomic(replies_dir(state) / f"{request_id}.json", asdict(reply))
+        write_atomic(replies_dir(state) / f"{request_id}.json", json.dumps(asdict(reply)), durable=True)
     path.unlink(missing_ok=True)
     fsync_dir(path.parent)
 
