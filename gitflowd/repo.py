@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 import git
 from gitdb.exc import BadName, BadObject
 
+from gitflowd.atomic import fsync_dir
 from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, Problem, RepoError
 from gitflowd.loader import load_dag, suggest
@@ -192,7 +193,7 @@ class Repo:
             if not target.is_dir():  # not a lost race: a real failure
                 raise
             return target
-        _fsync_dir(root)
+        fsync_dir(root)
         log.info("checked out %s at %s", sha[:8], target)
         return target
 
@@ -308,10 +309,3 @@ def _remove_tree(root: Path) -> None:
         Path(dirpath).chmod(0o755)
     shutil.rmtree(root, ignore_errors=True)
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
