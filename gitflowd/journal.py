@@ -3,7 +3,7 @@
 Flow: `JournalWriter(path)` creates the file (fsyncing its directory) or opens it, keeps
 the longest valid prefix and truncates a torn tail -> `append(*records)` stamps each record
 with `v`, `seq`, `ts` and `crc`, writes the batch with one `write` and one `fsync` (group
-commit) -> `read(path)` returns the records, dropping a torn tail with a warning and
+commit; `sync=False` defers the fsync to the next batch) -> `read(path)` returns the records, dropping a torn tail with a warning and
 raising `CorruptRecord` for a damaged record that is followed by valid ones.
 
 A line is `{...canonical JSON of the record without crc...,"crc":N}` where N is the CRC-32
@@ -168,8 +168,12 @@ class JournalWriter:
             os.fsync(self._fd)
         return records
 
-    def append(self, *records: dict[str, Any]) -> list[dict[str, Any]]:
-        """Stamp and durably write records as one batch; returns the stamped records."""
+    def append(self, *records: dict[str, Any], sync: bool = True) -> list[dict[str, Any]]:
+        """Stamp and write records as one batch; returns the stamped records.
+
+        With `sync=False` the batch is written (readers see it) but made durable only by
+        the next synced batch: for records nobody acts on, e.g. that a task started.
+        """
         if self._broken is not None:
             raise JournalWriteError(f"{self.path}: journal unusable after an earlier failure: {self._broken}")
         if not records:
@@ -179,16 +183,17 @@ class JournalWriter:
         for record in records:
             seq = self.next_seq + len(stamped)
             stamped.append({**record, "v": FORMAT_VERSION, "seq": seq, "ts": record.get("ts", ts)})
-        self._write_all(b"".join(encode(r) for r in stamped))
+        self._write_all(b"".join(encode(r) for r in stamped), sync)
         self.next_seq += len(stamped)
         return stamped
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, data: bytes, sync: bool) -> None:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view):]
-            os.fsync(self._fd)
+            if sync:
+                os.fsync(self._fd)
         except OSError as exc:
             self._broken = exc
             error = JournalWriteError(f"{self.path}: journal write failed: {exc.strerror or exc}")

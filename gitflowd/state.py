@@ -7,12 +7,20 @@ ask questions of `RunState` values and never open journals themselves.
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
+from gitflowd import journal
 from gitflowd.dag import Dag
+from gitflowd.errors import JournalCorrupt, RunNotFound, StateError
+
+log = logging.getLogger(__name__)
 
 
 class TaskStatus(str, Enum):
@@ -68,6 +76,9 @@ class AttemptState:
     exit_code: int | None = None
     pid: int | None = None
     host: str | None = None
+    pgid: int | None = None
+    log: str | None = None  # path of the attempt's log file
+    retry_at: datetime | None = None  # set when this attempt failed and another one follows
 
     @property
     def duration(self) -> float | None:
@@ -81,6 +92,7 @@ class TaskState:
     task_id: str
     state: TaskStatus = TaskStatus.PENDING
     attempts: list[AttemptState] = field(default_factory=list)
+    reason: str = ""  # why it was skipped / upstream_failed
 
     @property
     def started(self) -> datetime | None:
@@ -117,3 +129,237 @@ class RunState:
     resumes: list[dict[str, Any]] = field(default_factory=list)  # ts, commit, tasks re-run
     journal_path: str = ""
     last_seq: int = -1
+    runner_pid: int | None = None  # the process that executes (or last executed) the run
+    runner_host: str | None = None
+
+
+# -- replay: journal records -> RunState ---------------------------------------------------
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def new_run_state(record: dict[str, Any], path: str = "") -> RunState:
+    """The RunState that a `run_created` record describes."""
+    dag = Dag.from_dict(record["dag"])
+    return RunState(
+        dag_id=record["dag_id"],
+        run_id=record["run_id"],
+        kind=record["kind"],
+        dag=dag,
+        commit=record["commit"],
+        logical_date=datetime.fromisoformat(record["logical_date"]),
+        data_interval_start=_time(record.get("data_interval_start")),
+        data_interval_end=_time(record.get("data_interval_end")),
+        params=dict(record.get("params") or {}),
+        commit_info=dict(record.get("commit_info") or {}),
+        created=_time(record.get("ts")),
+        tasks={task_id: TaskState(task_id) for task_id in dag.tasks},
+        journal_path=path,
+        last_seq=record.get("seq", 0),
+    )
+
+
+def _attempt(task: TaskState, number: int) -> AttemptState:
+    for attempt in reversed(task.attempts):
+        if attempt.number == number:
+            return attempt
+    attempt = AttemptState(number=number, state=TaskStatus.RUNNING)  # an end without a start
+    task.attempts.append(attempt)
+    return attempt
+
+
+def _on_run_started(run: RunState, rec: dict[str, Any]) -> None:
+    run.state = RunStatus.RUNNING
+    run.started = run.started or _time(rec["ts"])
+    run.ended = None
+    run.runner_pid, run.runner_host = rec.get("pid"), rec.get("host")
+
+
+def _on_task_started(run: RunState, rec: dict[str, Any]) -> None:
+    task = run.tasks[rec["task"]]
+    task.state = TaskStatus.RUNNING
+    task.attempts.append(AttemptState(
+        number=rec["attempt"], state=TaskStatus.RUNNING, started=_time(rec["ts"]),
+        pid=rec.get("pid"), pgid=rec.get("pgid"), host=rec.get("host"), log=rec.get("log"),
+    ))
+    if run.state is not RunStatus.RUNNING:
+        run.state = RunStatus.RUNNING
+        run.started = run.started or _time(rec["ts"])
+
+
+def _on_task_finished(run: RunState, rec: dict[str, Any]) -> None:
+    task = run.tasks[rec["task"]]
+    attempt = _attempt(task, rec["attempt"])
+    attempt.state = TaskStatus(rec["state"])
+    attempt.ended = _time(rec["ts"])
+    attempt.exit_code = rec.get("exit_code")
+    attempt.retry_at = _time(rec.get("retry_at"))
+    task.state = TaskStatus.UP_FOR_RETRY if attempt.retry_at else attempt.state
+
+
+def _on_task_skipped(run: RunState, rec: dict[str, Any]) -> None:
+    task = run.tasks[rec["task"]]
+    task.state = TaskStatus(rec["state"])
+    task.reason = rec.get("reason", "")
+
+
+def _on_tasks_cleared(run: RunState, rec: dict[str, Any]) -> None:
+    for task_id in rec["tasks"]:
+        if task_id in run.tasks:
+            run.tasks[task_id].state = TaskStatus.PENDING
+            run.tasks[task_id].reason = ""
+    run.state, run.ended = RunStatus.QUEUED, None
+
+
+def _on_run_resumed(run: RunState, rec: dict[str, Any]) -> None:
+    if rec.get("dag"):
+        run.dag = Dag.from_dict(rec["dag"])
+        run.tasks = {t: run.tasks.get(t) or TaskState(t) for t in run.dag.tasks}
+    run.commit = rec.get("commit", run.commit)
+    ended = _time(rec["ts"])
+    for item in rec.get("interrupted", ()):
+        if item["task"] in run.tasks:
+            attempt = _attempt(run.tasks[item["task"]], item["attempt"])
+            attempt.state, attempt.ended = TaskStatus.INTERRUPTED, attempt.ended or ended
+    for task_id in rec.get("tasks", ()):
+        if task_id in run.tasks:
+            run.tasks[task_id].state, run.tasks[task_id].reason = TaskStatus.PENDING, ""
+    run.state, run.ended = RunStatus.RUNNING, None
+    run.resumes.append({"ts": ended, "commit": run.commit, "tasks": list(rec.get("tasks", ()))})
+
+
+def _on_run_finished(run: RunState, rec: dict[str, Any]) -> None:
+    run.state = RunStatus(rec["state"])
+    run.ended = _time(rec["ts"])
+    for task in run.tasks.values():  # an interrupted run leaves no task "running"
+        if task.state is TaskStatus.RUNNING:
+            task.state = TaskStatus.INTERRUPTED
+            task.attempts[-1].state = TaskStatus.INTERRUPTED
+
+
+_HANDLERS: dict[str, Callable[[RunState, dict[str, Any]], None]] = {
+    journal.RUN_STARTED: _on_run_started,
+    journal.TASK_STARTED: _on_task_started,
+    journal.TASK_FINISHED: _on_task_finished,
+    journal.TASK_SKIPPED: _on_task_skipped,
+    journal.TASKS_CLEARED: _on_tasks_cleared,
+    journal.RUN_RESUMED: _on_run_resumed,
+    journal.RUN_FINISHED: _on_run_finished,
+}
+
+
+def apply(run: RunState, record: dict[str, Any]) -> None:
+    """Fold one record (not `run_created`) into `run`; unknown events are ignored."""
+    handler = _HANDLERS.get(record["event"])
+    if handler is not None:
+        handler(run, record)
+    run.last_seq = record.get("seq", run.last_seq)
+
+
+def replay(records: Iterable[dict[str, Any]], path: str = "") -> RunState:
+    """The RunState of a journal's records; StateError if they do not start a run."""
+    iterator = iter(records)
+    first = next(iterator, None)
+    if first is None or first.get("event") != journal.RUN_CREATED:
+        raise StateError(f"{path or 'journal'}: does not start with a run_created record")
+    run = new_run_state(first, path)
+    try:
+        for record in iterator:
+            apply(run, record)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise JournalCorrupt(path, record.get("seq", 0) + 1, f"unexpected {record.get('event')!r} record: {exc!r}") from None
+    return run
+
+
+def read_run(path: str | os.PathLike[str]) -> RunState:
+    """Read and replay one journal; damage in the middle is a JournalCorrupt error."""
+    try:
+        records = journal.read(path)
+    except journal.CorruptRecord as exc:
+        raise JournalCorrupt(exc.path, exc.line, exc.reason) from None
+    return replay(records, str(path))
+
+
+# -- the state directory ---------------------------------------------------------------
+
+
+def _run_id_key(run_id: str) -> tuple[str, int, str]:
+    """Sort key of `kind__YYYYmmddTHHMMSSZ[-N]`: by time, then counter (newest last)."""
+    stamp = run_id.split("__", 1)[-1]
+    base, _, counter = stamp.partition("-")
+    return base, int(counter) if counter.isdigit() else 1, run_id
+
+
+class StateDir:
+    """The layout of a state directory (DESIGN.md section 4) and read access to its runs."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+        self.logs_dir = self.root / "logs"
+        self.checkouts = self.root / "checkouts"
+        self.workspaces = self.root / "workspaces"
+        self.inbox = self.root / "inbox"
+        self.lock_path = self.root / "daemon.lock"
+        self.broken: list[tuple[str, str]] = []  # (journal path, error) from the last runs()
+        self._cache: dict[Path, tuple[tuple[int, int, int], RunState]] = {}
+
+    def journal_path(self, dag_id: str, run_id: str) -> Path:
+        return self.runs_dir / dag_id / f"{run_id}.jsonl"
+
+    def log_path(self, dag_id: str, run_id: str, task_id: str, attempt: int) -> Path:
+        return self.logs_dir / dag_id / run_id / f"{task_id}.{attempt}.log"
+
+    def workspace(self, dag_id: str, run_id: str) -> Path:
+        return self.workspaces / dag_id / run_id
+
+    def dag_ids(self) -> list[str]:
+        """DAGs that have at least one run journal, sorted."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir() and any(p.glob("*.jsonl")))
+
+    def run_ids(self, dag_id: str) -> list[str]:
+        """Run ids of a DAG, newest first."""
+        folder = self.runs_dir / dag_id
+        ids = [p.name[:-6] for p in folder.glob("*.jsonl")] if folder.is_dir() else []
+        return sorted(ids, key=_run_id_key, reverse=True)
+
+    def load_run(self, dag_id: str, run_id: str) -> RunState:
+        """Replay one run's journal (always fresh from disk)."""
+        path = self.journal_path(dag_id, run_id)
+        if not path.is_file():
+            raise RunNotFound(dag_id, run_id)
+        return read_run(path)
+
+    def runs(self, dag_id: str | None = None) -> list[RunState]:
+        """Every run (of one DAG or all), newest first; a damaged journal is logged,
+        listed in `self.broken` and skipped so that the others still load.
+
+        Results are cached by file identity and size: do not mutate them.
+        """
+        self.broken = []
+        result = []
+        for dag in [dag_id] if dag_id else self.dag_ids():
+            for run_id in self.run_ids(dag):
+                run = self._cached(self.journal_path(dag, run_id))
+                if run is not None:
+                    result.append(run)
+        return sorted(result, key=lambda r: (r.logical_date, _run_id_key(r.run_id)), reverse=True)
+
+    def _cached(self, path: Path) -> RunState | None:
+        try:
+            info = path.stat()
+            key = (info.st_ino, info.st_size, info.st_mtime_ns)
+            hit = self._cache.get(path)
+            if hit and hit[0] == key:
+                return hit[1]
+            run = read_run(path)
+        except (OSError, JournalCorrupt, StateError) as exc:
+            log.error("%s", exc)
+            self.broken.append((str(path), str(exc)))
+            return None
+        self._cache[path] = (key, run)
+        return run

@@ -1,0 +1,317 @@
+"""The local executor: every task attempt is an OS process in its own process group.
+
+Flow: `submit(spec)` opens the attempt's log, starts the process (`cmd` via /bin/sh -c,
+`argv` directly, `call` in a fresh Python interpreter)
+in a new session with stdout and stderr on the log file, and registers a pidfd with a
+selector -> `wait()` blocks on the pidfds, a wakeup pipe and the nearest kill deadline
+(no polling) -> when a process exits, whatever is left of its group is SIGKILLed (a task
+leaves nothing behind), the process is reaped and a `Completion` returned. A timeout or
+cancel sends SIGTERM to the group, then SIGKILL after `kill_grace` seconds.
+
+`find_run_processes` / `kill_process_groups` find and stop the orphans of a runner that
+died (matched by GITFLOWD_DAG and GITFLOWD_RUN_ID in /proc/<pid>/environ).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitflowd.executors.base import Completion, Executor, Outcome, Started, TaskSpec
+
+log = logging.getLogger(__name__)
+
+DROPPED_ENV = ("NOTIFY_SOCKET", "GITFLOWD_SECRETS_FILE")
+DROPPED_ENV_PREFIXES = ("WATCHDOG_",)
+_WAKE = object()
+
+
+def task_base_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The runner's environment minus what must not leak into tasks (systemd's notify socket...)."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k not in DROPPED_ENV and not k.startswith(DROPPED_ENV_PREFIXES)}
+
+
+@dataclass
+class _Live:
+    spec: TaskSpec
+    pid: int
+    pidfd: int
+    started: float
+    proc: subprocess.Popen[bytes]
+    token: int
+    outcome: Outcome = Outcome.EXITED
+    term_sent: bool = field(default=False)
+
+
+class LocalExecutor(Executor):
+    def __init__(self, kill_grace: float = 10.0, environ: Mapping[str, str] | None = None):
+        self.kill_grace = kill_grace
+        self._base_env = task_base_env(environ)
+        self._host = socket.gethostname()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self._live: dict[str, _Live] = {}
+        self._done: list[Completion] = []
+        self._deadlines: list[tuple[float, int, str, str]] = []  # (when, token, key, action)
+        self._tokens = itertools.count()
+        self._log_dirs: set[str] = set()
+
+    @property
+    def running(self) -> int:
+        return len(self._live)
+
+    # -- starting ---------------------------------------------------------------------
+
+    def submit(self, spec: TaskSpec) -> Started:
+        if spec.key in self._live:
+            raise ValueError(f"task {spec.key!r} is already running")
+        try:
+            log_fd = self._open_log(spec.log_path)
+        except OSError as exc:
+            return self._not_started(spec, f"cannot open log file {spec.log_path}: {exc.strerror or exc}")
+        try:
+            pid, proc = self._start(spec, log_fd)
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            os.write(log_fd, f"gitflowd: cannot start task: {exc}\n".encode())
+            return self._not_started(spec, str(exc))
+        finally:
+            os.close(log_fd)
+        live = _Live(spec, pid, pidfd, time.monotonic(), proc, next(self._tokens))
+        self._live[spec.key] = live
+        self._selector.register(pidfd, selectors.EVENT_READ, spec.key)
+        if spec.timeout is not None:
+            heapq.heappush(self._deadlines, (live.started + spec.timeout, live.token, spec.key, "timeout"))
+        return Started(spec.key, pid, pid, self._host)
+
+    def _open_log(self, path: str) -> int:
+        folder = os.path.dirname(path)
+        if folder not in self._log_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._log_dirs.add(folder)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+
+    def _start(self, spec: TaskSpec, log_fd: int) -> tuple[int, subprocess.Popen[bytes]]:
+        env = {**self._base_env, **spec.env} if spec.env else self._base_env
+        if spec.cmd is not None:
+            args = ["/bin/sh", "-c", spec.cmd]
+        elif spec.argv is not None:
+            args = list(spec.argv)
+        else:
+            args = call_argv(spec.call or "", spec.sys_path)
+        proc = subprocess.Popen(
+            args, stdin=self._devnull, stdout=log_fd, stderr=log_fd, cwd=spec.cwd, env=env,
+            start_new_session=True, close_fds=True,
+        )
+        return proc.pid, proc
+
+    def _not_started(self, spec: TaskSpec, error: str) -> Started:
+        self._done.append(Completion(spec.key, Outcome.ERROR, None, 0.0, error))
+        return Started(spec.key, None, None, self._host)
+
+    # -- waiting ----------------------------------------------------------------------
+
+    def wait(self, timeout: float | None = None, before_block: Callable[[], None] | None = None) -> list[Completion]:
+        end = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        blocking = False
+        while True:
+            now = time.monotonic()
+            self._fire_deadlines(now)
+            woke = self._poll(self._delay(now, end) if blocking else 0.0)
+            if self._done or woke:
+                return self._take_done()
+            if (end is not None and time.monotonic() >= end) or (end is None and not self._live):
+                return []
+            if not blocking and before_block is not None:
+                before_block()
+            blocking = True
+
+    def _delay(self, now: float, end: float | None) -> float | None:
+        candidates = [t for t in (end, self._deadlines[0][0] if self._deadlines else None) if t is not None]
+        return max(min(candidates) - now, 0.0) if candidates else None
+
+    def _poll(self, delay: float | None) -> bool:
+        """Handle ready fds; True if woken through the wakeup pipe."""
+        woke = False
+        for key, _ in self._selector.select(delay):
+            if key.data is _WAKE:
+                _drain(self._wake_r)
+                woke = True
+            else:
+                self._reap(self._live[key.data])
+        return woke
+
+    def _reap(self, live: _Live) -> None:
+        # The leader is a zombie until reaped, so its pgid cannot have been reused yet:
+        # kill whatever it left in its group, then reap.
+        _signal_group(live.pid, signal.SIGKILL)
+        self._selector.unregister(live.pidfd)
+        os.close(live.pidfd)
+        code = live.proc.wait()
+        del self._live[live.spec.key]
+        self._done.append(Completion(live.spec.key, live.outcome, code, time.monotonic() - live.started))
+
+    def _take_done(self) -> list[Completion]:
+        done, self._done = self._done, []
+        return done
+
+    def _fire_deadlines(self, now: float) -> None:
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, token, key, action = heapq.heappop(self._deadlines)
+            live = self._live.get(key)
+            if live is None or live.token != token:
+                continue
+            if action == "kill":
+                log.warning("task %s ignored SIGTERM for %.0fs: SIGKILL", key, self.kill_grace)
+                _signal_group(live.pid, signal.SIGKILL)
+            else:
+                self._terminate(live, Outcome.TIMEOUT if action == "timeout" else Outcome.CANCELLED)
+
+    def _terminate(self, live: _Live, outcome: Outcome) -> None:
+        if live.term_sent:
+            return
+        live.outcome, live.term_sent = outcome, True
+        _signal_group(live.pid, signal.SIGTERM)
+        heapq.heappush(self._deadlines, (time.monotonic() + self.kill_grace, live.token, live.spec.key, "kill"))
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def cancel(self, key: str) -> None:
+        live = self._live.get(key)
+        if live is not None:
+            self._terminate(live, Outcome.CANCELLED)
+
+    def kill(self, key: str) -> None:
+        """SIGKILL a task's group now (a second Ctrl-C)."""
+        live = self._live.get(key)
+        if live is not None:
+            live.outcome = live.outcome if live.term_sent else Outcome.CANCELLED
+            _signal_group(live.pid, signal.SIGKILL)
+
+    def wakeup(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full: a wakeup is pending anyway
+
+    def shutdown(self) -> list[Completion]:
+        for key in list(self._live):
+            self.cancel(key)
+        done: list[Completion] = []
+        while self._live or self._done:
+            done.extend(self.wait())
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w, self._devnull):
+            os.close(fd)
+        return done
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal a task's process group; before the child called setsid, just the child."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    except PermissionError:
+        log.warning("not allowed to signal process group %d", pid)
+
+
+# -- call tasks --------------------------------------------------------------------------
+
+# A fresh interpreter runs `module:function` with the checkout first on sys.path. This is
+# what the `spawn` multiprocessing context does, minus its re-import of the parent's
+# __main__ (the CLI script, the daemon, pytest) in every child: slow, and unsafe.
+_CALL_BOOTSTRAP = """\
+import importlib, sys
+call, paths = sys.argv[1], sys.argv[2:]
+sys.path[:0] = paths
+module, _, attrs = call.partition(":")
+target = importlib.import_module(module)
+for attr in attrs.split("."):
+    target = getattr(target, attr)
+target()
+"""
+
+
+def call_argv(call: str, sys_path: Iterable[str]) -> list[str]:
+    """The command line that runs a `call` task."""
+    return [sys.executable, "-c", _CALL_BOOTSTRAP, call, *sys_path]
+
+
+# -- orphans of a runner that died --------------------------------------------------------
+
+
+def find_run_processes(dag_id: str, run_id: str) -> dict[int, list[int]]:
+    """Process groups (pgid -> pids) of live processes started for this run."""
+    wanted = (f"\0GITFLOWD_DAG={dag_id}\0".encode(), f"\0GITFLOWD_RUN_ID={run_id}\0".encode())
+    mine = {os.getpid(), os.getpgrp()}
+    groups: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            environ = b"\0" + Path(entry.path, "environ").read_bytes()
+            if not all(w in environ for w in wanted):
+                continue
+            stat = Path(entry.path, "stat").read_bytes()
+        except OSError:
+            continue  # gone, or not ours to read
+        pgid = int(stat[stat.rindex(b")") + 2:].split()[2])
+        if pgid not in mine:
+            groups.setdefault(pgid, []).append(int(entry.name))
+    return groups
+
+
+def kill_process_groups(groups: Mapping[int, Iterable[int]], grace: float) -> None:
+    """SIGTERM each group, wait up to `grace` for its processes to exit, SIGKILL the rest."""
+    pidfds = []
+    for pgid, pids in groups.items():
+        log.warning("killing orphaned process group %d (pids %s)", pgid, ", ".join(map(str, pids)))
+        for pid in pids:
+            try:
+                pidfds.append(os.pidfd_open(pid))
+            except OSError:
+                pass
+        _signal_group(pgid, signal.SIGTERM)
+    _wait_all(pidfds, grace)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGKILL)
+
+
+def _wait_all(pidfds: list[int], grace: float) -> None:
+    end = time.monotonic() + grace
+    with selectors.DefaultSelector() as selector:
+        for fd in pidfds:
+            selector.register(fd, selectors.EVENT_READ)
+        remaining = len(pidfds)
+        while remaining and time.monotonic() < end:
+            for key, _ in selector.select(max(end - time.monotonic(), 0)):
+                selector.unregister(key.fd)
+                remaining -= 1
+    for fd in pidfds:
+        os.close(fd)
