@@ -18,7 +18,7 @@ from gitflowd import __version__
 from gitflowd.errors import GitflowdError
 
 # Order here is the order of `gitflowd --help`.
-COMMANDS = ["validate", "list", "show"]
+COMMANDS = ["validate", "list", "show", "systemd-unit"]
 
 
 def _common_options() -> argparse.ArgumentParser:

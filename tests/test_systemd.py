@@ -1,0 +1,118 @@
+"""The service unit: the example file, `gitflowd systemd-unit`, `systemd-analyze verify` and `security`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gitflowd.commands.systemd_unit import EXAMPLE, unit_text
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_FILE = ROOT / "examples" / "systemd" / "gitflowd.service"
+ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.fixture
+def analyze() -> str:
+    if ANALYZE is None:
+        if os.environ.get("GITFLOWD_REQUIRE_SYSTEMD") == "1":
+            pytest.fail("systemd-analyze is not installed but GITFLOWD_REQUIRE_SYSTEMD=1")
+        pytest.skip("systemd-analyze is not installed")
+    return ANALYZE
+
+
+def settings_of(text: str) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            result.setdefault(key, []).append(value)
+    return result
+
+
+def verify(analyze: str, unit: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=120)
+
+
+def exposure(analyze: str, unit: Path) -> float:
+    done = subprocess.run([analyze, "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=120)
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout)
+    assert match, done.stdout + done.stderr
+    return float(match.group(1))
+
+
+def write_unit(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    unit = folder / "gitflowd.service"
+    unit.write_text(text)
+    return unit
+
+
+def test_example_file_is_the_template_with_example_paths() -> None:
+    assert EXAMPLE_FILE.read_text() == unit_text(EXAMPLE), "regenerate examples/systemd/gitflowd.service from unit_text(EXAMPLE)"
+
+
+def test_example_has_the_required_settings() -> None:
+    unit = settings_of(EXAMPLE_FILE.read_text())
+    expected = {
+        "Type": "notify", "Restart": "on-failure", "KillMode": "mixed", "StateDirectory": "gitflowd", "User": "gitflowd",
+        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/lib/gitflowd", "ProtectHome": "yes", "PrivateTmp": "yes",
+    }
+    for key, value in expected.items():
+        assert unit[key] == [value], key
+    assert int(unit["WatchdogSec"][0]) > 0
+    grace = float(re.search(r"--grace (\S+)", unit["ExecStart"][0]).group(1))
+    assert float(unit["TimeoutStopSec"][0].rstrip("s")) > grace
+
+
+def test_tasks_keep_what_they_need() -> None:
+    """Shell and Python tasks need exec, W+X memory (JITs, ctypes), the network and a writable state dir."""
+    unit = settings_of(EXAMPLE_FILE.read_text())
+    for forbidden in ("MemoryDenyWriteExecute", "PrivateNetwork", "NoExecPaths", "IPAddressDeny", "ProcSubset"):
+        assert forbidden not in unit
+    assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(unit["RestrictAddressFamilies"][0].split())
+    assert "@system-service" in unit["SystemCallFilter"]
+    assert unit["SystemCallErrorNumber"] == ["EPERM"]  # a refused call fails, it does not kill the task
+
+
+def test_example_passes_verify_once_its_program_exists(analyze: str, tmp_path: Path) -> None:
+    text = EXAMPLE_FILE.read_text().replace("/usr/local/bin/gitflowd", sys.executable + " -m gitflowd")
+    done = verify(analyze, write_unit(tmp_path, text))
+    assert done.returncode == 0, done.stderr
+
+
+def test_example_exposure_is_at_most_3(analyze: str) -> None:
+    assert exposure(analyze, EXAMPLE_FILE) <= 3.0
+
+
+def test_generated_unit_passes_verify_and_security(analyze: str, cli: Callable[..., subprocess.CompletedProcess[str]], make_repo: Callable[..., object], tmp_path: Path) -> None:
+    repo = make_repo({"dags/a.toml": "[tasks.t]\ncmd = 'true'\n"})
+    done = cli("systemd-unit", "--repo", str(repo.path), "--grace", "200", "--parallelism", "3")
+    assert done.returncode == 0, done.stderr
+    unit = settings_of(done.stdout)
+    assert unit["ExecStart"][0].startswith(f"{sys.executable} -m gitflowd daemon --repo {repo.path} ")
+    assert "--grace 200 --parallelism 3" in unit["ExecStart"][0]
+    assert unit["TimeoutStopSec"] == ["230s"]
+    path = write_unit(tmp_path / "unit", done.stdout)
+    assert verify(analyze, path).returncode == 0, verify(analyze, path).stderr
+    assert exposure(analyze, path) <= 3.0
+
+
+def test_custom_paths_are_writable_quoted_and_home_is_read_only(analyze: str, cli: Callable[..., subprocess.CompletedProcess[str]], make_repo: Callable[..., object], tmp_path: Path) -> None:
+    repo = make_repo({"dags/a.toml": "[tasks.t]\ncmd = 'true'\n"})
+    state, site = tmp_path / "my state", Path("/home/ops/site")
+    done = cli("systemd-unit", "--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    assert done.returncode == 0, done.stderr
+    unit = settings_of(done.stdout)
+    assert unit["ReadWritePaths"] == [f'"{state}" {site}']
+    assert unit["ProtectHome"] == ["read-only"]
+    assert f'--state "{state}"' in unit["ExecStart"][0]
+    path = write_unit(tmp_path / "unit", done.stdout)
+    assert verify(analyze, path).returncode == 0
