@@ -7,17 +7,15 @@ present, `PollingObserver(poll)` when `poll` seconds are given) on
   renames it into place, so a rename onto the ref counts);
 - the inbox: a request file renamed into place.
 Each relevant event calls `wake(kind)` with `GIT` or `INBOX`; the handler does no work
-itself (it runs on watchdog's thread). The daemon coalesces: it waits for the events to
-go quiet (`Debounce`) and then reads the head once, so a burst of ten commits costs one
-reload of the newest.
+itself (it runs on watchdog's thread). The daemon coalesces: it notes events in a
+`Burst`, waits for them to go quiet and then reads the head once, so a burst of ten
+commits costs one reload of the newest.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,32 +99,33 @@ class Watcher:
         return self._observer is not None and self._observer.is_alive()
 
 
-class Debounce:
-    """Wait for a burst of events to go quiet: `quiet` seconds without one, at most `limit`.
-
-    `note()` records an event (any thread); `settle()` blocks until the burst is over and
-    returns how many events it absorbed. The clock is injectable for tests.
+class Burst:
+    """Coalesces a burst of events: due `quiet` seconds after the last one, or at the
+    latest `limit` seconds after the first. Pure bookkeeping: the caller passes the time.
     """
 
-    def __init__(self, quiet: float = 0.02, limit: float = 0.25, clock: Callable[[], float] = time.monotonic):
-        self.quiet, self.limit, self.clock = quiet, limit, clock
-        self._changed = threading.Condition()
+    def __init__(self, quiet: float = 0.02, limit: float = 0.25):
+        self.quiet, self.limit = quiet, limit
+        self._first: float | None = None
         self._last = 0.0
-        self._count = 0
+        self.count = 0
 
-    def note(self) -> None:
-        with self._changed:
-            self._last = self.clock()
-            self._count += 1
-            self._changed.notify_all()
+    def note(self, now: float) -> None:
+        if self._first is None:
+            self._first = now
+        self._last = now
+        self.count += 1
 
-    def settle(self) -> int:
-        start = self.clock()
-        with self._changed:
-            while True:
-                now = self.clock()
-                remaining = min(self._last + self.quiet, start + self.limit) - now
-                if remaining <= 0:
-                    absorbed, self._count = self._count, 0
-                    return absorbed
-                self._changed.wait(remaining)
+    def deadline(self) -> float | None:
+        """When the burst is over (None: no burst in progress)."""
+        if self._first is None:
+            return None
+        return min(self._last + self.quiet, self._first + self.limit)
+
+    def take(self, now: float) -> int:
+        """The number of events absorbed if the burst is over at `now` (then reset), else 0."""
+        deadline = self.deadline()
+        if deadline is None or now < deadline:
+            return 0
+        count, self.count, self._first = self.count, 0, None
+        return count

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GitRepo, git
-from gitflowd.watch import GIT, INBOX, Debounce, Watcher
+from gitflowd.watch import GIT, INBOX, Burst, Watcher
 
 WAIT = 20.0  # generous: the machine is shared
 
@@ -112,29 +112,22 @@ def test_a_request_renamed_into_the_inbox_wakes(make_repo: Callable[..., GitRepo
         watcher.stop()
 
 
-def test_debounce_waits_for_quiet_and_absorbs_the_burst() -> None:
-    now = [0.0]
-    debounce = Debounce(quiet=0.05, limit=1.0, clock=lambda: now[0])
-    for _ in range(10):
-        debounce.note()
-    now[0] = 0.06
-    assert debounce.settle() == 10
-    assert debounce.settle() == 0  # nothing new since
+def test_burst_waits_for_quiet_and_absorbs_the_burst() -> None:
+    burst = Burst(quiet=0.05, limit=1.0)
+    assert burst.deadline() is None and burst.take(100.0) == 0
+    for i in range(10):
+        burst.note(i * 0.01)
+    assert burst.deadline() == pytest.approx(0.14)
+    assert burst.take(0.1) == 0  # still inside the burst
+    assert burst.take(0.14) == 10
+    assert burst.deadline() is None and burst.take(5.0) == 0
 
 
-def test_debounce_gives_up_waiting_at_the_limit() -> None:
-    debounce = Debounce(quiet=0.05, limit=0.2)
-    stop = threading.Event()
-
-    def chatter() -> None:
-        while not stop.is_set():
-            debounce.note()
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=chatter)
-    thread.start()
-    try:
-        assert debounce.settle() > 0  # returns although events keep coming
-    finally:
-        stop.set()
-        thread.join()
+def test_burst_is_due_at_the_limit_even_if_events_keep_coming() -> None:
+    burst = Burst(quiet=0.05, limit=0.2)
+    now = 0.0
+    while burst.take(now) == 0:
+        burst.note(now)
+        now += 0.01
+        assert now < 1.0
+    assert 0.19 < now < 0.22  # the limit, not the quiet period, ended it
