@@ -102,7 +102,10 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str, path: str) -> Probl
     if match is None:
         return Problem(path, 1, f"invalid TOML: {message}")
     line = int(match.group(1)) if match.group(1) else max(len(text.splitlines()), 1)
-    return Problem(path, line, f"invalid TOML: {message[:match.start()]}")
+    message = message[:match.start()]
+    if message == "Illegal character '\\n'":
+        message += " (a string left open on this line?)"
+    return Problem(path, line, f"invalid TOML: {message}")
 
 
 def _show(value: Any) -> str:
@@ -114,16 +117,14 @@ def _show(value: Any) -> str:
     if isinstance(value, (date, time)):
         return value.isoformat()
     if isinstance(value, list):
-        return "an array"
+        return "an array" if value else "[]"
     if isinstance(value, dict):
         return "a table"
     return repr(value)
 
 
 def _label(where: tuple[str, ...]) -> str:
-    """`[tasks.fetch]`, `[tasks."a b"]` or `the top level`."""
-    if not where:
-        return "the top level"
+    """`[tasks.fetch]` or `[tasks."a b"]`."""
     parts = [p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in where]
     return "[" + ".".join(parts) + "]"
 
@@ -165,7 +166,7 @@ def _string_list(value: Any) -> tuple[str, ...]:
 def _duration(positive: bool) -> Callable[[Any], float]:
     def convert(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise _expected(f"a duration {DURATION_HINT[1:-1]}", value)
+            raise _expected('a duration ("90s", "10m", "1h30m" or seconds)', value)
         try:
             seconds = parse_duration(value)
         except ValueError:
@@ -347,7 +348,8 @@ class _Reader:
         for key in table:
             if key not in known:
                 hint = suggest(key, known) or (f" ({key} belongs in {_HOME[key]})" if key in _HOME else "")
-                self.problem(where + (key,), f"unknown key {key!r} in {_label(where)}{hint}")
+                place = f"in {_label(where)}" if where else "at the top level"
+                self.problem(where + (key,), f"unknown key {key!r} {place}{hint}")
 
     def table(self, where: tuple[str, ...], table: Any, spec: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:
         """Convert every known key of a table; report unknown keys and bad values."""
