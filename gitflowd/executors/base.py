@@ -14,7 +14,7 @@ distributed one would implement the same five methods.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -74,11 +74,10 @@ class Executor(ABC):
         """Start a task now. Failure to start is reported as a Completion, not raised."""
 
     @abstractmethod
-    def wait(self, timeout: float | None = None, before_block: Callable[[], None] | None = None) -> list[Completion]:
+    def wait(self, timeout: float | None = None) -> list[Completion]:
         """Completions so far, blocking up to `timeout` seconds (None = until one) if there are none.
 
-        `before_block` is called once if the call is about to block, so the caller can
-        flush work it deferred while hoping for an immediate completion.
+        Returns `[]` at once when nothing is live and `timeout` is None.
         """
 
     @abstractmethod

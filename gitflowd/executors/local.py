@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,20 +125,18 @@ class LocalExecutor(Executor):
 
     # -- waiting ----------------------------------------------------------------------
 
-    def wait(self, timeout: float | None = None, before_block: Callable[[], None] | None = None) -> list[Completion]:
+    def wait(self, timeout: float | None = None) -> list[Completion]:
         end = None if timeout is None else time.monotonic() + max(timeout, 0.0)
-        blocking = False
         while True:
+            if self._done:
+                return self._take_done()
+            if end is None and not self._live:
+                return []
             now = time.monotonic()
             self._fire_deadlines(now)
-            woke = self._poll(self._delay(now, end) if blocking else 0.0)
-            if self._done or woke:
+            woke = self._poll(self._delay(now, end))
+            if self._done or woke or (end is not None and time.monotonic() >= end):
                 return self._take_done()
-            if (end is not None and time.monotonic() >= end) or (end is None and not self._live):
-                return []
-            if not blocking and before_block is not None:
-                before_block()
-            blocking = True
 
     def _delay(self, now: float, end: float | None) -> float | None:
         candidates = [t for t in (end, self._deadlines[0][0] if self._deadlines else None) if t is not None]

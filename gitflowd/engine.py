@@ -1,0 +1,330 @@
+"""The engine: runs one DAG run to its end, deciding what starts when.
+
+Flow of `Engine.run()`:
+
+    run_started -> _seed(): every task to execute waits for its upstream tasks to settle
+    loop:
+        _launch_ready()          start ready tasks while slots are free (task_started, written)
+        executor.wait(t)         block until a process ends, a retry is due (t) or a signal
+        _complete(c)             per completion: task_finished, then a retry (up_for_retry,
+                                 retry_at) or _settle(): each downstream task whose upstream
+                                 are all settled is judged by its trigger rule -> ready,
+                                 or task_skipped (skipped / upstream_failed), which settles
+                                 it in turn
+        _emit(sync=True)         one fsync for everything this round decided, then listeners
+    run_finished (success | failed | interrupted)
+
+The engine knows nothing of Git or of where time comes from: it is handed the run (a
+RunState replayed or just created), its journal writer, an executor, the checkout to run
+in and a clock. Records are durable before the engine acts on them; `task_started`
+records are written at once but made durable with the next batch (nobody acts on them:
+a task whose start was lost is simply run again, its orphans are found by environment).
+Signal handlers only call `request_stop()`, which sets a flag and wakes the executor.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from gitflowd import journal
+from gitflowd.dag import Dag, TriggerRule
+from gitflowd.errors import StateError
+from gitflowd.executors.base import Completion, Executor, Outcome, TaskSpec
+from gitflowd.journal import JournalWriter, JournalWriteError
+from gitflowd.secrets import Masker
+from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply
+from gitflowd.templating import render_commands
+
+log = logging.getLogger(__name__)
+
+FAILED_STATES = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.INTERRUPTED, TaskStatus.UPSTREAM_FAILED})
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class RunListener(Protocol):
+    """Told about every record after it is written (and folded into `run`)."""
+
+    def on_record(self, record: dict[str, Any], run: RunState) -> None: ...
+
+
+def trigger_decision(rule: TriggerRule, upstream: Sequence[TaskStatus]) -> TaskStatus | None:
+    """None if a task with these settled upstream states runs, else the state it takes."""
+    if not upstream or rule in (TriggerRule.ALWAYS, TriggerRule.ALL_DONE):
+        return None
+    failed = sum(s in FAILED_STATES for s in upstream)
+    success = sum(s is TaskStatus.SUCCESS for s in upstream)
+    if rule is TriggerRule.ALL_SUCCESS:
+        return None if success == len(upstream) else TaskStatus.UPSTREAM_FAILED if failed else TaskStatus.SKIPPED
+    if rule is TriggerRule.ALL_FAILED:
+        return None if failed == len(upstream) else TaskStatus.SKIPPED
+    if rule is TriggerRule.ONE_SUCCESS:
+        return None if success else TaskStatus.UPSTREAM_FAILED if failed else TaskStatus.SKIPPED
+    if rule is TriggerRule.ONE_FAILED:
+        return None if failed else TaskStatus.SKIPPED
+    return TaskStatus.UPSTREAM_FAILED if failed else None  # NONE_FAILED
+
+
+def task_environment(run: RunState, task_id: str, attempt: int, workspace: Path) -> dict[str, str]:
+    """The GITFLOWD_* variables of one attempt."""
+    return {
+        "GITFLOWD_DAG": run.dag_id,
+        "GITFLOWD_RUN_ID": run.run_id,
+        "GITFLOWD_TASK": task_id,
+        "GITFLOWD_ATTEMPT": str(attempt),
+        "GITFLOWD_LOGICAL_DATE": journal.utc_timestamp(run.logical_date),
+        "GITFLOWD_COMMIT": run.commit,
+        "GITFLOWD_WORKSPACE": str(workspace),
+    }
+
+
+@dataclass
+class _Attempt:
+    task_id: str
+    number: int
+    try_number: int  # attempts of this task in this execution (for retries)
+
+
+class Engine:
+    """Executes the pending tasks of one run; single-threaded (signals only set flags)."""
+
+    def __init__(self, run: RunState, writer: JournalWriter, executor: Executor, state_dir: StateDir, cwd: Path, *,
+                 parallelism: int | None = None, secrets: Mapping[str, str] | None = None,
+                 listeners: Iterable[RunListener] = (), clock: Clock | None = None,
+                 commands: Mapping[str, tuple[str | None, tuple[str, ...] | None]] | None = None):
+        self.run = run
+        self.dag: Dag = run.dag
+        self.writer, self.executor, self.state_dir = writer, executor, state_dir
+        self.cwd = Path(cwd)
+        self.slots = max(1, min(parallelism or os.cpu_count() or 1, self.dag.max_active_tasks))
+        self.listeners = list(listeners)
+        self.clock = clock or SystemClock()
+        self.commands = dict(commands) if commands is not None else render_commands(run, self.dag)
+        self.secrets = dict(secrets or {})
+        self.masker = Masker(self.secrets.values())
+        self.workspace = state_dir.workspace(run.dag_id, run.run_id)
+        self._static_env = {**self.dag.env, **self.secrets}
+        self._downstream = self.dag.downstream_map()
+        self._order = {task_id: i for i, task_id in enumerate(self.dag.topological_order())}
+        self._final: dict[str, TaskStatus] = {}
+        self._waiting: dict[str, int] = {}
+        self._ready: deque[str] = deque()
+        self._running: dict[str, _Attempt] = {}
+        self._retries: list[tuple[float, int, str]] = []  # (due monotonic, order, task)
+        self._tries: dict[str, int] = {}
+        self._batch: list[dict[str, Any]] = []
+        self._stop_signal: int | None = None
+        self._stopping = False
+        self._killing = False
+
+    # -- public -----------------------------------------------------------------------
+
+    def request_stop(self, signum: int = 15) -> None:
+        """Stop launching and terminate running tasks (twice: kill them). Signal-safe."""
+        if self._stop_signal is not None:
+            self._killing = True
+        self._stop_signal = signum
+        self.executor.wakeup()
+
+    @property
+    def stop_signal(self) -> int | None:
+        return self._stop_signal
+
+    def execute(self) -> RunStatus:
+        """Run every pending task to a final state; returns the run's final state."""
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self._record(journal.RUN_STARTED, pid=os.getpid(), host=os.uname().nodename)
+        self._seed()
+        self._emit(sync=True)
+        try:
+            self._loop()
+        except JournalWriteError as exc:
+            self._abort()
+            raise StateError(f"run {self.run.run_id} stopped: {exc}") from exc
+        self._record(journal.RUN_FINISHED, state=self._final_state().value)
+        self._emit(sync=True)
+        return self.run.state
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            self._launch_ready()
+            if not self._running and not self._retries and not self._ready:
+                return
+            completions = self.executor.wait(self._until_next_retry())
+            if self._stop_signal is not None:
+                self._stop()
+            for completion in completions:
+                self._complete(completion)
+            self._promote_due_retries()
+            self._emit(sync=True)
+
+    def _until_next_retry(self) -> float | None:
+        if not self._retries or self._stopping:
+            return None
+        return max(self._retries[0][0] - self.clock.monotonic(), 0.0)
+
+    def _promote_due_retries(self) -> None:
+        now = self.clock.monotonic()
+        while self._retries and self._retries[0][0] <= now and not self._stopping:
+            self._ready.append(heapq.heappop(self._retries)[2])
+
+    def _stop(self) -> None:
+        if not self._stopping:
+            log.warning("run %s: stopping on signal %s, terminating %d task(s)", self.run.run_id,
+                        self._stop_signal, len(self._running))
+            self._stopping = True
+            self._ready.clear()
+            self._retries.clear()
+            for key in list(self._running):
+                self.executor.cancel(key)
+        if self._killing and hasattr(self.executor, "kill"):
+            for key in list(self._running):
+                self.executor.kill(key)  # type: ignore[attr-defined]
+
+    def _abort(self) -> None:
+        """The journal failed: stop every task, record nothing more."""
+        self._stopping = True
+        self.executor.shutdown()
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        """Which tasks run in this execution, and the ones that are ready now."""
+        todo = [t for t in self._order if self.run.tasks[t].state in (TaskStatus.PENDING, TaskStatus.UP_FOR_RETRY)]
+        kept = set(self._order) - set(todo)
+        for task_id in kept:
+            self._final[task_id] = self.run.tasks[task_id].state
+        todo_set = set(todo)
+        for task_id in todo:
+            self._waiting[task_id] = sum(dep in todo_set for dep in self.dag.upstream(task_id))
+        for task_id in todo:
+            if self._waiting[task_id] == 0:
+                self._judge(task_id)
+
+    def _judge(self, task_id: str) -> None:
+        """All upstream of `task_id` are settled: run it, or skip it by its trigger rule."""
+        upstream = [self._final[dep] for dep in self.dag.upstream(task_id)]
+        verdict = trigger_decision(self.dag.tasks[task_id].trigger_rule, upstream)
+        if verdict is None:
+            self._ready.append(task_id)
+            return
+        reason = f"trigger rule {self.dag.tasks[task_id].trigger_rule.value}: upstream " + ", ".join(
+            f"{dep}={self._final[dep].value}" for dep in self.dag.upstream(task_id))
+        self._record(journal.TASK_SKIPPED, task=task_id, state=verdict.value, reason=reason)
+        self._settle(task_id, verdict)
+
+    def _settle(self, task_id: str, state: TaskStatus) -> None:
+        """`task_id` reached a final state: downstream tasks may now be judged."""
+        self._final[task_id] = state
+        for child in self._downstream[task_id]:
+            if child in self._waiting and child not in self._final:
+                self._waiting[child] -= 1
+                if self._waiting[child] == 0:
+                    self._judge(child)
+
+    def _final_state(self) -> RunStatus:
+        if self._stopping:
+            return RunStatus.INTERRUPTED
+        states = self._final.values()
+        return RunStatus.FAILED if any(s in FAILED_STATES for s in states) else RunStatus.SUCCESS
+
+    # -- doing ------------------------------------------------------------------------
+
+    def _launch_ready(self) -> None:
+        launched = False
+        while self._ready and len(self._running) < self.slots and not self._stopping:
+            self._launch(self._ready.popleft())
+            launched = True
+        if launched:
+            self._emit(sync=False)  # visible now, durable with the next batch
+
+    def _launch(self, task_id: str) -> None:
+        attempts = self.run.tasks[task_id].attempts  # up to date: every launch round is emitted
+        number = (attempts[-1].number if attempts else 0) + 1
+        self._tries[task_id] = self._tries.get(task_id, 0) + 1
+        spec = self._spec(task_id, number)
+        started = self.executor.submit(spec)
+        self._running[spec.key] = _Attempt(task_id, number, self._tries[task_id])
+        self._record(journal.TASK_STARTED, task=task_id, attempt=number, pid=started.pid, pgid=started.pgid,
+                     host=started.host, log=spec.log_path)
+
+    def _spec(self, task_id: str, attempt: int) -> TaskSpec:
+        task = self.dag.tasks[task_id]
+        cmd, argv = self.commands[task_id]
+        env = {**task_environment(self.run, task_id, attempt, self.workspace), **self._static_env, **task.env}
+        return TaskSpec(
+            key=f"{task_id}.{attempt}", cwd=str(self.cwd),
+            log_path=str(self.state_dir.log_path(self.run.dag_id, self.run.run_id, task_id, attempt)),
+            env=env, cmd=cmd, argv=argv, call=task.call, sys_path=(str(self.cwd),), timeout=task.timeout,
+        )
+
+    def _complete(self, completion: Completion) -> None:
+        attempt = self._running.pop(completion.key)
+        task = self.dag.tasks[attempt.task_id]
+        if self.masker:
+            self.masker.mask_file(self.state_dir.log_path(self.run.dag_id, self.run.run_id, task.id, attempt.number))
+        state = _state_of(completion)
+        fields: dict[str, Any] = {"task": task.id, "attempt": attempt.number, "state": state.value,
+                                  "exit_code": completion.exit_code, "duration": round(completion.duration, 6)}
+        if completion.error:
+            fields["error"] = completion.error
+        retry = state in (TaskStatus.FAILED, TaskStatus.TIMEOUT) and attempt.try_number <= task.retries
+        if retry and not self._stopping:
+            delay = task.retry_delay_for(attempt.try_number)
+            fields["retry_at"] = journal.utc_timestamp(self.clock.now() + timedelta(seconds=delay))
+            heapq.heappush(self._retries, (self.clock.monotonic() + delay, self._order[task.id], task.id))
+        self._record(journal.TASK_FINISHED, **fields)
+        if "retry_at" not in fields:
+            self._settle(task.id, state)
+
+    # -- telling ----------------------------------------------------------------------
+
+    def _record(self, event: str, **fields: Any) -> None:
+        self._batch.append({"event": event, **fields})
+
+    def _emit(self, sync: bool) -> None:
+        """Write the pending records as one batch, fold them into the run, tell listeners."""
+        if not self._batch and not sync:
+            return
+        batch, self._batch = self._batch, []
+        for record in self.writer.append(*batch, sync=sync) if batch else ():
+            apply(self.run, record)
+            for listener in self.listeners:
+                _notify(listener, record, self.run)
+
+
+def _state_of(completion: Completion) -> TaskStatus:
+    if completion.outcome is Outcome.TIMEOUT:
+        return TaskStatus.TIMEOUT
+    if completion.outcome is Outcome.CANCELLED:
+        return TaskStatus.INTERRUPTED
+    return TaskStatus.SUCCESS if completion.succeeded else TaskStatus.FAILED
+
+
+def _notify(listener: RunListener, record: dict[str, Any], run: RunState) -> None:
+    try:
+        listener.on_record(record, run)
+    except Exception:  # noqa: BLE001 - a broken listener must not break the run
+        log.exception("listener %r failed on %s", listener, record.get("event"))

@@ -1,0 +1,81 @@
+"""The state directory lock: one daemon, or one foreground run, per state directory.
+
+Flow: `StateLock(path, role).acquire()` takes `flock(LOCK_EX | LOCK_NB)` on
+STATE/daemon.lock (created if needed, never deleted) and writes `pid=<pid> role=<role>`
+into it for the error message of the next process that tries; `LockHeld` names that
+holder. Only the lock is trusted, never the pid in the file. Closing the descriptor (or
+dying) releases the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from gitflowd.errors import LockHeld, StateError
+
+
+class StateLock:
+    def __init__(self, path: str | os.PathLike[str], role: str = "run"):
+        self.path = Path(path)
+        self.role = role
+        self._fd = -1
+
+    @property
+    def held(self) -> bool:
+        return self._fd >= 0
+
+    def acquire(self) -> StateLock:
+        """Take the lock or raise LockHeld naming the current holder."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StateError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockHeld(str(self.path), holder(self.path)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid={os.getpid()} role={self.role}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> StateLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def holder(path: str | os.PathLike[str]) -> str | None:
+    """`123 (daemon)` from the lock file's text, or None if unreadable."""
+    try:
+        fields = dict(part.split("=", 1) for part in Path(path).read_text().split() if "=" in part)
+    except (OSError, ValueError):
+        return None
+    if "pid" not in fields:
+        return None
+    return f"{fields['pid']} ({fields['role']})" if "role" in fields else fields["pid"]
+
+
+def is_locked(path: str | os.PathLike[str]) -> bool:
+    """True if some process holds the lock now (probes without keeping it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -1,0 +1,164 @@
+"""The life of a run outside the engine: create it, resume it, clear its tasks.
+
+Flow: `plan_run(...)` builds the RunState of a new run in memory (unique run id, checked
+params) so that its commands can be rendered and its secrets resolved before anything is
+recorded -> `create_run(state_dir, run)` writes its `run_created` record and returns the
+journal writer the engine will use. For an existing run: `plan_resume(run, dag, commit)`
+decides what a resume re-runs (or says there is nothing to do) -> `open_resume(...)`
+kills the orphaned process groups of a runner that died and writes `run_resumed`.
+`clear_tasks(...)` writes `tasks_cleared`. Every function here expects the caller to hold
+the state lock (one writer per journal).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from gitflowd import journal
+from gitflowd.dag import Dag
+from gitflowd.errors import RunError, TaskNotFound, UsageError
+from gitflowd.executors.local import find_run_processes, kill_process_groups
+from gitflowd.journal import JournalWriter
+from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, new_run_state, replay
+
+log = logging.getLogger(__name__)
+
+KINDS = ("manual", "scheduled", "backfill")
+
+
+def run_id_for(kind: str, logical_date: datetime) -> str:
+    """`manual__20261125T081500Z`: file- and URL-safe, sortable by time."""
+    return f"{kind}__{logical_date.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def unique_run_id(state_dir: StateDir, dag_id: str, kind: str, logical_date: datetime) -> str:
+    """`run_id_for(...)`, with `-2`, `-3`, ... appended if a run with that id exists."""
+    base = run_id_for(kind, logical_date)
+    candidate, counter = base, 1
+    while state_dir.journal_path(dag_id, candidate).exists():
+        counter += 1
+        candidate = f"{base}-{counter}"
+    return candidate
+
+
+def parse_params(pairs: Iterable[str], dag: Dag) -> dict[str, Any]:
+    """`K=V` strings -> overrides of the DAG's declared params (values stay strings)."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"bad --param {pair!r}: expected KEY=VALUE")
+        if key not in dag.params:
+            close = difflib.get_close_matches(key, list(dag.params), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; DAG {dag.id!r} declares: {', '.join(dag.params) or 'none'}"
+            raise UsageError(f"unknown --param {key!r}{hint}")
+        result[key] = value
+    return result
+
+
+def created_record(run: RunState) -> dict[str, Any]:
+    def stamp(moment: datetime | None) -> str | None:
+        return moment.astimezone(UTC).isoformat() if moment else None
+
+    return {
+        "event": journal.RUN_CREATED, "dag_id": run.dag_id, "run_id": run.run_id, "kind": run.kind,
+        "logical_date": stamp(run.logical_date), "data_interval_start": stamp(run.data_interval_start),
+        "data_interval_end": stamp(run.data_interval_end), "commit": run.commit,
+        "commit_info": run.commit_info, "params": run.params, "dag": run.dag.to_dict(),
+    }
+
+
+def plan_run(state_dir: StateDir, dag: Dag, *, kind: str, logical_date: datetime, commit: str,
+             commit_info: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
+             data_interval: tuple[datetime | None, datetime | None] = (None, None), run_id: str | None = None) -> RunState:
+    """A new run, in memory only (nothing is written)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}")
+    if logical_date.tzinfo is None:
+        raise ValueError("logical_date must be timezone-aware")
+    run_id = run_id or unique_run_id(state_dir, dag.id, kind, logical_date)
+    record = created_record(RunState(
+        dag_id=dag.id, run_id=run_id, kind=kind, dag=dag, commit=commit, logical_date=logical_date,
+        data_interval_start=data_interval[0], data_interval_end=data_interval[1],
+        params=dict(params or {}), commit_info=dict(commit_info or {}),
+    ))
+    return new_run_state(record, str(state_dir.journal_path(dag.id, run_id)))
+
+
+def create_run(state_dir: StateDir, run: RunState, clock: Callable[[], datetime] | None = None) -> JournalWriter:
+    """Write the run's `run_created` record; FileExistsError if the run id is taken."""
+    writer = JournalWriter(state_dir.journal_path(run.dag_id, run.run_id), exclusive=True, clock=clock)
+    (record,) = writer.append(created_record(run))
+    run.created = datetime.fromisoformat(record["ts"])
+    run.last_seq = record["seq"]
+    return writer
+
+
+def open_run(state_dir: StateDir, dag_id: str, run_id: str,
+             clock: Callable[[], datetime] | None = None) -> tuple[RunState, JournalWriter]:
+    """An existing run and the writer to append to it (torn tail cut off)."""
+    state_dir.load_run(dag_id, run_id)  # RunNotFound / JournalCorrupt before opening for writing
+    writer = JournalWriter(state_dir.journal_path(dag_id, run_id), clock=clock)
+    return replay(writer.records_on_open, str(writer.path)), writer
+
+
+# -- resume ---------------------------------------------------------------------------------
+
+
+def plan_resume(run: RunState, dag: Dag | None = None, commit: str | None = None) -> dict[str, Any]:
+    """The `run_resumed` record for `run` (optionally moved to `dag` at `commit`).
+
+    Re-runs what did not succeed (failed, timeout, interrupted, upstream_failed, pending,
+    up_for_retry) and everything downstream of it; RunError if there is nothing to do.
+    """
+    interrupted = [{"task": t.task_id, "attempt": t.attempts[-1].number}
+                   for t in run.tasks.values() if t.state is TaskStatus.RUNNING and t.attempts]
+    target = dag or run.dag
+    redo = {t for t in target.tasks if t not in run.tasks or run.tasks[t].state.needs_rerun}
+    redo |= target.downstream(redo)
+    if not redo and not interrupted and run.state is not RunStatus.RUNNING:
+        raise RunError(f"nothing to resume: every task of run {run.run_id!r} of DAG {run.dag_id!r} succeeded "
+                       f"(use `gitflowd clear --task` to run tasks again)")
+    record: dict[str, Any] = {
+        "event": journal.RUN_RESUMED, "commit": commit or run.commit,
+        "tasks": [t for t in target.topological_order() if t in redo], "interrupted": interrupted,
+    }
+    if dag is not None and (commit != run.commit or dag.to_dict() != run.dag.to_dict()):
+        record["dag"] = dag.to_dict()
+    return record
+
+
+def open_resume(writer: JournalWriter, run: RunState, record: dict[str, Any], kill_grace: float = 10.0) -> None:
+    """Kill orphans of a runner that died, then write `run_resumed` and fold it into `run`."""
+    orphans = find_run_processes(run.dag_id, run.run_id)
+    if orphans:
+        kill_process_groups(orphans, kill_grace)
+    for stamped in writer.append(record):
+        apply(run, stamped)
+
+
+# -- clear ----------------------------------------------------------------------------------
+
+
+def tasks_to_clear(run: RunState, task_ids: Iterable[str], downstream: bool) -> list[str]:
+    """The tasks a clear resets, in topological order; TaskNotFound for an unknown id."""
+    chosen = set()
+    for task_id in task_ids:
+        if task_id not in run.dag.tasks:
+            close = difflib.get_close_matches(task_id, list(run.dag.tasks), n=1)
+            raise TaskNotFound(run.dag_id, task_id, f"; did you mean {close[0]!r}?" if close else "")
+        chosen.add(task_id)
+    if downstream:
+        chosen |= run.dag.downstream(chosen)
+    return [t for t in run.dag.topological_order() if t in chosen]
+
+
+def clear_tasks(writer: JournalWriter, run: RunState, tasks: list[str]) -> None:
+    """Write `tasks_cleared` and fold it into `run`."""
+    for stamped in writer.append({"event": journal.TASKS_CLEARED, "tasks": tasks}):
+        apply(run, stamped)

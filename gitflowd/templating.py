@@ -1,0 +1,87 @@
+"""Task commands as Jinja templates, rendered in a sandbox before anything runs.
+
+Flow: `variables(run, task_id)` builds the names of DESIGN.md section 1 -> `render_commands`
+renders every task's `cmd` or `argv` of a run at its start (StrictUndefined: an unknown
+name is an error, never an empty string) -> a `RunError` naming the DAG file, line and
+task on the first problem, so that a typo stops the run before any task starts.
+
+Dates are shown in the DAG's timezone (`ds` of a daily run at midnight in Seoul is the
+Seoul date); `GITFLOWD_LOGICAL_DATE` in the environment stays UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from gitflowd.dag import Dag, Task
+from gitflowd.errors import RunError
+from gitflowd.state import RunState
+
+_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+_MARKERS = ("{{", "{%", "{#")
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+    return moment.astimezone(zone) if moment else None
+
+
+def run_variables(run: RunState, dag: Dag) -> dict[str, Any]:
+    """The template names shared by every task of a run."""
+    zone = ZoneInfo(dag.timezone or "UTC")
+    logical = run.logical_date.astimezone(zone)
+    return {
+        "ds": logical.strftime("%Y-%m-%d"),
+        "ds_nodash": logical.strftime("%Y%m%d"),
+        "ts": logical.isoformat(),
+        "ts_nodash": logical.strftime("%Y%m%dT%H%M%S"),
+        "logical_date": logical,
+        "data_interval_start": _local(run.data_interval_start, zone),
+        "data_interval_end": _local(run.data_interval_end, zone),
+        "run_id": run.run_id,
+        "dag_id": run.dag_id,
+        "commit": run.commit,
+        "params": {**dag.params, **run.params},
+    }
+
+
+def render(text: str, variables: dict[str, Any]) -> str:
+    """One template string; text without Jinja markers is returned as is (fast path)."""
+    if not any(marker in text for marker in _MARKERS):
+        return text
+    return _ENV.from_string(text).render(variables)
+
+
+def _where(dag: Dag, task: Task) -> str:
+    if dag.path:
+        return f"{dag.path}:{task.line}: task {task.id!r}" if task.line else f"{dag.path}: task {task.id!r}"
+    return f"DAG {dag.id!r}, task {task.id!r}"
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"template syntax error: {exc.message} (template line {exc.lineno})"
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"undefined template variable: {exc.message}"
+    return f"template error: {type(exc).__name__}: {exc}"
+
+
+def render_task(dag: Dag, task: Task, shared: dict[str, Any]) -> tuple[str | None, tuple[str, ...] | None]:
+    """(cmd, argv) of one task with templates rendered; RunError naming the task on failure."""
+    variables = {**shared, "task_id": task.id}
+    try:
+        cmd = render(task.cmd, variables) if task.cmd is not None else None
+        argv = tuple(render(a, variables) for a in task.argv) if task.argv is not None else None
+    except Exception as exc:  # noqa: BLE001 - any template failure is the user's to fix
+        raise RunError(f"{_where(dag, task)}: {_describe(exc)}") from None
+    return cmd, argv
+
+
+def render_commands(run: RunState, dag: Dag) -> dict[str, tuple[str | None, tuple[str, ...] | None]]:
+    """task id -> (cmd, argv), every task of the DAG rendered up front."""
+    shared = run_variables(run, dag)
+    return {task.id: render_task(dag, task, shared) for task in dag.tasks.values()}
