@@ -21,13 +21,18 @@ from gitflowd.errors import GitflowdError
 COMMANDS = ["validate", "list", "show", "systemd-unit"]
 
 
+COMMON_DEFAULTS = {"repo": None, "state": None, "site": None, "verbose": 0}
+
+
 def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's copy of these options must not reset a value given before it
+    # (`gitflowd --repo X validate`); main() supplies the defaults instead.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = common.add_argument_group("locations")
     group.add_argument("--repo", metavar="DIR", help="Git repository with dags/ (env GITFLOWD_REPO; default: the repository in the current directory)")
     group.add_argument("--state", metavar="DIR", help="state directory (env GITFLOWD_STATE; default: REPO/.gitflowd/state)")
     group.add_argument("--site", metavar="DIR", help="static site directory (env GITFLOWD_SITE; default: REPO/.gitflowd/site)")
-    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    group.add_argument("-v", "--verbose", action="count", help="more log output (-vv for debug)")
     return common
 
 
@@ -52,7 +57,7 @@ def _setup_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv, namespace=argparse.Namespace(**COMMON_DEFAULTS))
     _setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
