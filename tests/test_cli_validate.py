@@ -11,19 +11,12 @@ from pathlib import Path
 import pytest
 
 from conftest import GitRepo, git
+from test_loader import CORPUS
 from gitflowd.cli import main
 
 ROOT = Path(__file__).parent.parent
 BAD = Path(__file__).parent / "bad_dags"
 A = '[dag]\nschedule = "@daily"\n[tasks.a]\ncmd = "echo a"\n'
-
-
-def corpus() -> dict[str, list[str]]:
-    result: dict[str, list[str]] = {}
-    for line in (BAD / "expected.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            result.setdefault(line.split(":", 1)[0], []).append(f"dags/{line}")
-    return result
 
 
 @pytest.fixture
@@ -50,7 +43,7 @@ def test_example_validates_as_json_with_repo_flag_and_env(cli, example, tmp_path
 
 
 def test_every_bad_corpus_file_fails_with_its_documented_message(cli, make_repo):
-    expected = corpus()
+    expected = CORPUS
     repo = make_repo({f"dags/{name}": (BAD / name).read_text() for name in expected})
     done = cli("validate", "--repo", str(repo.path))
     assert done.returncode == 1
@@ -59,12 +52,12 @@ def test_every_bad_corpus_file_fails_with_its_documented_message(cli, make_repo)
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("name", sorted(corpus()))
+@pytest.mark.parametrize("name", sorted(CORPUS))
 def test_each_bad_file_alone_exits_1(name, tmp_path, capsys):
     (tmp_path / "dags").mkdir()
     shutil.copy(BAD / name, tmp_path / "dags" / name)
     assert main(["--repo", str(tmp_path), "validate", "--worktree"]) == 1
-    assert capsys.readouterr().out.splitlines() == corpus()[name]
+    assert capsys.readouterr().out.splitlines() == CORPUS[name]
 
 
 def test_rev_sees_commits_and_worktree_sees_edits(cli, make_repo):
