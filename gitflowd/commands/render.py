@@ -1,0 +1,33 @@
+"""`gitflowd render [--state DIR] [--site DIR]`: rebuild the whole static site from state.
+
+Reads only the state directory (run journals, logs, the DAG registry), never Git, and
+prints the path of index.html to open in a browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from gitflowd import settings
+from gitflowd.errors import StateError
+from gitflowd.site import Site
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "render", parents=[common], help="render the static status site from the state directory",
+        description="Render every page of the status site (index, DAGs, runs, logs, status.json) "
+        "from the state directory into the site directory and print the path of index.html.",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    where = settings.resolve(args.repo, args.state, args.site)
+    if not where.state.is_dir():
+        raise StateError(f"no state directory at {where.state}: run a DAG first, or pass --state DIR")
+    if where.site.exists() and not where.site.is_dir():
+        raise StateError(f"site path {where.site} exists and is not a directory")
+    settings.exclude_from_git(where)
+    print(Site(where.state, where.site).render_all())
+    return 0

@@ -1,0 +1,389 @@
+"""The static status site, rendered from the state directory with Jinja (DESIGN.md section 5).
+
+Flow: `Site(state, site)`
+  render_all()            every DAG (registry + journals) -> every run: run page, log pages,
+                          a RunRow and its task cells cached in SITE/.cache -> every grid page
+                          -> the DAG page -> index.html + status.json
+  render_run(dag, run)    that run's pages -> upsert its row (bisect) -> only the grid pages
+                          it changes -> its DAG page -> index.html + status.json: the cost of
+                          one DAG page, not of the history
+  render_dags(ids)        after a reload without runs: those DAG pages and the index
+`SiteListener` feeds render_run from engine events, debounced. Every file is replaced
+atomically, so a browser or web server never reads half a page. Pages use relative links
+only and carry their CSS inline, so the site works from file:// and any static server.
+Layout geometry comes from svg.py, page values from sitedata.py, markup from templates/.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from gitflowd import journal, sitedata, svg
+from gitflowd.atomic import write_atomic
+from gitflowd.dag import Dag, is_valid_id
+from gitflowd.errors import GitflowdError
+from gitflowd.registry import Registry, Reload, dag_history, read_registry
+from gitflowd.schedule import next_tick
+from gitflowd.sitedata import DagInfo, IndexEntry, RunRow
+from gitflowd.state import RunState, StateDir
+
+log = logging.getLogger(__name__)
+
+CACHE = ".cache"
+
+
+def templates_dir() -> Path:
+    """templates/ ships inside the package (a symlink to the top-level templates/ in Git)."""
+    here = Path(__file__).resolve().parent
+    return next((p for p in (here / "templates", here.parent / "templates") if p.is_dir()), here / "templates")
+
+
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(dt=_format_time, dur=svg.format_seconds, glyph=lambda s: sitedata.GLYPHS.get(str(s), "?"))
+    env.globals.update(
+        dag_url=sitedata.dag_url, grid_url=sitedata.grid_url, run_url=sitedata.run_url, log_url=sitedata.log_url,
+        glyphs=sitedata.GLYPHS, task_legend=sitedata.TASK_LEGEND, run_legend=["queued", "running", "success", "failed", "interrupted"],
+    )
+    return env
+
+
+def _format_time(value: datetime | str | None) -> str:
+    moment = sitedata.parse_time(value)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+
+
+class Site:
+    """Renders STATE into SITE; see the module docstring for the flow."""
+
+    def __init__(self, state_root: Path, site_root: Path, secrets: Iterable[str] = (),
+                 clock: Callable[[], datetime] | None = None):
+        self.state = StateDir(Path(state_root))
+        self.root = Path(site_root)
+        self.secrets = tuple(s for s in secrets if s)
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._env = environment()
+        self._cells: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
+        self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
+
+    # -- entry points -----------------------------------------------------------------
+
+    def render_all(self) -> Path:
+        """Rebuild every page from state; returns the path of index.html."""
+        with self._locked():
+            self._cells.clear()
+            registry = read_registry(self.state.root)
+            index: dict[str, dict[str, Any]] = {}
+            for dag_id in self._dag_ids(registry):
+                rows = self._render_runs_of(dag_id)
+                info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
+                for page in range(1, sitedata.page_count(rows) + 1):
+                    self._write_grid_page(info, rows, page)
+                index[dag_id] = self._write_dag_page(info, rows)
+            self._write_index(registry, index)
+        return self.root / "index.html"
+
+    def render_run(self, dag_id: str, run_id: str, run: RunState | None = None) -> None:
+        """Rewrite one run's pages and what shows it: its grid page(s), DAG page, index."""
+        with self._locked():
+            self._cells.clear()
+            run = run or self.state.load_run(dag_id, run_id)
+            self._write_run(run)
+            rows = self._load_rows(dag_id)
+            pages = _upsert(rows, RunRow.of(run))
+            self._save_cells(dag_id, run_id, sitedata.task_cells(run))
+            self._save_rows(dag_id, rows)
+            registry = read_registry(self.state.root)
+            info = self._info(dag_id, registry, self._snapshot(dag_id, rows, run))
+            for page in sorted(pages):
+                self._write_grid_page(info, rows, page)
+            index = self._load_index()
+            index[dag_id] = self._write_dag_page(info, rows)
+            self._write_index(registry, index)
+
+    def render_dags(self, dag_ids: Iterable[str] = ()) -> None:
+        """After a reload: rewrite these DAG pages (new version, errors) and the index."""
+        with self._locked():
+            self._cells.clear()
+            registry = read_registry(self.state.root)
+            index = self._load_index()
+            for dag_id in set(dag_ids) | (set(registry.dags) - set(index)):
+                rows = self._load_rows(dag_id)
+                info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
+                index[dag_id] = self._write_dag_page(info, rows)
+            self._write_index(registry, index)
+
+    # -- runs -------------------------------------------------------------------------
+
+    def _render_runs_of(self, dag_id: str) -> list[RunRow]:
+        rows = []
+        for run_id in self.state.run_ids(dag_id):
+            try:
+                run = self.state.load_run(dag_id, run_id)
+            except GitflowdError as exc:  # one damaged journal must not hide the others
+                log.error("site: skipping run %s of %s: %s", run_id, dag_id, exc)
+                continue
+            self._write_run(run)
+            self._save_cells(dag_id, run_id, sitedata.task_cells(run))
+            rows.append(RunRow.of(run))
+        rows.sort(key=lambda r: r.key)
+        self._save_rows(dag_id, rows)
+        return rows
+
+    def _write_run(self, run: RunState) -> None:
+        if not (is_valid_id(run.dag_id) and is_valid_id(run.run_id)):
+            log.error("site: refusing unsafe ids %r / %r", run.dag_id, run.run_id)
+            return
+        now = self._clock()
+        spans = [svg.Span(t, a.number, a.state.value, a.started, a.ended,
+                          sitedata.log_url(run.dag_id, run.run_id, t, a.number))
+                 for t, task in run.tasks.items() for a in task.attempts if a.started]
+        order = [t for t in run.dag.topological_order() if t in run.tasks] + [t for t in run.tasks if t not in run.dag.tasks]
+        gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now)
+        duration = ((run.ended or now) - run.started).total_seconds() if run.started else None
+        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, order=order, gantt=gantt,
+                   duration=duration, refresh=run.state.value in sitedata.ACTIVE_RUN)
+        for task_id, task in run.tasks.items():
+            for attempt in task.attempts:
+                self._write_log(run, task_id, task, attempt)
+
+    def _write_log(self, run: RunState, task_id: str, task: Any, attempt: Any) -> None:
+        source = self.state.log_path(run.dag_id, run.run_id, task_id, attempt.number)
+        text = sitedata.read_log(source, self.secrets)
+        raw_url = sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number, raw=True)
+        raw_ready = text.truncated and attempt.ended is not None
+        if raw_ready and not _newer(self.root / raw_url, source):
+            sitedata.copy_masked(source, self.root / raw_url, self.secrets)
+        self._page(sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number), "log.html",
+                   run=run, task=task, attempt=attempt, text=text, raw_ready=raw_ready,
+                   command=_command(run.dag, task_id), refresh=attempt.ended is None)
+
+    # -- DAG pages --------------------------------------------------------------------
+
+    def _write_grid_page(self, info: DagInfo, rows: list[RunRow], page: int) -> None:
+        columns = sitedata.page_rows(rows, page)
+        self._page(sitedata.grid_url(info.id, page), "grid_page.html", info=info, page=page,
+                   pages=sitedata.page_count(rows), grid=self._grid(info, columns),
+                   refresh=any(r.active for r in columns))
+
+    def _write_dag_page(self, info: DagInfo, rows: list[RunRow]) -> dict[str, Any]:
+        """Writes the DAG page; returns the DAG's index entry (cached for the index)."""
+        window = sitedata.newest(rows)
+        latest = self._cells_of(info.id, rows[-1].run_id) if rows else {}
+        layout = svg.graph_layout(info.dag) if info.dag and info.dag.tasks else None
+        running = sum(r.active for r in rows[-sitedata.PAGE_SIZE * 4:])
+        self._page(sitedata.dag_url(info.id), "dag.html", info=info, grid=self._grid(info, window),
+                   pages=sitedata.page_count(rows), total=len(rows), layout=layout, latest=latest,
+                   latest_run=rows[-1] if rows else None, history=self._dag_history(info.id),
+                   next_run=self._next_run(info), refresh=running > 0)
+        return {"recent": [r.to_json() for r in sitedata.newest(rows, sitedata.RECENT)], "total": len(rows),
+                "running": running, "snapshot": info.dag.to_dict() if info.dag and not info.entry else None}
+
+    def _grid(self, info: DagInfo, columns: list[RunRow]) -> dict[str, Any]:
+        cells = [self._cells_of(info.id, r.run_id) for r in columns]
+        seconds = [r.seconds(self._clock()) for r in columns]
+        longest = max(seconds, default=0.0) or 1.0
+        heights = [round(4 + 46 * s / longest) for s in seconds]
+        return {"columns": list(zip(columns, cells)), "tasks": sitedata.grid_tasks(info.dag, cells), "heights": heights}
+
+    def _dag_history(self, dag_id: str) -> list[Reload]:
+        path = self.state.root / "reloads.jsonl"
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return []
+        key = (stat.st_size, stat.st_mtime_ns)
+        if self._history.get(dag_id, ((-1, -1), []))[0] != key:
+            self._history[dag_id] = (key, dag_history(self.state.root, dag_id))
+        return self._history[dag_id][1]
+
+    def _next_run(self, info: DagInfo) -> datetime | None:
+        if not info.dag or not info.dag.schedule or info.retired:
+            return None
+        try:
+            return next_tick(info.dag, self._clock())
+        except (GitflowdError, ValueError, KeyError) as exc:
+            log.warning("site: no next run for %s: %s", info.id, exc)
+            return None
+
+    # -- index ------------------------------------------------------------------------
+
+    def _write_index(self, registry: Registry, index: dict[str, dict[str, Any]]) -> None:
+        self._save_index(index)
+        entries = []
+        for dag_id in sorted(set(index) | set(registry.dags)):
+            cached = index.get(dag_id) or {"recent": [], "total": 0, "running": 0, "snapshot": None}
+            info = self._info(dag_id, registry, Dag.from_dict(cached["snapshot"]) if cached.get("snapshot") else None)
+            entries.append(IndexEntry(info, [RunRow.from_json(r) for r in cached["recent"]], cached["total"],
+                                      cached["running"], self._next_run(info)))
+        entries.sort(key=lambda e: (e.info.retired, e.info.id))
+        now = self._clock()
+        self._page("index.html", "index.html", entries=entries, registry=registry, now=now,
+                   refresh=any(e.running for e in entries))
+        status = sitedata.status_json(entries, registry, now)
+        write_atomic(self.root / "status.json", json.dumps(status, indent=1, ensure_ascii=False))
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _page(self, rel: str, template: str, **context: Any) -> None:
+        root = "../" * rel.count("/")
+        html = self._env.get_template(template).render(root=root, generated=self._clock(), **context)
+        write_atomic(self.root / rel, html)
+
+    def _dag_ids(self, registry: Registry) -> list[str]:
+        return sorted((set(registry.dags) | set(self.state.dag_ids())) - {d for d in self.state.dag_ids() if not is_valid_id(d)})
+
+    def _info(self, dag_id: str, registry: Registry, fallback: Dag | None) -> DagInfo:
+        entry = registry.dags.get(dag_id)
+        return DagInfo(dag_id, entry.load() if entry else fallback, entry)
+
+    def _snapshot(self, dag_id: str, rows: list[RunRow], run: RunState | None) -> Dag | None:
+        """The DAG as its newest run knew it (for DAGs the registry does not know)."""
+        if run is not None and (not rows or rows[-1].run_id == run.run_id):
+            return run.dag
+        if rows:
+            try:
+                return self.state.load_run(dag_id, rows[-1].run_id).dag
+            except GitflowdError:
+                return None
+        return None
+
+    def _cache_path(self, *parts: str) -> Path:
+        return self.root.joinpath(CACHE, *parts)
+
+    def _load_rows(self, dag_id: str) -> list[RunRow]:
+        try:
+            return [RunRow.from_json(r) for r in json.loads(self._cache_path(dag_id, "runs.json").read_text())]
+        except FileNotFoundError:
+            return []
+
+    def _save_rows(self, dag_id: str, rows: list[RunRow]) -> None:
+        write_atomic(self._cache_path(dag_id, "runs.json"), json.dumps([r.to_json() for r in rows], separators=(",", ":")))
+
+    def _save_cells(self, dag_id: str, run_id: str, cells: dict[str, tuple[str, int]]) -> None:
+        self._cells[(dag_id, run_id)] = cells
+        write_atomic(self._cache_path(dag_id, "cells", f"{run_id}.json"), json.dumps(cells, separators=(",", ":")))
+
+    def _cells_of(self, dag_id: str, run_id: str) -> dict[str, tuple[str, int]]:
+        if (dag_id, run_id) not in self._cells:
+            try:
+                data = json.loads(self._cache_path(dag_id, "cells", f"{run_id}.json").read_text())
+            except FileNotFoundError:
+                data = {}
+            self._cells[(dag_id, run_id)] = {t: (s, int(n)) for t, (s, n) in data.items()}
+        return self._cells[(dag_id, run_id)]
+
+    def _load_index(self) -> dict[str, dict[str, Any]]:
+        try:
+            return json.loads(self._cache_path("index.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _save_index(self, index: dict[str, dict[str, Any]]) -> None:
+        write_atomic(self._cache_path("index.json"), json.dumps(index, separators=(",", ":")))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One renderer at a time per site (daemon, run, render may overlap)."""
+        self._cache_path().mkdir(parents=True, exist_ok=True)
+        with open(self._cache_path("lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+
+def _upsert(rows: list[RunRow], row: RunRow) -> set[int]:
+    """Put `row` in place (rows stay sorted oldest first); returns the grid pages that changed."""
+    before = sitedata.page_count(rows)
+    old = next((i for i in range(len(rows) - 1, -1, -1) if rows[i].run_id == row.run_id), None)
+    if old is not None and rows[old].key == row.key:
+        rows[old] = row
+        return {sitedata.page_of(old)}
+    if old is not None:
+        del rows[old]
+    position = bisect.bisect(rows, row.key, key=lambda r: r.key)
+    rows.insert(position, row)
+    first = min(position, old if old is not None else position)
+    pages = set(range(sitedata.page_of(first), sitedata.page_count(rows) + 1))
+    return pages | ({before} if sitedata.page_count(rows) > before else set())
+
+
+def _newer(target: Path, source: Path) -> bool:
+    try:
+        return target.stat().st_mtime_ns >= source.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
+def _command(dag: Dag, task_id: str) -> str:
+    task = dag.tasks.get(task_id)
+    if task is None:
+        return ""
+    return task.cmd if task.cmd is not None else " ".join(task.argv) if task.argv is not None else f"call {task.call}"
+
+
+class SiteListener:
+    """Engine listener: re-renders a run at most every `interval` seconds, and at its end.
+
+    Renders between events happen on a timer thread reading the journal from disk (always at
+    least as new as the event); the end of a run renders at once. A failing render is logged,
+    never raised: the site must not break a run.
+    """
+
+    def __init__(self, site: Site, interval: float = 0.5):
+        self.site = site
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._render_lock = threading.Lock()
+        self._pending: set[tuple[str, str]] = set()
+        self._timer: threading.Timer | None = None
+        self._last = 0.0
+
+    def on_record(self, record: dict[str, Any], run: RunState) -> None:
+        key = (run.dag_id, run.run_id)
+        if record.get("event") == journal.RUN_FINISHED:
+            with self._lock:
+                self._pending.discard(key)
+            self._render(key, run)
+            return
+        with self._lock:
+            self._pending.add(key)
+            if self._timer is None:
+                delay = max(0.0, self._last + self.interval - time.monotonic())
+                self._timer = threading.Timer(delay, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Render every run with unrendered events (also called by close)."""
+        with self._lock:
+            keys, self._pending, self._timer = self._pending, set(), None
+        for key in sorted(keys):
+            self._render(key, None)
+
+    def close(self) -> None:
+        with self._lock:
+            timer = self._timer
+        if timer is not None:
+            timer.cancel()
+        self.flush()
+
+    def _render(self, key: tuple[str, str], run: RunState | None) -> None:
+        with self._render_lock:
+            try:
+                self.site.render_run(*key, run=run)
+            except Exception:  # noqa: BLE001 - the site must never fail a run
+                log.exception("site: rendering run %s of %s failed", key[1], key[0])
+            self._last = time.monotonic()

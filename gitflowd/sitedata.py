@@ -1,0 +1,244 @@
+"""The values the site's pages are made of, computed from state; no markup here.
+
+Flow: a `RunState` becomes a `RunRow` (one light line per run, cached on disk so that a
+DAG page never replays old journals) plus its task states; rows of one DAG are kept
+oldest first and cut into fixed grid pages; `DagInfo` joins a registry entry with what
+the runs know; `read_log` turns a log file into escaped-later, secret-masked text, tail
+first when large. URLs are built here too, always relative to the site root.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from gitflowd.dag import Dag
+from gitflowd.registry import DagEntry
+from gitflowd.state import RunState, RunStatus, TaskStatus
+
+PAGE_SIZE = 50  # runs per grid page; the DAG page shows the newest PAGE_SIZE
+RECENT = 20  # squares per DAG on the index
+LOG_TAIL = 256 * 1024  # bytes of a large log shown inline (the rest is linked)
+MASK = "****"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+# Glyphs so that no state is told by colour alone (DESIGN.md section 5).
+GLYPHS = {
+    "success": "✓", "failed": "✕", "running": "▸", "queued": "○", "pending": "○",
+    "upstream_failed": "↑", "skipped": "–", "up_for_retry": "↻", "interrupted": "!",
+    "timeout": "◷", "none": " ",
+}
+TASK_LEGEND = [s.value for s in TaskStatus]
+ACTIVE_RUN = {RunStatus.QUEUED.value, RunStatus.RUNNING.value}
+ACTIVE_TASK = {TaskStatus.RUNNING.value, TaskStatus.UP_FOR_RETRY.value}
+
+
+def q(part: str) -> str:
+    return quote(part, safe="")
+
+
+def dag_url(dag_id: str) -> str:
+    return f"dags/{q(dag_id)}/index.html"
+
+
+def grid_url(dag_id: str, page: int) -> str:
+    return f"dags/{q(dag_id)}/runs-{page}.html"
+
+
+def run_url(dag_id: str, run_id: str) -> str:
+    return f"dags/{q(dag_id)}/runs/{q(run_id)}/index.html"
+
+
+def log_url(dag_id: str, run_id: str, task_id: str, attempt: int, raw: bool = False) -> str:
+    return f"dags/{q(dag_id)}/runs/{q(run_id)}/{q(task_id)}.{attempt}.{'log.txt' if raw else 'html'}"
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    if isinstance(value, datetime) or value is None:
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run in a line: enough for the index squares, grid headers and status.json."""
+
+    run_id: str
+    kind: str
+    state: str
+    logical_date: str
+    started: str | None
+    ended: str | None
+    commit: str
+    sort: float  # logical date as a UNIX time; ties broken by run id
+
+    @property
+    def key(self) -> tuple[float, str]:
+        return (self.sort, self.run_id)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_RUN
+
+    def seconds(self, now: datetime) -> float:
+        """How long it ran (so far, when active)."""
+        start = parse_time(self.started)
+        end = parse_time(self.ended) or (now if self.active else None)
+        return max((end - start).total_seconds(), 0.0) if start and end else 0.0
+
+    @classmethod
+    def of(cls, run: RunState) -> RunRow:
+        return cls(run.run_id, run.kind, run.state.value, iso(run.logical_date) or "", iso(run.started),
+                   iso(run.ended), run.commit, run.logical_date.timestamp())
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRow:
+        return cls(**data)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def task_cells(run: RunState) -> dict[str, tuple[str, int]]:
+    """task -> (state, number of its latest attempt, 0 if it never started)."""
+    return {t: (s.state.value, s.attempts[-1].number if s.attempts else 0) for t, s in run.tasks.items()}
+
+
+def page_count(rows: Sequence[RunRow]) -> int:
+    return max(1, -(-len(rows) // PAGE_SIZE))
+
+
+def page_of(position: int) -> int:
+    """Grid pages count from the oldest run, so that new runs only touch the last page."""
+    return position // PAGE_SIZE + 1
+
+
+def page_rows(rows: Sequence[RunRow], page: int) -> list[RunRow]:
+    """The runs of grid page `page` (1-based, oldest page first), newest first."""
+    return list(reversed(rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]))
+
+
+def newest(rows: Sequence[RunRow], count: int = PAGE_SIZE) -> list[RunRow]:
+    return list(reversed(rows[-count:]))
+
+
+@dataclass(frozen=True)
+class DagInfo:
+    """A DAG as the pages show it: its registry entry if any, else what its newest run knew."""
+
+    id: str
+    dag: Dag | None
+    entry: DagEntry | None = None
+
+    @property
+    def retired(self) -> bool:
+        return bool(self.entry and self.entry.retired)
+
+    @property
+    def errors(self) -> tuple:
+        return self.entry.errors if self.entry else ()
+
+
+def grid_tasks(dag: Dag | None, cells: Iterable[dict[str, tuple[str, int]]]) -> list[str]:
+    """Rows of the grid: the current tasks in graph order, then tasks only old runs had."""
+    order = dag.topological_order() if dag else []
+    seen = set(order)
+    for run_cells in cells:
+        for task in run_cells:
+            if task not in seen:
+                seen.add(task)
+                order.append(task)
+    return order
+
+
+@dataclass(frozen=True)
+class LogText:
+    text: str
+    size: int  # bytes of the whole log
+    truncated: bool  # True: `text` is only the tail
+    missing: bool = False
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return text
+
+
+def clean_text(raw: bytes, secrets: Iterable[str]) -> str:
+    """Log bytes to display text: UTF-8 (lossy), ANSI colour codes dropped, secrets masked."""
+    return mask_secrets(_ANSI.sub("", raw.decode("utf-8", errors="replace")), secrets)
+
+
+def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogText:
+    """A log for its page: whole when small, else its last `tail` bytes from a line start."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - tail))
+            raw = fh.read()
+    except FileNotFoundError:
+        return LogText("", 0, False, missing=True)
+    truncated = size > tail
+    if truncated and b"\n" in raw:
+        raw = raw[raw.index(b"\n") + 1:]
+    return LogText(clean_text(raw, secrets), size, truncated)
+
+
+def copy_masked(source: Path, target: Path, secrets: Sequence[str]) -> None:
+    """The full log, masked line by line (a secret never spans lines), for the raw link."""
+    temp = target.with_name(f".{target.name}.tmp")
+    with open(source, "rb") as src, open(temp, "w", encoding="utf-8") as dst:
+        for line in src:
+            dst.write(clean_text(line, secrets))
+    temp.replace(target)
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One DAG's line on the index and in status.json."""
+
+    info: DagInfo
+    recent: list[RunRow] = field(default_factory=list)  # newest first
+    total: int = 0
+    running: int = 0
+    next_run: datetime | None = None
+
+
+def status_json(entries: Sequence[IndexEntry], registry: Any, generated: datetime) -> dict[str, Any]:
+    """status.json: the index for machines."""
+    return {
+        "v": 1,
+        "generated": iso(generated),
+        "attempted_commit": asdict(registry.attempted) if registry.attempted else None,
+        "errors": [asdict(p) for p in registry.errors],
+        "dags": [_dag_status(e) for e in entries],
+    }
+
+
+def _dag_status(entry: IndexEntry) -> dict[str, Any]:
+    dag, reg = entry.info.dag, entry.info.entry
+    return {
+        "id": entry.info.id,
+        "url": dag_url(entry.info.id),
+        "description": dag.description if dag else "",
+        "schedule": dag.schedule if dag else None,
+        "timezone": dag.timezone if dag else None,
+        "path": reg.path if reg else (dag.path if dag else ""),
+        "retired": entry.info.retired,
+        "commit": asdict(reg.commit) if reg else None,
+        "errors": [asdict(p) for p in entry.info.errors],
+        "next_run": iso(entry.next_run),
+        "runs_total": entry.total,
+        "running": entry.running,
+        "runs": [{**r.to_json(), "url": run_url(entry.info.id, r.run_id)} for r in entry.recent],
+    }
