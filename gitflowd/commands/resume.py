@@ -1,0 +1,59 @@
+"""`gitflowd resume DAG RUN_ID [--rev REV] [--parallelism N] [--secrets-file F]`.
+
+Re-runs what did not succeed (failed, timed out, interrupted, never started) and
+everything downstream of it, at the run's commit or at `--rev` (fix forward). Everything
+that can be wrong is checked before the journal is touched: the run, the revision, the
+DAG at that revision, templates and secrets. Then the orphaned process groups of a
+runner that died are killed, `run_resumed` is written and the engine takes over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from gitflowd import settings
+from gitflowd.commands.common import find_dag, open_repo
+from gitflowd.commands.run import add_execution_options, execute
+from gitflowd.dag import Dag
+from gitflowd.lock import StateLock
+from gitflowd.runs import open_resume, open_run, plan_resume
+from gitflowd.secrets import resolve_path, secrets_for
+from gitflowd.state import StateDir
+from gitflowd.templating import render_commands
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "resume", parents=[common], help="re-run the failed, interrupted and never-started tasks of a run",
+        description="Resume a run: keep succeeded tasks, run again failed, timed-out, interrupted and "
+                    "never-started tasks and everything downstream of them. Attempt numbers continue.",
+    )
+    parser.add_argument("dag", metavar="DAG", help="DAG id")
+    parser.add_argument("run_id", metavar="RUN_ID", help="run id (see `gitflowd status DAG`)")
+    parser.add_argument("--rev", metavar="REV", help="run at this commit instead of the run's own (fix forward: --rev HEAD)")
+    add_execution_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    where = settings.resolve(args.repo, args.state, args.site)
+    state = StateDir(where.state)
+    with StateLock(state.lock_path, "run"), open_repo(args) as repo:
+        current, writer = open_run(state, args.dag, args.run_id)
+        try:
+            sha, dag = current.commit, None
+            if args.rev:
+                sha = repo.resolve(args.rev)
+                dag = find_dag(repo.load(sha), current.dag_id)
+            record = plan_resume(current, dag, sha)
+            target: Dag = dag or current.dag
+            commands = render_commands(dataclasses.replace(current, commit=sha, dag=target), target)
+            secrets = secrets_for(target, resolve_path(args.secrets_file))
+            checkout = repo.checkout(sha, state.checkouts)
+        except BaseException:
+            writer.close()
+            raise
+        open_resume(writer, current, record)
+        print(current.run_id, flush=True)
+        return execute(current, writer, state, checkout, args.parallelism, secrets, commands)

@@ -1,0 +1,128 @@
+"""`gitflowd run DAG [--rev REV] [--date WHEN] [--param K=V]... [--parallelism N] [--secrets-file F]`.
+
+A manual run in the foreground: load the DAG from the commit (head of the branch by
+default), check params, render every command and resolve secrets before anything is
+recorded, take the state lock, write `run_created`, print the run id, then execute with
+a progress reporter. Exit 0 when the run succeeds, 1 when it fails, 128+signal when
+interrupted. `execute()` is shared with `resume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from gitflowd import schedule, settings
+from gitflowd.commands.common import find_dag, open_repo
+from gitflowd.dag import Dag
+from gitflowd.engine import Engine, RunListener
+from gitflowd.errors import UsageError
+from gitflowd.executors.local import LocalExecutor
+from gitflowd.journal import JournalWriter
+from gitflowd.lock import StateLock
+from gitflowd.progress import Progress
+from gitflowd.repo import CommitInfo
+from gitflowd.runs import create_run, parse_params, plan_run
+from gitflowd.secrets import resolve_path, secrets_for
+from gitflowd.state import RunState, RunStatus, StateDir
+from gitflowd.templating import render_commands
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def add_execution_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parallelism", type=positive_int, metavar="N",
+                        help="tasks running at once (default: CPU count; the DAG's max_active_tasks also applies)")
+    parser.add_argument("--secrets-file", metavar="FILE", help="KEY=VALUE secrets, mode 600 (env GITFLOWD_SECRETS_FILE)")
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "run", parents=[common], help="run a DAG now, in the foreground",
+        description="Create a manual run of DAG at a commit and run it in the foreground. "
+                    "Prints the run id first; exits 0 when the run succeeds, 1 when it fails.",
+    )
+    parser.add_argument("dag", metavar="DAG", help="DAG id")
+    parser.add_argument("--rev", metavar="REV", help="commit, branch or tag (default: head of the branch)")
+    parser.add_argument("--date", metavar="WHEN",
+                        help="logical date: YYYY-MM-DD or an ISO datetime, in the DAG's timezone unless it has an offset (default: now)")
+    parser.add_argument("--param", action="append", default=[], metavar="K=V", help="override a DAG param (repeatable)")
+    add_execution_options(parser)
+    parser.set_defaults(func=run)
+
+
+def parse_when(text: str | None, dag: Dag, now: datetime | None = None) -> datetime:
+    """--date: None/'now' -> now; a date -> its midnight in the DAG's timezone; naive -> DAG timezone."""
+    if text is None or text.strip().lower() == "now":
+        return (now or datetime.now(UTC)).replace(microsecond=0)
+    zone = ZoneInfo(dag.timezone or "UTC")
+    try:
+        if len(text.strip()) == 10:
+            day = date.fromisoformat(text.strip())
+            return datetime(day.year, day.month, day.day, tzinfo=zone)
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"bad --date {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def commit_dict(info: CommitInfo) -> dict[str, str]:
+    return {"subject": info.subject, "author": info.author, "time": info.time.isoformat()}
+
+
+def run(args: argparse.Namespace) -> int:
+    where = settings.resolve(args.repo, args.state, args.site)
+    state = StateDir(where.state)
+    with open_repo(args) as repo:
+        sha = repo.resolve(args.rev)
+        dag = find_dag(repo.load(sha), args.dag)
+        logical = parse_when(args.date, dag)
+        params = parse_params(args.param, dag)
+        secrets = secrets_for(dag, resolve_path(args.secrets_file))
+        interval = schedule.data_interval(dag, logical)
+        settings.exclude_from_git(where)
+        with StateLock(state.lock_path, "run"):
+            new = plan_run(state, dag, kind="manual", logical_date=logical, commit=sha,
+                           commit_info=commit_dict(repo.commit_info(sha)), params=params,
+                           data_interval=(interval.start, interval.end))
+            commands = render_commands(new, dag)  # a template error stops us before anything is written
+            checkout = repo.checkout(sha, state.checkouts)
+            writer = create_run(state, new)
+            print(new.run_id, flush=True)
+            return execute(new, writer, state, checkout, args.parallelism, secrets, commands)
+
+
+def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkout: Path, parallelism: int | None,
+            secrets: Mapping[str, str], commands: Mapping[str, tuple[str | None, tuple[str, ...] | None]] | None = None,
+            listeners: Iterable[RunListener] = ()) -> int:
+    """Run the engine in the foreground with signals wired to a clean stop; the exit code."""
+    executor = LocalExecutor()
+    engine = Engine(run_state, writer, executor, state, checkout, parallelism=parallelism, secrets=secrets,
+                    listeners=[Progress(run_state, sys.stdout), *listeners], commands=commands)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: engine.request_stop(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        status = engine.execute()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        executor.shutdown()
+        writer.close()
+    if status is RunStatus.SUCCESS:
+        return 0
+    if status is RunStatus.INTERRUPTED:
+        return 128 + (engine.stop_signal or signal.SIGTERM)
+    return 1

@@ -1,0 +1,100 @@
+"""`gitflowd status [DAG [RUN_ID]] [--json] [--limit N]`: runs newest first, with task states.
+
+Without arguments: every run of every DAG; with DAG: that DAG's runs; with RUN_ID: one
+run and a row per task. `--json` prints a JSON array of runs (shape in docs/cli-runs.md).
+A damaged journal is reported on stderr and the other runs are still shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from gitflowd import settings
+from gitflowd.commands.common import format_duration, table
+from gitflowd.errors import DagNotFound
+from gitflowd.loader import suggest
+from gitflowd.state import RunState, StateDir, TaskState
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "status", parents=[common], help="show runs and their task states",
+        description="Show runs newest first (all DAGs, one DAG, or one run with its tasks).",
+    )
+    parser.add_argument("dag", metavar="DAG", nargs="?", help="only this DAG's runs")
+    parser.add_argument("run_id", metavar="RUN_ID", nargs="?", help="only this run, task by task")
+    parser.add_argument("--json", action="store_true", help="print a JSON array of runs")
+    parser.add_argument("--limit", type=int, default=20, metavar="N", help="runs shown as text (default 20; --json shows all)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    state = StateDir(settings.resolve(args.repo, args.state, args.site).state)
+    if args.run_id:
+        runs = [state.load_run(args.dag, args.run_id)]
+    else:
+        if args.dag and args.dag not in state.dag_ids():
+            known = state.dag_ids()
+            raise DagNotFound(args.dag, suggest(args.dag, known) or f" (no runs recorded; DAGs with runs: {', '.join(known) or 'none'})")
+        runs = state.runs(args.dag)
+        for path, error in state.broken:
+            print(f"gitflowd: error: {error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([run_dict(r) for r in runs], indent=2))
+    elif args.run_id:
+        print(describe_run(runs[0]))
+    else:
+        print(runs_table(runs[: args.limit]) if runs else "no runs")
+    return 0
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def task_dict(task: TaskState) -> dict[str, Any]:
+    return {"state": task.state.value, "attempts": len(task.attempts), "exit_code": task.exit_code,
+            "started": _iso(task.started), "ended": _iso(task.ended)}
+
+
+def run_dict(run: RunState) -> dict[str, Any]:
+    return {
+        "dag": run.dag_id, "run_id": run.run_id, "kind": run.kind, "state": run.state.value,
+        "logical_date": _iso(run.logical_date), "commit": run.commit,
+        "started": _iso(run.started), "ended": _iso(run.ended),
+        "tasks": {task_id: task_dict(task) for task_id, task in run.tasks.items()},
+    }
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    return format_duration(round((end - start).total_seconds(), 1)) if start and end else "-"
+
+
+def _counts(run: RunState) -> str:
+    counts = Counter(task.state.value for task in run.tasks.values())
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+def runs_table(runs: list[RunState]) -> str:
+    rows = [[r.dag_id, r.run_id, r.state.value, r.logical_date.isoformat(), r.commit[:8],
+             _duration(r.started, r.ended), _counts(r)] for r in runs]
+    return table(["DAG", "RUN", "STATE", "LOGICAL DATE", "COMMIT", "DURATION", "TASKS"], rows)
+
+
+def describe_run(run: RunState) -> str:
+    subject = run.commit_info.get("subject", "")
+    lines = [
+        f"run {run.run_id} of {run.dag_id}: {run.state.value}",
+        f"  kind {run.kind}, logical date {run.logical_date.isoformat()}, commit {run.commit[:8]} {subject}".rstrip(),
+        f"  started {_iso(run.started) or '-'}, ended {_iso(run.ended) or '-'}",
+        "",
+    ]
+    rows = [[t.task_id, t.state.value, str(len(t.attempts)), "-" if t.exit_code is None else str(t.exit_code),
+             _duration(t.started, t.ended), t.reason] for t in (run.tasks[i] for i in run.dag.topological_order() if i in run.tasks)]
+    lines.append(table(["TASK", "STATE", "ATTEMPTS", "EXIT", "DURATION", "NOTE"], rows))
+    return "\n".join(lines)

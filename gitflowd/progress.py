@@ -1,0 +1,92 @@
+"""The progress reporter: an engine listener that tells a person how a run is going.
+
+Flow: the engine calls `on_record(record, run)` after every durable batch -> the reporter
+keeps each task's state and the counts in step (O(1) per record) -> on a terminal it
+redraws one line `done/running/failed of total` (at most ten times a second, and at the
+end); elsewhere (a pipe, a log file, CI) it prints one line per task state change.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from typing import Any, TextIO
+
+from gitflowd import journal
+from gitflowd.state import RunState, TaskStatus
+
+_DONE = frozenset(TaskStatus) - {TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.UP_FOR_RETRY}
+_FAILED = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.UPSTREAM_FAILED, TaskStatus.INTERRUPTED})
+
+
+class Progress:
+    def __init__(self, run: RunState, stream: TextIO | None = None, tty: bool | None = None, interval: float = 0.1):
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.interval = interval
+        self._drawn = 0.0
+        self._reset(run)
+
+    def _reset(self, run: RunState) -> None:
+        self._states = {task_id: task.state for task_id, task in run.tasks.items()}
+        self._counts = Counter(self._states.values())
+
+    def on_record(self, record: dict[str, Any], run: RunState) -> None:
+        event = record["event"]
+        if "task" in record and record["task"] in run.tasks:
+            self._set(record["task"], run.tasks[record["task"]].state)
+        if event == journal.TASKS_CLEARED or (event == journal.RUN_RESUMED and record.get("dag")):
+            self._reset(run)
+        if self.tty:
+            self._draw(final=event == journal.RUN_FINISHED)
+        else:
+            self._line(record, run)
+
+    def _set(self, task_id: str, state: TaskStatus) -> None:
+        old = self._states.get(task_id)
+        if old is not None:
+            self._counts[old] -= 1
+        self._states[task_id] = state
+        self._counts[state] += 1
+
+    def summary(self) -> str:
+        done = sum(n for s, n in self._counts.items() if s in _DONE)
+        failed = sum(n for s, n in self._counts.items() if s in _FAILED)
+        return f"{done}/{len(self._states)} done, {self._counts[TaskStatus.RUNNING]} running, {failed} failed"
+
+    def _draw(self, final: bool) -> None:
+        now = time.monotonic()
+        if not final and now - self._drawn < self.interval:
+            return
+        self._drawn = now
+        self.stream.write(f"\r\x1b[K{self.summary()}" + ("\n" if final else ""))
+        self.stream.flush()
+
+    def _line(self, record: dict[str, Any], run: RunState) -> None:
+        text = describe(record, run)
+        if text:
+            self.stream.write(f"{text}  [{self.summary()}]\n" if "task" in record else f"{text}\n")
+            self.stream.flush()
+
+
+def describe(record: dict[str, Any], run: RunState) -> str:
+    """One human line for a record ('' for records not worth a line)."""
+    event, task = record["event"], record.get("task", "")
+    if event == journal.TASK_STARTED:
+        return f"{task}: running (attempt {record['attempt']})"
+    if event == journal.TASK_FINISHED:
+        detail = f"attempt {record['attempt']}, {record.get('duration', 0):.1f}s"
+        if record.get("exit_code") not in (None, 0):
+            detail += f", exit code {record['exit_code']}"
+        if record.get("error"):
+            detail += f", {record['error']}"
+        retry = f"; retry at {record['retry_at']}" if record.get("retry_at") else ""
+        return f"{task}: {record['state']} ({detail}){retry}"
+    if event == journal.TASK_SKIPPED:
+        return f"{task}: {record['state']} ({record.get('reason', '')})"
+    if event == journal.RUN_RESUMED:
+        return f"resumed at {record['commit'][:8]}: re-running {len(record.get('tasks', []))} task(s)"
+    if event == journal.RUN_FINISHED:
+        return f"run {run.run_id}: {record['state']}"
+    return ""
