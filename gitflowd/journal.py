@@ -99,13 +99,13 @@ def _scan(path: str, data: bytes) -> tuple[list[dict[str, Any]], int]:
     for number, line in enumerate(lines[:-1], start=1):  # lines[-1] lacks its newline
         try:
             record = decode(line)
-            if record["seq"] != len(records):
-                raise ValueError(f"sequence number {record['seq']}, expected {len(records)}")
         except ValueError as exc:
             bad = bad or (number, str(exc))
             continue
-        if bad:
+        if bad:  # a whole record after a damaged one: not a torn tail
             raise CorruptRecord(path, bad[0], bad[1])
+        if record["seq"] != len(records):
+            raise CorruptRecord(path, number, f"sequence number {record['seq']}, expected {len(records)}")
         records.append(record)
         end += len(line) + 1
     return records, end
