@@ -2,7 +2,7 @@
 
 Flow: `load_dag(text, path)` -> tomllib parses (a syntax error is the only problem then)
 -> `toml_lines.locate` maps keys to lines -> `dag_from_data` reads the top level, `[dag]`,
-`[defaults]` and each `[tasks.X]` through small per-key converters, collecting problems
+`[defaults]` and each `[tasks.X]` through the per-key converters of fields.py, collecting problems
 instead of stopping at the first -> checks the graph (unknown deps, self deps, cycles)
 -> raises `DagFileError(problems)` sorted by line, or returns the frozen `Dag`.
 
@@ -14,40 +14,23 @@ strings so that params stay JSON for the journal.
 
 from __future__ import annotations
 
-import difflib
 import json
-import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, tzinfo
 from pathlib import PurePosixPath
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import jinja2
-
-from gitflowd.dag import Dag, Task, TriggerRule, graph_problems, is_valid_id
+from gitflowd.dag import Dag, Task, graph_problems, is_valid_id
 from gitflowd.errors import DagFileError, Problem
-from gitflowd.schedule import check_schedule
+from gitflowd.fields import DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, TASK_KEYS, TOP_KEYS, BadValue, parse_duration, show, suggest
 from gitflowd.toml_lines import LineMap, locate
 
-ID_RULE = "ids match [A-Za-z0-9_][A-Za-z0-9_.-]*"
-DURATION_HINT = '(use "90s", "10m", "1h30m" or seconds)'
-MAX_DURATION = 365 * 86400.0
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+__all__ = ["load_dag", "dag_from_data", "parse_duration", "suggest", "DAG_KEYS", "DEFAULT_KEYS", "TASK_KEYS"]
+
 _TOML_POSITION = re.compile(r" \(at (?:line (\d+), column \d+|end of document)\)$")
-_TEMPLATES = jinja2.Environment()
-
-
-class _Bad(Exception):
-    """A value is wrong; `tail` follows `[table] key` in the message."""
-
-    def __init__(self, tail: str):
-        super().__init__(tail)
-        self.tail = tail
 
 
 # -- public API -------------------------------------------------------------------------
@@ -55,10 +38,13 @@ class _Bad(Exception):
 
 def load_dag(text: str, path: str) -> Dag:
     """Parse one DAG file. `path` is repo-relative (`dags/x.toml`) and names the file in errors."""
+    text = text.removeprefix("\ufeff")  # a byte order mark some editors write
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DagFileError([_syntax_problem(exc, text, path)]) from None
+    except RecursionError:
+        raise DagFileError([Problem(path, 1, "invalid TOML: arrays or tables nested too deeply")]) from None
     return dag_from_data(data, path, locate(text))
 
 
@@ -70,27 +56,6 @@ def dag_from_data(data: Mapping[str, Any], path: str, lines: LineMap | None = No
         problems = sorted(dict.fromkeys(reader.problems), key=lambda p: p.line)
         raise DagFileError(problems or [Problem(path, 1, "invalid DAG file")])
     return dag
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from "90s" / "10m" / "1h30m" / "2h" / "1d" / a number; ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, str):
-        match = _DURATION.fullmatch(value.strip())
-        if value.strip().replace(".", "", 1).isdigit():
-            return float(value)
-        if not value.strip() or match is None:
-            raise ValueError(f"invalid duration {value!r}")
-        days, hours, minutes, seconds = (float(g or 0) for g in match.groups())
-        return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    return float(value)
-
-
-def suggest(word: str, choices: Any) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # -- messages ---------------------------------------------------------------------------
@@ -107,209 +72,10 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str, path: str) -> Probl
         message += " (a string left open on this line?)"
     return Problem(path, line, f"invalid TOML: {message}")
 
-
-def _show(value: Any) -> str:
-    """A value as the user wrote it in TOML, short."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value if len(value) <= 40 else value[:37] + "...", ensure_ascii=False)
-    if isinstance(value, (date, time)):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "an array" if value else "[]"
-    if isinstance(value, dict):
-        return "a table"
-    return repr(value)
-
-
 def _label(where: tuple[str, ...]) -> str:
     """`[tasks.fetch]` or `[tasks."a b"]`."""
     parts = [p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in where]
     return "[" + ".".join(parts) + "]"
-
-
-def _expected(what: str, value: Any) -> _Bad:
-    return _Bad(f" must be {what}, got {_show(value)}")
-
-
-# -- converters: value -> Python value, or raise _Bad -------------------------------------
-
-
-def _integer(minimum: int) -> Callable[[Any], int]:
-    def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _expected(f"an integer >= {minimum}", value)
-        return value
-
-    return convert
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _expected("a string", value)
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _expected("true or false", value)
-    return value
-
-
-def _string_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _expected("an array of strings", value)
-    return tuple(value)
-
-
-def _duration(positive: bool) -> Callable[[Any], float]:
-    def convert(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise _expected('a duration ("90s", "10m", "1h30m" or seconds)', value)
-        try:
-            seconds = parse_duration(value)
-        except ValueError:
-            raise _Bad(f": invalid duration {value!r} {DURATION_HINT}") from None
-        if not math.isfinite(seconds) or seconds > MAX_DURATION:
-            raise _expected("a duration of at most 365 days", value)
-        if seconds < 0 or (positive and seconds == 0):
-            raise _expected("a duration > 0" if positive else "a duration >= 0", value)
-        return seconds
-
-    return convert
-
-
-def _backoff(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1.0 <= value <= 100.0:
-        raise _expected("a number from 1.0 (fixed delay) to 100.0", value)
-    return float(value)
-
-
-def _trigger_rule(value: Any) -> TriggerRule:
-    valid = [rule.value for rule in TriggerRule]
-    if isinstance(value, str) and value in valid:
-        return TriggerRule(value)
-    hint = suggest(value, valid) if isinstance(value, str) else ""
-    raise _Bad(f" must be one of {', '.join(valid)}, got {_show(value)}{hint}")
-
-
-def _timezone(value: Any) -> str:
-    name = _string(value)
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        from zoneinfo import available_timezones
-
-        hint = suggest(name, sorted(available_timezones()))
-        raise _Bad(f": unknown timezone {name!r}{hint or ' (use an IANA name such as Europe/Berlin or UTC)'}") from None
-    return name
-
-
-def _schedule(value: Any) -> str:
-    expr = _string(value)
-    problem = check_schedule(expr)
-    if problem:
-        raise _Bad(f": {problem}")
-    return expr
-
-
-def _when(value: Any) -> date:
-    if isinstance(value, (date, datetime)):
-        return value
-    hint = " (write it unquoted)" if isinstance(value, str) else ""
-    raise _Bad(f" must be a TOML date or datetime such as 2026-01-01{hint}, got {_show(value)}")
-
-
-def _dag_id(value: Any) -> str:
-    if not isinstance(value, str) or not is_valid_id(value):
-        raise _Bad(f" must be a DAG id ({ID_RULE}), got {_show(value)}")
-    return value
-
-
-def _env(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise _expected("a table of NAME = \"value\" strings", value)
-    for name, item in value.items():
-        if not _ENV_NAME.fullmatch(name):
-            raise _Bad(f": {name!r} is not a valid environment variable name")
-        if not isinstance(item, str):
-            raise _Bad(f".{name} must be a string, got {_show(item)}")
-    return dict(value)
-
-
-def _secrets(value: Any) -> tuple[str, ...]:
-    names = _string_list(value)
-    for name in names:
-        if not _ENV_NAME.fullmatch(name):
-            raise _Bad(f": {name!r} is not a valid environment variable name")
-    return names
-
-
-def _params(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _expected("a table", value)
-    return _json_safe(value)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (date, time)):
-        return value.isoformat()
-    return value
-
-
-def _template(text: str) -> str:
-    try:
-        _TEMPLATES.parse(text)
-    except jinja2.TemplateSyntaxError as exc:
-        raise _Bad(f": invalid template: {exc.message}") from None
-    return text
-
-
-def _cmd(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _expected("a non-empty shell command string", value)
-    return _template(value)
-
-
-def _argv(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise _expected("a non-empty array of strings", value)
-    return tuple(_template(v) for v in value)
-
-
-def _call(value: Any) -> str:
-    if not isinstance(value, str) or not _CALL.fullmatch(value):
-        raise _Bad(f" must be \"module:function\" (e.g. \"jobs.report:main\"), got {_show(value)}")
-    return value
-
-
-def _deps(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _expected("an array of task ids", value)
-    return tuple(dict.fromkeys(value))
-
-
-DAG_KEYS: dict[str, Callable[[Any], Any]] = {
-    "id": _dag_id, "description": _string, "schedule": _schedule, "timezone": _timezone,
-    "start_date": _when, "end_date": _when, "catchup": _boolean,
-    "max_active_runs": _integer(1), "max_active_tasks": _integer(1),
-    "params": _params, "env": _env, "secrets": _secrets, "tags": _string_list,
-}
-DEFAULT_KEYS: dict[str, Callable[[Any], Any]] = {
-    "retries": _integer(0), "retry_delay": _duration(False), "retry_backoff": _backoff,
-    "timeout": _duration(True), "trigger_rule": _trigger_rule,
-}
-TASK_KEYS: dict[str, Callable[[Any], Any]] = {
-    "cmd": _cmd, "argv": _argv, "call": _call, "deps": _deps, "env": _env, "description": _string,
-    **DEFAULT_KEYS,
-}
-TOP_KEYS = {"dag": DAG_KEYS, "defaults": DEFAULT_KEYS, "tasks": {}}
-_HOME = {**{k: "[dag]" for k in DAG_KEYS}, **{k: "a [tasks.X] table" for k in TASK_KEYS}, **{k: "[defaults] or a task" for k in DEFAULT_KEYS}}
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -347,14 +113,14 @@ class _Reader:
     def check_keys(self, where: tuple[str, ...], table: Mapping[str, Any], known: Mapping[str, Any]) -> None:
         for key in table:
             if key not in known:
-                hint = suggest(key, known) or (f" ({key} belongs in {_HOME[key]})" if key in _HOME else "")
+                hint = suggest(key, known) or (f" ({key} belongs in {HOME[key]})" if key in HOME else "")
                 place = f"in {_label(where)}" if where else "at the top level"
                 self.problem(where + (key,), f"unknown key {key!r} {place}{hint}")
 
     def table(self, where: tuple[str, ...], table: Any, spec: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:
         """Convert every known key of a table; report unknown keys and bad values."""
         if not isinstance(table, dict):
-            self.problem(where, f"{_label(where)} must be a table, got {_show(table)}")
+            self.problem(where, f"{_label(where)} must be a table, got {show(table)}")
             return {}
         self.check_keys(where, table, spec)
         result: dict[str, Any] = {}
@@ -362,7 +128,7 @@ class _Reader:
             if key in spec:
                 try:
                     result[key] = spec[key](value)
-                except _Bad as bad:
+                except BadValue as bad:
                     self.problem(where + (key,), f"{_label(where)} {key}{bad.tail}")
         return result
 
@@ -370,7 +136,7 @@ class _Reader:
         result = {key: _aware(dag[key], zone) if key in dag else None for key in ("start_date", "end_date")}
         start, end = result["start_date"], result["end_date"]
         if start and end and start > end:
-            self.problem(("dag", "end_date"), f"[dag] start_date {_show(dag['start_date'])} is after end_date {_show(dag['end_date'])}")
+            self.problem(("dag", "end_date"), f"[dag] start_date {show(dag['start_date'])} is after end_date {show(dag['end_date'])}")
         return result
 
     def tasks(self, data: Mapping[str, Any], defaults: dict[str, Any], dag_env: dict[str, str]) -> dict[str, Task] | None:
@@ -392,14 +158,14 @@ class _Reader:
         elif isinstance(raw, dict):
             self.problem(("tasks",), "[tasks] is empty: a DAG needs at least one task")
         else:
-            self.problem(("tasks",), f"'tasks' must be a table of tasks, got {_show(raw)}")
+            self.problem(("tasks",), f"'tasks' must be a table of tasks, got {show(raw)}")
 
     def task(self, task_id: str, table: Any, defaults: dict[str, Any], dag_env: dict[str, str]) -> Task | None:
         where = ("tasks", task_id)
         if not is_valid_id(task_id):
             self.problem(where, f"invalid task id {task_id!r}: {ID_RULE}")
         if not isinstance(table, dict):
-            self.problem(where, f"task {task_id!r} must be a table (e.g. [tasks.{task_id}] with cmd = ...), got {_show(table)}")
+            self.problem(where, f"task {task_id!r} must be a table (e.g. {_label(where)} with cmd = ...), got {show(table)}")
             return None
         values = {**defaults, **self.table(where, table, TASK_KEYS)}
         self.check_kind(task_id, table)

@@ -211,7 +211,7 @@ def _only_dag_file_errors(call) -> None:
     try:
         call()
     except DagFileError as exc:
-        assert exc.problems and all(p.line >= 1 and "\n" not in p.message for p in exc.problems)
+        assert exc.problems and all(p.line >= 1 and len(str(p).splitlines()) == 1 for p in exc.problems)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,259 @@
+"""The values of a DAG file, key by key: what each accepts and what it becomes.
+
+Each converter takes the TOML value of one key and returns the Python value the `Dag`
+holds, or raises `BadValue` whose `tail` completes the message after `[table] key`
+(e.g. ` must be an integer >= 0, got "3"`). The key tables (`DAG_KEYS`, `DEFAULT_KEYS`,
+`TASK_KEYS`) are the format: a key not in them is unknown. loader.py walks the file and
+attaches lines; this module knows nothing of lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Callable
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import jinja2
+
+from gitflowd.dag import TriggerRule, is_valid_id
+from gitflowd.schedule import check_schedule
+
+ID_RULE = "ids match [A-Za-z0-9_][A-Za-z0-9_.-]*"
+DURATION_HINT = '(use "90s", "10m", "1h30m" or seconds)'
+MAX_DURATION = 365 * 86400.0
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+_TEMPLATES = jinja2.Environment()  # syntax check only; tasks are rendered in a sandbox at run time
+
+
+class BadValue(Exception):
+    """A value is wrong; `tail` follows `[table] key` in the message."""
+
+    def __init__(self, tail: str):
+        super().__init__(tail)
+        self.tail = tail
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from "90s" / "10m" / "1h30m" / "2h" / "1d" / a number; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"not a duration: {value!r}")
+    if not isinstance(value, str):
+        return float(value)
+    text = value.strip()
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        return float(text)
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"invalid duration {value!r}")
+    days, hours, minutes, seconds = (float(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def suggest(word: str, choices: Any) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it in TOML, short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = json.dumps(value if len(value) <= 40 else value[:37] + "...", ensure_ascii=False)
+        return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "an array" if value else "[]"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)
+
+
+def _expected(what: str, value: Any) -> BadValue:
+    return BadValue(f" must be {what}, got {show(value)}")
+
+
+# -- converters: value -> Python value, or raise BadValue --------------------------------
+
+
+def _integer(minimum: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _expected(f"an integer >= {minimum}", value)
+        return value
+
+    return convert
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _expected("a string", value)
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _expected("true or false", value)
+    return value
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _expected("an array of strings", value)
+    return tuple(value)
+
+
+def _duration(positive: bool) -> Callable[[Any], float]:
+    def convert(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise _expected('a duration ("90s", "10m", "1h30m" or seconds)', value)
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise BadValue(f": invalid duration {value!r} {DURATION_HINT}") from None
+        if not math.isfinite(seconds) or seconds > MAX_DURATION:
+            raise _expected("a duration of at most 365 days", value)
+        if seconds < 0 or (positive and seconds == 0):
+            raise _expected("a duration > 0" if positive else "a duration >= 0", value)
+        return seconds
+
+    return convert
+
+
+def _backoff(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1.0 <= value <= 100.0:
+        raise _expected("a number from 1.0 (fixed delay) to 100.0", value)
+    return float(value)
+
+
+def _trigger_rule(value: Any) -> TriggerRule:
+    valid = [rule.value for rule in TriggerRule]
+    if isinstance(value, str) and value in valid:
+        return TriggerRule(value)
+    hint = suggest(value, valid) if isinstance(value, str) else ""
+    raise BadValue(f" must be one of {', '.join(valid)}, got {show(value)}{hint}")
+
+
+def _timezone(value: Any) -> str:
+    name = _string(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        hint = suggest(name, sorted(available_timezones()))
+        raise BadValue(f": unknown timezone {name!r}{hint or ' (use an IANA name such as Europe/Berlin or UTC)'}") from None
+    return name
+
+
+def _schedule(value: Any) -> str:
+    expr = _string(value)
+    problem = check_schedule(expr)
+    if problem:
+        raise BadValue(f": {problem}")
+    return expr
+
+
+def _when(value: Any) -> date:
+    if isinstance(value, (date, datetime)):
+        return value
+    hint = " (write it unquoted)" if isinstance(value, str) else ""
+    raise BadValue(f" must be a TOML date or datetime such as 2026-01-01{hint}, got {show(value)}")
+
+
+def _dag_id(value: Any) -> str:
+    if not isinstance(value, str) or not is_valid_id(value):
+        raise BadValue(f" must be a DAG id ({ID_RULE}), got {show(value)}")
+    return value
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _expected("a table of NAME = \"value\" strings", value)
+    for name, item in value.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise BadValue(f": {name!r} is not a valid environment variable name")
+        if not isinstance(item, str):
+            raise BadValue(f".{name} must be a string, got {show(item)}")
+    return dict(value)
+
+
+def _secrets(value: Any) -> tuple[str, ...]:
+    names = _string_list(value)
+    for name in names:
+        if not _ENV_NAME.fullmatch(name):
+            raise BadValue(f": {name!r} is not a valid environment variable name")
+    return names
+
+
+def _params(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _expected("a table", value)
+    return _json_safe(value)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    return value
+
+
+def _template(text: str) -> str:
+    try:
+        _TEMPLATES.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise BadValue(f": invalid template: {exc.message}") from None
+    return text
+
+
+def _cmd(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _expected("a non-empty shell command string", value)
+    return _template(value)
+
+
+def _argv(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _expected("a non-empty array of strings", value)
+    return tuple(_template(v) for v in value)
+
+
+def _call(value: Any) -> str:
+    if not isinstance(value, str) or not _CALL.fullmatch(value):
+        raise BadValue(f" must be \"module:function\" (e.g. \"jobs.report:main\"), got {show(value)}")
+    return value
+
+
+def _deps(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _expected("an array of task ids", value)
+    return tuple(dict.fromkeys(value))
+
+
+DAG_KEYS: dict[str, Callable[[Any], Any]] = {
+    "id": _dag_id, "description": _string, "schedule": _schedule, "timezone": _timezone,
+    "start_date": _when, "end_date": _when, "catchup": _boolean,
+    "max_active_runs": _integer(1), "max_active_tasks": _integer(1),
+    "params": _params, "env": _env, "secrets": _secrets, "tags": _string_list,
+}
+DEFAULT_KEYS: dict[str, Callable[[Any], Any]] = {
+    "retries": _integer(0), "retry_delay": _duration(False), "retry_backoff": _backoff,
+    "timeout": _duration(True), "trigger_rule": _trigger_rule,
+}
+TASK_KEYS: dict[str, Callable[[Any], Any]] = {
+    "cmd": _cmd, "argv": _argv, "call": _call, "deps": _deps, "env": _env, "description": _string,
+    **DEFAULT_KEYS,
+}
+TOP_KEYS = {"dag": DAG_KEYS, "defaults": DEFAULT_KEYS, "tasks": {}}
+HOME = {**{k: "[dag]" for k in DAG_KEYS}, **{k: "a [tasks.X] table" for k in TASK_KEYS}, **{k: "[defaults] or a task" for k in DEFAULT_KEYS}}
