@@ -174,6 +174,8 @@ class Site:
     # -- DAG pages --------------------------------------------------------------------
 
     def _write_grid_page(self, info: DagInfo, rows: list[RunRow], page: int) -> None:
+        if sitedata.page_count(rows) == 1:
+            return  # the DAG page shows them all
         columns = sitedata.page_rows(rows, page)
         self._page(sitedata.grid_url(info.id, page), "grid_page.html", info=info, page=page,
                    pages=sitedata.page_count(rows), grid=self._grid(info, columns),

@@ -1,0 +1,334 @@
+"""The static site from real journals, logs and a registry recorded from a real Git repo."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from gitflowd import journal
+from gitflowd.registry import record_snapshot
+from gitflowd.repo import Repo
+from gitflowd.site import Site, SiteListener, templates_dir
+from gitflowd.sitedata import PAGE_SIZE
+from gitflowd.state import StateDir
+from runfactory import T0, make_dag, write_run
+
+NOW = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
+EVIL = '<script>window.__pwned=1</script>"onmouseover="window.__pwned=2" \'><img src=x onerror=window.__pwned=3>'
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+class Links(HTMLParser):
+    """Every href/src of a page, and every attribute name (to find injected handlers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+        self.links += [v for k, v in attrs if k in ("href", "src") and v]
+
+
+def parse(path: Path) -> Links:
+    parser = Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def crawl(site: Path) -> set[Path]:
+    """Every page reachable from index.html; fails on a link that resolves to no file."""
+    seen: set[Path] = set()
+    todo = [site / "index.html"]
+    while todo:
+        page = todo.pop()
+        if page in seen:
+            continue
+        seen.add(page)
+        if page.suffix != ".html":
+            continue
+        for link in parse(page).links:
+            parts = urlsplit(link)
+            assert not parts.scheme and not parts.netloc and not link.startswith("/"), f"{page}: non-relative link {link}"
+            if not parts.path:
+                continue
+            target = (page.parent / unquote(parts.path)).resolve()
+            assert target.is_file(), f"{page.relative_to(site)}: broken link {link}"
+            assert target.is_relative_to(site.resolve()), f"{page}: link leaves the site: {link}"
+            todo.append(target)
+    return seen
+
+
+UMBRELLA = {"fetch_sales": [], "fetch_weather": [], "clean_sales": ["fetch_sales"],
+            "clean_weather": ["fetch_weather"], "join": ["clean_sales", "clean_weather"], "report": ["join"]}
+
+
+def failing_run(state: Path, run_id: str = "scheduled__20260105T000000Z", day: int = 4) -> None:
+    dag = make_dag("umbrella", UMBRELLA, description="Forecast umbrella demand")
+    write_run(state, dag, run_id, T0 + timedelta(days=day),
+              {"fetch_sales": ["success"], "fetch_weather": ["success"], "clean_sales": ["success"],
+               "clean_weather": ["failed", "failed"], "join": "upstream_failed", "report": "upstream_failed"})
+
+
+def good_runs(state: Path, count: int, dag_id: str = "umbrella", tasks=None) -> None:
+    dag = make_dag(dag_id, tasks or UMBRELLA, description="Forecast umbrella demand")
+    for day in range(count):
+        logical = T0 + timedelta(days=day)
+        write_run(state, dag, f"scheduled__{logical:%Y%m%dT%H%M%SZ}", logical, {t: ["success"] for t in dag.tasks})
+
+
+def test_every_link_resolves_and_every_page_is_reachable(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, 3)
+    failing_run(state)
+    Site(state, site, clock=fixed_clock).render_all()
+    reached = crawl(site)
+    pages = {p.resolve() for p in site.rglob("*.html")}
+    assert pages <= reached, f"unreachable: {sorted(str(p) for p in pages - reached)}"
+    run_dir = site / "dags/umbrella/runs/scheduled__20260105T000000Z"
+    assert {p.name for p in run_dir.iterdir()} >= {"index.html", "clean_weather.1.html", "clean_weather.2.html"}
+    html = (site / "index.html").read_text()
+    assert 'http' not in re.sub(r'xmlns="http://www.w3.org/2000/svg"', "", html)  # no external asset
+    status = json.loads((site / "status.json").read_text())
+    umbrella = status["dags"][0]
+    assert umbrella["id"] == "umbrella" and umbrella["runs_total"] == 4
+    assert umbrella["runs"][0]["run_id"] == "scheduled__20260105T000000Z" and umbrella["runs"][0]["state"] == "failed"
+    assert (site / umbrella["runs"][0]["url"]).is_file()
+
+
+def test_hooks_carry_task_and_run_states(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    failing_run(state)
+    Site(state, site, clock=fixed_clock).render_all()
+    run_page = (site / "dags/umbrella/runs/scheduled__20260105T000000Z/index.html").read_text()
+    states = dict(re.findall(r'<tr id="task-[^"]+" data-task="([^"]+)" data-state="([^"]+)"', run_page))
+    assert states == {"fetch_sales": "success", "fetch_weather": "success", "clean_sales": "success",
+                      "clean_weather": "failed", "join": "upstream_failed", "report": "upstream_failed"}
+    dag_page = (site / "dags/umbrella/index.html").read_text()
+    assert 'data-task="clean_weather" data-state="failed" data-run="scheduled__20260105T000000Z"' in dag_page
+    assert '<g class="node s-failed" data-task="clean_weather" data-state="failed">' in dag_page
+    assert 'http-equiv="refresh"' not in dag_page + run_page  # nothing is running
+
+
+def test_running_pages_refresh_and_settled_pages_do_not(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("umbrella", UMBRELLA)
+    write_run(state, dag, "manual__20260110T000000Z", T0, {"fetch_sales": ["success"], "fetch_weather": ["running"]}, finish=None)
+    Site(state, site, clock=fixed_clock).render_all()
+    run_dir = site / "dags/umbrella/runs/manual__20260110T000000Z"
+    for page in (site / "index.html", site / "dags/umbrella/index.html", run_dir / "index.html", run_dir / "fetch_weather.1.html"):
+        assert 'http-equiv="refresh"' in page.read_text(), page
+    assert 'http-equiv="refresh"' not in (run_dir / "fetch_sales.1.html").read_text()
+
+
+def evil_repo(make_repo):
+    source = (f'[dag]\ndescription = """{EVIL}"""\n\n'
+              f"[tasks.fetch]\ncmd = '''echo \"{EVIL}\"'''\n")
+    repo = make_repo()
+    repo.commit({"dags/evil.toml": source}, message=f"add {EVIL}")
+    return repo
+
+
+def test_injected_markup_is_escaped_everywhere(make_repo, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = evil_repo(make_repo)
+    with Repo(repo.path) as git_repo:
+        snapshot = git_repo.load(repo.head())
+    record_snapshot(state, snapshot)
+    dag = snapshot.dags["evil"].dag
+    write_run(state, dag, "manual__20260101T000000Z", T0, {"fetch": ["failed"]},
+              logs={("fetch", 1): f"{EVIL}\n\x1b[31mred\x1b[0m\n"},
+              commit_info={"subject": f"add {EVIL}", "author": f"Eve {EVIL}", "time": T0.isoformat()})
+    Site(state, site, clock=fixed_clock).render_all()
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= 4
+    for page in pages:
+        text = page.read_text()
+        assert "<script" not in text.lower(), page
+        assert "<img" not in text.lower(), page
+        for tag, attrs in parse(page).tags:
+            assert not [k for k, _ in attrs if k.startswith("on")], f"{page}: <{tag} {attrs}>"
+    log_page = (site / "dags/evil/runs/manual__20260101T000000Z/fetch.1.html").read_text()
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in log_page and "\x1b" not in log_page
+    assert "&lt;script&gt;" in (site / "dags/evil/index.html").read_text()  # description and source
+
+
+def test_secrets_given_to_the_site_are_masked_and_large_logs_show_the_tail(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("big", {"loud": []})
+    lines = [f"line {n} token=hunter2-secret\n" for n in range(40000)]
+    write_run(state, dag, "manual__20260101T000000Z", T0, {"loud": ["success"]}, logs={("loud", 1): "".join(lines)})
+    Site(state, site, secrets=["hunter2-secret"], clock=fixed_clock).render_all()
+    run_dir = site / "dags/big/runs/manual__20260101T000000Z"
+    page = (run_dir / "loud.1.html").read_text()
+    assert "hunter2" not in page and "token=****" in page
+    assert "line 39999 " in page and "line 0 " not in page  # the tail, not the head
+    raw = (run_dir / "loud.1.log.txt").read_text()
+    assert raw.startswith("line 0 token=****\n") and raw.count("\n") == 40000 and "hunter2" not in raw
+    assert 'href="loud.1.log.txt"' in page.replace("../../../../dags/big/runs/manual__20260101T000000Z/", "")
+
+
+def snapshot_files(site: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(site)): (p.stat().st_mtime_ns, p.read_bytes()) for p in site.rglob("*") if p.is_file()}
+
+
+def test_incremental_render_rewrites_only_the_run_its_dag_page_and_the_index(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, 5)
+    good_runs(state, 2, dag_id="other", tasks={"a": []})
+    renderer = Site(state, site, clock=fixed_clock)
+    renderer.render_all()
+    before = snapshot_files(site)
+    time.sleep(0.02)  # let a rewrite show in mtimes on coarse file systems
+    failing_run(state, "scheduled__20260120T000000Z", day=19)
+    Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260120T000000Z")
+    after = snapshot_files(site)
+    touched = {name for name in after if name not in before or after[name][0] != before[name][0]}
+    run_dir = "dags/umbrella/runs/scheduled__20260120T000000Z/"
+    expected_pages = {"index.html", "status.json", "dags/umbrella/index.html"} | {
+        run_dir + name for name in ("index.html", "fetch_sales.1.html", "fetch_weather.1.html", "clean_sales.1.html",
+                                    "clean_weather.1.html", "clean_weather.2.html")}
+    assert {n for n in touched if not n.startswith(".cache/")} == expected_pages
+    assert {n for n in touched if n.startswith(".cache/")} <= {
+        ".cache/index.json", ".cache/umbrella/runs.json", ".cache/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/lock"}
+    # the incremental result equals a full render of the same state
+    full = tmp_path / "full"
+    Site(state, full, clock=fixed_clock).render_all()
+    fresh = snapshot_files(full)
+    for name in ("index.html", "status.json", "dags/umbrella/index.html", "dags/other/index.html"):
+        assert after[name][1] == fresh[name][1], name
+
+
+def test_thousand_runs_page_stays_windowed_and_new_runs_touch_one_grid_page(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, 1000, tasks={"a": [], "b": ["a"]})
+    renderer = Site(state, site, clock=fixed_clock)
+    renderer.render_all()
+    dag_page = (site / "dags/umbrella/index.html").read_text()
+    assert dag_page.count('<th data-run="') == PAGE_SIZE
+    assert 'data-run="scheduled__20280926T000000Z"' in dag_page  # the newest (day 999)
+    assert len(list((site / "dags/umbrella").glob("runs-*.html"))) == 1000 // PAGE_SIZE
+    oldest = (site / "dags/umbrella/runs-1.html").read_text()
+    assert oldest.count('<th data-run="') == PAGE_SIZE and 'data-run="scheduled__20260101T000000Z"' in oldest
+    before = snapshot_files(site)
+    good_dag = make_dag("umbrella", {"a": [], "b": ["a"]})
+    logical = T0 + timedelta(days=1000)
+    write_run(state, good_dag, f"scheduled__{logical:%Y%m%dT%H%M%SZ}", logical, {"a": ["success"], "b": ["success"]})
+    time.sleep(0.02)
+    renderer.render_run("umbrella", f"scheduled__{logical:%Y%m%dT%H%M%SZ}")
+    after = snapshot_files(site)
+    grids = {n for n in after if n.startswith("dags/umbrella/runs-") and (n not in before or after[n][0] != before[n][0])}
+    assert grids == {"dags/umbrella/runs-20.html", "dags/umbrella/runs-21.html"}  # new last page + its neighbour's link
+
+
+def test_damaged_journal_skips_that_run_only(tmp_path, caplog):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, 2)
+    bad = StateDir(state).journal_path("umbrella", "scheduled__20260101T000000Z")
+    lines = bad.read_bytes().splitlines(keepends=True)
+    bad.write_bytes(lines[0] + b'{"garbage": true}\n' + b"".join(lines[1:]))
+    Site(state, site, clock=fixed_clock).render_all()
+    assert (site / "dags/umbrella/runs/scheduled__20260102T000000Z/index.html").is_file()
+    assert not (site / "dags/umbrella/runs/scheduled__20260101T000000Z").exists()
+    assert "corrupt journal record" in caplog.text
+
+
+def test_registry_shows_source_versions_and_load_errors(make_repo, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good = '[dag]\ndescription = "Forecast"\nschedule = "@daily"\n\n[tasks.a]\ncmd = "echo a"\n'
+    repo = make_repo({"dags/umbrella.toml": good, "dags/retired.toml": good.replace("Forecast", "Old")})
+    with Repo(repo.path) as git_repo:
+        record_snapshot(state, git_repo.load(repo.head()))
+        first = repo.head()
+        repo.commit({"dags/umbrella.toml": good + "[tasks.b]\ndeps = ['nope']\ncmd = 'x'\n"}, message="break it",
+                    remove=("dags/retired.toml",))
+        record_snapshot(state, git_repo.load(repo.head()))
+    Site(state, site, clock=fixed_clock).render_all()
+    index = (site / "index.html").read_text()
+    assert "dags/umbrella.toml:8</code>: task &#39;b&#39; depends on unknown task &#39;nope&#39;" in index and "nope" in index  # the banner: file, line, message
+    assert first[:8] in index and repo.head()[:8] in index  # loaded-from beside newest tried
+    assert re.search(r'class="dagrow retired" data-dag="retired"', index)
+    dag_page = (site / "dags/umbrella/index.html").read_text()
+    assert "<span>[tasks.a]</span>" in dag_page and "break it" in dag_page and "invalid" in dag_page
+    assert "Next run" in dag_page and "2026-02-02 00:00:00" in dag_page  # next @daily tick after NOW
+    crawl(site)
+
+
+def test_render_command_prints_index_and_rejects_a_missing_state(cli, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    failing_run(state)
+    done = cli("render", "--state", str(state), "--site", str(site))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(site / "index.html") and (site / "index.html").is_file()
+    done = cli("render", "--state", str(tmp_path / "nope"), "--site", str(site))
+    assert done.returncode == 1 and done.stderr.strip() == f"gitflowd: error: no state directory at {tmp_path / 'nope'}: run a DAG first, or pass --state DIR"
+    assert "Traceback" not in done.stderr
+
+
+def test_listener_renders_while_running_and_at_the_end(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("live", {"a": [], "b": ["a"]})
+    listener = SiteListener(Site(state, site), interval=0.05)
+    dirs = StateDir(state)
+    page = site / "dags/live/runs/manual__20260101T000000Z/index.html"
+    with journal.JournalWriter(dirs.journal_path("live", "manual__20260101T000000Z")) as writer:
+        def emit(**record):
+            for stamped in writer.append(record):
+                listener.on_record(stamped, dirs.load_run("live", "manual__20260101T000000Z"))
+        emit(event=journal.RUN_CREATED, dag_id="live", run_id="manual__20260101T000000Z", kind="manual", dag=dag.to_dict(),
+             commit="abc", logical_date=T0.isoformat())
+        emit(event=journal.RUN_STARTED)
+        emit(event=journal.TASK_STARTED, task="a", attempt=1)
+        assert wait_for(lambda: page.is_file() and 'data-task="a" data-state="running"' in page.read_text())
+        emit(event=journal.TASK_FINISHED, task="a", attempt=1, state="success", exit_code=0)
+        emit(event=journal.TASK_STARTED, task="b", attempt=1)
+        emit(event=journal.TASK_FINISHED, task="b", attempt=1, state="failed", exit_code=3)
+        emit(event=journal.RUN_FINISHED, state="failed")
+    text = page.read_text()  # the end renders at once, no wait
+    assert 'data-task="b" data-state="failed"' in text and 'http-equiv="refresh"' not in text
+    listener.close()
+    assert threading.active_count() < 50
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_templates_ship_inside_the_package():
+    here = Path(__file__).resolve().parent.parent
+    assert templates_dir().resolve() == (here / "templates").resolve()
+    assert (here / "gitflowd" / "templates").is_symlink()
+    assert 'gitflowd = ["templates/**/*"]' in (here / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "a/b"])
+def test_unsafe_run_ids_are_not_written_outside_the_site(tmp_path, bad_id):
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("umbrella", {"a": []})
+    write_run(state, dag, "manual__20260101T000000Z", T0, {"a": ["success"]})
+    journal_path = StateDir(state).journal_path("umbrella", "manual__20260101T000000Z")
+    records = journal.read(journal_path)
+    records[0]["run_id"] = bad_id
+    forged = StateDir(state).journal_path("umbrella", "manual__20260102T000000Z")
+    with journal.JournalWriter(forged) as writer:
+        for record in records:
+            writer.append({k: v for k, v in record.items() if k not in ("v", "seq", "crc")})
+    Site(state, site, clock=fixed_clock).render_all()
+    assert not (tmp_path / "escape").exists() and all(p.resolve().is_relative_to(site.resolve()) for p in site.rglob("*"))
