@@ -186,6 +186,11 @@ def test_time_only_is_not_a_date():
         "dags/x.toml:2: [dag] start_date must be a TOML date or datetime such as 2026-01-01, got 07:00:00"]
 
 
+def test_byte_order_mark_is_ignored_and_deep_nesting_is_an_error():
+    assert list(load_dag('\ufeff[tasks.a]\ncmd = "x"\n', "dags/bom.toml").tasks) == ["a"]
+    assert problems("a = " + "[" * 5000 + "]" * 5000) == ["dags/x.toml:1: invalid TOML: arrays or tables nested too deeply"]
+
+
 def test_syntax_error_at_end_of_document_uses_last_line():
     assert problems('[tasks.a]\ncmd = "x"\nretries =') == ["dags/x.toml:3: invalid TOML: Invalid value"]
 

@@ -46,7 +46,9 @@ def describe(dag: Dag, where: str = "") -> str:
     lines = [f"DAG {dag.id}  ({dag.path}{where})"]
     if dag.description:
         lines.append(f"  {dag.description}")
-    lines.append("  " + "   ".join(_settings(dag)))
+    settings = _settings(dag)
+    split = next(i for i, item in enumerate(settings) if item.startswith("catchup"))
+    lines += ["  " + "   ".join(settings[:split]), "  " + "   ".join(settings[split:])]
     lines.append("")
     rows = [_task_row(dag.tasks[task_id]) for task_id in dag.topological_order()]
     lines.append(table(["TASK", "KIND", "TRIGGER", "RETRIES", "TIMEOUT", "DEPS"], rows))
