@@ -207,6 +207,9 @@ class LocalExecutor(Executor):
             pass  # the pipe is full: a wakeup is pending anyway
 
     def shutdown(self) -> list[Completion]:
+        """Cancel and reap everything; idempotent."""
+        if self._devnull < 0:
+            return []
         for key in list(self._live):
             self.cancel(key)
         done: list[Completion] = []
@@ -215,6 +218,7 @@ class LocalExecutor(Executor):
         self._selector.close()
         for fd in (self._wake_r, self._wake_w, self._devnull):
             os.close(fd)
+        self._devnull = -1
         return done
 
 

@@ -1,0 +1,198 @@
+"""Local executor: real processes, process groups, logs on disk, no zombies, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from gitflowd.executors.base import Outcome, TaskSpec
+from gitflowd.executors.local import LocalExecutor, find_run_processes, kill_process_groups
+
+
+def _marked_pids(marker: str) -> list[int]:
+    """Live (non-zombie) processes whose environment holds MARKER=<marker>."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = Path(entry.path, "environ").read_bytes()
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        if f"MARKER={marker}".encode() in environ.split(b"\0") and stat[stat.rindex(")") + 2] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _gone(marker: str, timeout: float = 20) -> bool:
+    """True once no process carries the marker (a killed process takes a moment to go)."""
+    end = time.monotonic() + timeout
+    while _marked_pids(marker):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _run_all(executor: LocalExecutor, *specs: TaskSpec, timeout: float = 60) -> dict:
+    for spec in specs:
+        executor.submit(spec)
+    done = {}
+    end = time.monotonic() + timeout
+    while executor.running or len(done) < len(specs):
+        assert time.monotonic() < end, "tasks did not finish"
+        for completion in executor.wait(5):
+            done[completion.key] = completion
+    return done
+
+
+def _no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.fixture
+def executor():
+    ex = LocalExecutor(kill_grace=0.5)
+    yield ex
+    ex.shutdown()
+
+
+def test_cmd_argv_and_call_write_their_logs(tmp_path: Path, executor: LocalExecutor) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "jobs.py").write_text(textwrap.dedent("""
+        import os, sys
+        def hello():
+            print("call in", os.getcwd(), os.environ["GREETING"], "path0", sys.path[0])
+        def boom():
+            raise RuntimeError("boom from call")
+    """))
+    logs = tmp_path / "logs"
+    done = _run_all(
+        executor,
+        TaskSpec("sh", str(tmp_path), str(logs / "sh.log"), {"GREETING": "hi"}, cmd="echo $GREETING; echo err >&2; exit 3"),
+        TaskSpec("argv", str(tmp_path), str(logs / "argv.log"), argv=("printf", "%s|", "a b", "$HOME")),
+        TaskSpec("call", str(tmp_path), str(logs / "call.log"), {"GREETING": "hey"}, call="pkg.jobs:hello", sys_path=(str(tmp_path),)),
+        TaskSpec("boom", str(tmp_path), str(logs / "boom.log"), call="pkg.jobs:boom", sys_path=(str(tmp_path),)),
+    )
+    assert done["sh"].outcome is Outcome.EXITED and done["sh"].exit_code == 3
+    assert (logs / "sh.log").read_text() == "hi\nerr\n"
+    assert done["argv"].exit_code == 0 and (logs / "argv.log").read_text() == "a b|$HOME|"
+    assert done["call"].succeeded
+    assert (logs / "call.log").read_text() == f"call in {tmp_path} hey path0 {tmp_path}\n"
+    assert done["boom"].exit_code == 1 and "RuntimeError: boom from call" in (logs / "boom.log").read_text()
+    assert _no_children_left()
+
+
+def test_a_task_that_cannot_start_is_an_error_with_its_reason_in_the_log(tmp_path: Path, executor: LocalExecutor) -> None:
+    done = _run_all(executor, TaskSpec("x", str(tmp_path), str(tmp_path / "x.log"), argv=("no-such-program-gitflowd",)),
+                    TaskSpec("y", str(tmp_path / "missing-dir"), str(tmp_path / "y.log"), cmd="true"))
+    assert done["x"].outcome is Outcome.ERROR and done["x"].exit_code is None
+    assert "no-such-program-gitflowd" in (tmp_path / "x.log").read_text()
+    assert done["y"].outcome is Outcome.ERROR and "missing-dir" in (tmp_path / "y.log").read_text()
+
+
+def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path, executor: LocalExecutor) -> None:
+    marker = uuid.uuid4().hex
+    cmd = "sleep 1000 & trap '' TERM; echo started; sleep 1000"
+    done = _run_all(executor, TaskSpec("t", str(tmp_path), str(tmp_path / "t.log"), {"MARKER": marker}, cmd=cmd, timeout=0.3))
+    assert done["t"].outcome is Outcome.TIMEOUT and done["t"].exit_code == -9
+    assert _gone(marker)
+    assert _no_children_left()
+
+
+def test_a_finished_task_leaves_no_background_process_behind(tmp_path: Path, executor: LocalExecutor) -> None:
+    marker = uuid.uuid4().hex
+    done = _run_all(executor, TaskSpec("bg", str(tmp_path), str(tmp_path / "bg.log"), {"MARKER": marker}, cmd="sleep 1000 & exit 0"))
+    assert done["bg"].succeeded
+    assert _gone(marker)
+
+
+def test_cancel_terminates_and_reports_cancelled(tmp_path: Path, executor: LocalExecutor) -> None:
+    marker = uuid.uuid4().hex
+    executor.submit(TaskSpec("c", str(tmp_path), str(tmp_path / "c.log"), {"MARKER": marker}, cmd="sleep 1000 & sleep 1000"))
+    assert executor.wait(0.05) == []
+    executor.cancel("c")
+    (completion,) = executor.wait(30)
+    assert completion.outcome is Outcome.CANCELLED and completion.exit_code == -15
+    assert _gone(marker)
+
+
+def test_wakeup_returns_a_blocked_wait_early(tmp_path: Path, executor: LocalExecutor) -> None:
+    executor.submit(TaskSpec("s", str(tmp_path), str(tmp_path / "s.log"), cmd="sleep 1000"))
+    executor.wakeup()
+    assert executor.wait(None) == []  # returns because of the wakeup, not a completion
+    assert executor.running == 1
+    done = executor.shutdown()
+    assert [c.outcome for c in done] == [Outcome.CANCELLED]
+
+
+def test_systemd_notify_variables_never_reach_tasks(tmp_path: Path) -> None:
+    environ = {**os.environ, "NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1", "KEEP": "yes"}
+    executor = LocalExecutor(environ=environ)
+    try:
+        _run_all(executor, TaskSpec("e", str(tmp_path), str(tmp_path / "e.log"), cmd="env"))
+    finally:
+        executor.shutdown()
+    text = (tmp_path / "e.log").read_text()
+    assert "KEEP=yes" in text and "NOTIFY_SOCKET" not in text and "WATCHDOG_" not in text
+
+
+def test_many_tasks_no_zombies_and_logs_never_pipes(tmp_path: Path, executor: LocalExecutor) -> None:
+    specs = [TaskSpec(f"t{i}", str(tmp_path), str(tmp_path / f"{i}.log"), cmd=f"echo {i}; ls -l /proc/$$/fd/1") for i in range(40)]
+    done = _run_all(executor, *specs)
+    assert all(c.succeeded for c in done.values())
+    for i in range(40):
+        text = (tmp_path / f"{i}.log").read_text()
+        assert text.startswith(f"{i}\n") and f"{i}.log" in text and "pipe:" not in text
+    assert _no_children_left()
+
+
+def test_gigantic_output_goes_to_the_file_with_flat_runner_memory(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import resource
+        from gitflowd.executors.base import TaskSpec
+        from gitflowd.executors.local import LocalExecutor
+        ex = LocalExecutor()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        ex.submit(TaskSpec("big", {str(tmp_path)!r}, {str(tmp_path / 'big.log')!r}, cmd="head -c 200000000 /dev/zero"))
+        (done,) = ex.wait()
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(done.exit_code, after - before)
+        ex.shutdown()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    code, grown_kb = map(int, out.stdout.split())
+    assert code == 0
+    assert (tmp_path / "big.log").stat().st_size == 200_000_000
+    assert grown_kb < 10_000  # the runner never held the output
+    (tmp_path / "big.log").unlink()
+
+
+def test_orphans_of_a_dead_runner_are_found_by_environment_and_killed(tmp_path: Path) -> None:
+    env = {**os.environ, "GITFLOWD_DAG": "d", "GITFLOWD_RUN_ID": f"manual__{uuid.uuid4().hex}"}
+    # an orphan group: its leader exited, a grandchild still runs in the group
+    leader = subprocess.Popen(["/bin/sh", "-c", "trap '' TERM; sleep 1000 & echo $!"], env=env, start_new_session=True,
+                              stdout=subprocess.PIPE, text=True)
+    grandchild = int(leader.stdout.readline())
+    leader.wait()
+    groups = find_run_processes("d", env["GITFLOWD_RUN_ID"])
+    assert groups == {leader.pid: [grandchild]}
+    assert find_run_processes("d", "manual__other") == {}
+    kill_process_groups(groups, grace=0.3)
+    deadline = time.monotonic() + 30
+    while find_run_processes("d", env["GITFLOWD_RUN_ID"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert find_run_processes("d", env["GITFLOWD_RUN_ID"]) == {}
