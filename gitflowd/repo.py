@@ -38,6 +38,7 @@ from gitflowd.toml_lines import locate
 log = logging.getLogger(__name__)
 
 DAGS_DIR = "dags"
+_SYMLINK = 0o120000
 CACHE_SIZE = 4096  # parsed files kept; a reload re-parses only what is not in here
 
 
@@ -131,15 +132,18 @@ class Repo:
     # -- DAG files ------------------------------------------------------------------
 
     def dag_files(self, sha: str) -> dict[str, str]:
-        """`dags/**/*.toml` at commit `sha`: repo path -> blob sha, sorted by path."""
+        """`dags/**/*.toml` regular files at commit `sha`: repo path -> blob sha, sorted by path."""
+        return {path: blob for path, (blob, mode) in self._toml_blobs(sha).items() if mode != _SYMLINK}
+
+    def _toml_blobs(self, sha: str) -> dict[str, tuple[str, int]]:
         try:
             tree = self._git.commit(sha).tree / DAGS_DIR
         except KeyError:
             return {}
         if tree.type != "tree":
             return {}
-        files = {item.path: item.hexsha for item in tree.traverse() if item.type == "blob" and item.path.endswith(".toml")}
-        return dict(sorted(files.items()))
+        found = {item.path: (item.hexsha, item.mode) for item in tree.traverse() if item.type == "blob" and item.path.endswith(".toml")}
+        return dict(sorted(found.items()))
 
     def read_blob(self, blob_sha: str) -> str:
         """The text of a blob (UTF-8); RepoError naming the blob when it is not text."""
@@ -151,9 +155,11 @@ class Repo:
 
     def load(self, sha: str) -> Snapshot:
         """Parse every DAG file of commit `sha` (cached by path and blob)."""
-        files = self.dag_files(sha)
         results = {}
-        for path, blob in files.items():
+        for path, (blob, mode) in self._toml_blobs(sha).items():
+            if mode == _SYMLINK:  # Git stores the link target as the blob: not a DAG
+                results[path] = (blob, "", (None, (_link_problem(path),)))
+                continue
             source, parsed = self._parse_cached(path, blob)
             results[path] = (blob, source, parsed)
         return _snapshot(self.commit_info(sha), results)
@@ -218,6 +224,9 @@ def load_worktree(path: Path) -> Snapshot:
         if not file.is_file():
             continue
         rel = file.relative_to(base).as_posix()
+        if file.is_symlink():
+            results[rel] = ("", "", (None, (_link_problem(rel),)))
+            continue
         try:
             source = file.read_text(encoding="utf-8")
             results[rel] = ("", source, _parse(rel, source))
@@ -265,6 +274,10 @@ def _parse(path: str, source: str) -> _Parsed:
         return load_dag(source, path), ()
     except DagFileError as exc:
         return None, tuple(exc.problems)
+
+
+def _link_problem(path: str) -> Problem:
+    return Problem(path, 1, "is a symbolic link; DAG files must be regular files")
 
 
 def _not_text(path: str) -> _Parsed:

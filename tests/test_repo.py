@@ -136,6 +136,18 @@ def test_invalid_and_non_text_files_are_problems_not_crashes(make_repo):
     assert [str(p) for p in load_worktree(repo.path).problems][-1] == "dags/bin.toml:1: not a UTF-8 text file"
 
 
+def test_symlinked_dag_file_is_a_problem(make_repo):
+    repo = make_repo({"shared/a.toml": A})
+    (repo.path / "dags").mkdir()
+    (repo.path / "dags" / "link.toml").symlink_to("../shared/a.toml")
+    repo.commit()
+    with Repo(repo.path) as r:
+        snap = r.load(r.resolve())
+        assert r.dag_files(r.resolve()) == {}
+    assert [str(p) for p in snap.problems] == ["dags/link.toml:1: is a symbolic link; DAG files must be regular files"]
+    assert load_worktree(repo.path).problems == snap.problems
+
+
 def test_repository_without_dags_directory(make_repo):
     repo = make_repo({"README": "hi"})
     with Repo(repo.path) as r:
