@@ -219,6 +219,8 @@ def load_worktree(path: Path) -> Snapshot:
     base = Path(path)
     if not base.is_dir():
         raise RepoError(f"{base} does not exist")
+    if (base / "HEAD").is_file() and (base / "objects").is_dir() and not (base / DAGS_DIR).exists():
+        raise RepoError(f"{base} is a bare repository: it has no work tree to validate (drop --worktree)")
     results = {}
     for file in sorted((base / DAGS_DIR).rglob("*.toml")):
         if not file.is_file():

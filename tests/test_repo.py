@@ -75,6 +75,8 @@ def test_bare_repository(make_repo, tmp_path):
         assert sorted(r.load(r.resolve()).dags) == ["a"]
         target = r.checkout(r.resolve(), tmp_path / "checkouts")
         assert (target / "dags" / "a.toml").read_text() == A
+    with pytest.raises(RepoError, match="is a bare repository: it has no work tree"):
+        load_worktree(bare)
 
 
 def test_bare_repository_whose_head_names_an_unborn_branch(make_repo, tmp_path):
