@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import jinja2
+import jinja2.meta
 
 from gitflowd.dag import TriggerRule, is_valid_id
 from gitflowd.schedule import check_schedule
@@ -29,7 +30,12 @@ MAX_DURATION = 365 * 86400.0
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
-_TEMPLATES = jinja2.Environment()  # syntax check only; tasks are rendered in a sandbox at run time
+_TEMPLATES = jinja2.Environment()  # parsing only; tasks are rendered in a sandbox at run time
+# The names templating.py gives every task (tests/test_loader.py checks the two agree).
+TEMPLATE_NAMES = frozenset({
+    "ds", "ds_nodash", "ts", "ts_nodash", "logical_date", "data_interval_start", "data_interval_end",
+    "run_id", "dag_id", "task_id", "commit", "params",
+})
 
 
 class BadValue(Exception):
@@ -210,10 +216,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def _template(text: str) -> str:
+    """Check Jinja syntax and names now, so a typo fails `validate`, not a run at 3 a.m."""
     try:
-        _TEMPLATES.parse(text)
+        tree = _TEMPLATES.parse(text)
     except jinja2.TemplateSyntaxError as exc:
         raise BadValue(f": invalid template: {exc.message}") from None
+    for name in sorted(jinja2.meta.find_undeclared_variables(tree) - TEMPLATE_NAMES):
+        raise BadValue(f": unknown template variable {name!r}{suggest(name, sorted(TEMPLATE_NAMES))}")
     return text
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gitflowd.dag import TriggerRule
 from gitflowd.errors import DagFileError
+from gitflowd.fields import TEMPLATE_NAMES
 from gitflowd.loader import DAG_KEYS, TASK_KEYS, dag_from_data, load_dag, parse_duration
 
 BAD = Path(__file__).parent / "bad_dags"
@@ -179,6 +180,21 @@ def test_task_keys_in_defaults_and_dag_keys_in_tasks_point_home():
         "dags/x.toml:2: unknown key 'cmd' in [defaults] (cmd belongs in a [tasks.X] table)",
         "dags/x.toml:5: unknown key 'schedule' in [tasks.a] (schedule belongs in [dag])",
     ]
+
+
+def test_template_names_match_what_templating_provides():
+    from gitflowd.state import RunState
+    from gitflowd.templating import run_variables
+
+    dag = load_dag('[tasks.a]\ncmd = "x"\n', "dags/d.toml")
+    run = RunState(dag_id="d", run_id="r", kind="manual", dag=dag, commit="c" * 40, logical_date=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert set(run_variables(run, dag)) | {"task_id"} == TEMPLATE_NAMES
+
+
+def test_templates_may_use_jinja_locals_and_globals():
+    cmd = "{{ params.region }} {% for x in range(2) %}{{ x }}{% endfor %} {% set y = ds %}{{ y }}"
+    assert load_dag(f'[tasks.a]\ncmd = "{cmd}"\n', "dags/d.toml").tasks["a"].cmd == cmd
+    assert problems('[tasks.a]\nargv = ["x", "{{ foo }}"]\n') == ["dags/x.toml:2: [tasks.a] argv: unknown template variable 'foo'"]
 
 
 def test_time_only_is_not_a_date():
