@@ -29,7 +29,7 @@ DURATION_HINT = '(use "90s", "10m", "1h30m" or seconds)'
 MAX_DURATION = 365 * 86400.0
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+_CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # module:function or module:Class.method
 _TEMPLATES = jinja2.Environment()  # parsing only; tasks are rendered in a sandbox at run time
 # The names templating.py gives every task (tests/test_loader.py checks the two agree).
 TEMPLATE_NAMES = frozenset({

@@ -4,7 +4,7 @@ import json
 import os
 
 
-def build(*_context: object, **_named: object) -> None:
+def build() -> None:
     """Summarise the extract into report.txt in the run's workspace."""
     workspace = os.environ.get("GITFLOWD_WORKSPACE", ".")
     with open(os.path.join(workspace, "extract.json")) as fh:
