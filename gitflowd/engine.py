@@ -238,6 +238,8 @@ class Engine:
     def _settle(self, task_id: str, state: TaskStatus) -> None:
         """`task_id` reached a final state: downstream tasks may now be judged."""
         self._final[task_id] = state
+        if self._stopping:
+            return  # an interrupted run judges nothing more: resume will
         for child in self._downstream[task_id]:
             if child in self._waiting and child not in self._final:
                 self._waiting[child] -= 1

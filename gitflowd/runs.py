@@ -84,7 +84,7 @@ def plan_run(state_dir: StateDir, dag: Dag, *, kind: str, logical_date: datetime
     run_id = run_id or unique_run_id(state_dir, dag.id, kind, logical_date)
     record = created_record(RunState(
         dag_id=dag.id, run_id=run_id, kind=kind, dag=dag, commit=commit, logical_date=logical_date,
-        data_interval_start=data_interval[0], data_interval_end=data_interval[1],
+        data_interval_start=data_interval[0] or logical_date, data_interval_end=data_interval[1] or logical_date,
         params=dict(params or {}), commit_info=dict(commit_info or {}),
     ))
     return new_run_state(record, str(state_dir.journal_path(dag.id, run_id)))
