@@ -21,6 +21,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 DAGS_DIR = "dags"
 _SYMLINK = 0o120000
 CACHE_SIZE = 4096  # parsed files kept; a reload re-parses only what is not in here
+STALE_TEMP_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ _Parsed = tuple[Dag | None, tuple[Problem, ...]]
 
 
 class Repo:
-    """One Git repository, following one branch."""
+    """One Git repository, following one branch. Not thread-safe: one Repo per thread."""
 
     def __init__(self, path: Path, branch: str | None = None):
         self.path = Path(path)
@@ -111,19 +113,23 @@ class Repo:
     # -- commits --------------------------------------------------------------------
 
     def resolve(self, rev: str | None = None) -> str:
-        """The full sha of `rev` (None = head of the followed branch)."""
+        """The full sha of `rev` (None = head of the followed branch); RepoError naming it."""
+        return self._commit(rev).hexsha
+
+    def _commit(self, rev: str | None) -> git.Commit:
         target = f"refs/heads/{self.branch}" if rev is None and self.branch else rev or "HEAD"
         try:
-            return self._git.commit(target).hexsha
+            return self._git.commit(target)
         except (BadName, BadObject, ValueError, IndexError, git.GitCommandError):
             what = f"branch {self.branch!r}" if rev is None else f"revision {rev!r}"
             raise RepoError(f"unknown {what} in {self.path}") from None
 
     def commit_info(self, sha: str) -> CommitInfo:
-        commit = self._git.commit(sha)
+        commit = self._commit(sha)
+        summary = commit.summary
         return CommitInfo(
             sha=commit.hexsha,
-            subject=commit.summary if isinstance(commit.summary, str) else commit.summary.decode(errors="replace"),
+            subject=summary if isinstance(summary, str) else summary.decode(errors="replace"),
             author=commit.author.name or "",
             email=commit.author.email or "",
             time=commit.authored_datetime,
@@ -137,7 +143,7 @@ class Repo:
 
     def _toml_blobs(self, sha: str) -> dict[str, tuple[str, int]]:
         try:
-            tree = self._git.commit(sha).tree / DAGS_DIR
+            tree = self._commit(sha).tree / DAGS_DIR
         except KeyError:
             return {}
         if tree.type != "tree":
@@ -189,6 +195,7 @@ class Repo:
         if target.is_dir():
             return target
         root.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(root, sha)
         temp = Path(tempfile.mkdtemp(prefix=f".{sha}.", dir=root))
         try:
             self._archive_into(sha, temp)
@@ -314,6 +321,16 @@ def _make_read_only(root: Path) -> None:
             if not file.is_symlink():
                 file.chmod(file.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
         Path(dirpath).chmod(0o555)
+
+
+def _remove_stale_temps(root: Path, sha: str) -> None:
+    """Temporary trees left by a process that died while extracting (an hour is ample)."""
+    for stale in root.glob(f".{sha}.*"):
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_TEMP_SECONDS:
+                _remove_tree(stale)
+        except OSError:  # another process removed or renamed it first
+            continue
 
 
 def _remove_tree(root: Path) -> None:

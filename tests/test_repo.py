@@ -211,3 +211,24 @@ def test_unknown_branch(make_repo):
 def test_worktree_of_missing_directory(tmp_path):
     with pytest.raises(RepoError, match="does not exist"):
         load_worktree(tmp_path / "nope")
+
+
+def test_checkout_removes_temporary_trees_of_crashed_processes_only(make_repo, tmp_path):
+    repo = make_repo({"dags/a.toml": A})
+    root = tmp_path / "checkouts"
+    crashed, busy = root / f".{repo.head()}.crashed", root / f".{repo.head()}.busy"
+    (crashed / "sub").mkdir(parents=True)
+    (crashed / "sub").chmod(0o555)
+    os.utime(crashed, (1, 1))
+    busy.mkdir()
+    with Repo(repo.path) as r:
+        r.checkout(repo.head(), root)
+    assert sorted(p.name for p in root.iterdir()) == sorted([repo.head(), busy.name])
+
+
+def test_bad_sha_is_a_repo_error_everywhere(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    with Repo(repo.path) as r:
+        for call in (r.commit_info, r.dag_files, r.load):
+            with pytest.raises(RepoError, match="unknown revision '0000000000'"):
+                call("0000000000")
