@@ -190,10 +190,18 @@ class Repo:
 
     def checkout(self, sha: str, root: Path) -> Path:
         """A read-only tree of commit `sha` at `root/<sha>`; built once, safe if processes race."""
-        sha = self.resolve(sha)
-        target = Path(root) / sha
+        sha, root = self.resolve(sha), Path(root)
+        target = root / sha
         if target.is_dir():
             return target
+        try:
+            self._build_checkout(sha, root, target)
+        except OSError as exc:
+            raise RepoError(f"cannot check out {sha[:8]} into {root}: {exc.strerror or exc}") from None
+        return target
+
+    def _build_checkout(self, sha: str, root: Path, target: Path) -> None:
+        """Extract into a private temporary tree, then rename it into place (the commit point)."""
         root.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(root, sha)
         temp = Path(tempfile.mkdtemp(prefix=f".{sha}.", dir=root))
@@ -201,24 +209,30 @@ class Repo:
             self._archive_into(sha, temp)
             _make_read_only(temp)
             os.rename(temp, target)
-        except OSError:
+        except BaseException:
             _remove_tree(temp)
-            if not target.is_dir():  # not a lost race: a real failure
-                raise
-            return target
+            if target.is_dir():  # another process won the race: its tree is the same
+                return
+            raise
         fsync_dir(root)
         log.info("checked out %s at %s", sha[:8], target)
-        return target
 
     def _archive_into(self, sha: str, dest: Path) -> None:
         command = ["git", f"--git-dir={self.git_dir}", "archive", "--format=tar", sha]
+        unreadable = ""
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-            assert proc.stdout is not None
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                archive.extractall(dest, filter="tar")
-            error = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            assert proc.stdout is not None and proc.stderr is not None
+            try:
+                with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+                    archive.extractall(dest, filter="tar")
+            except tarfile.TarError as exc:
+                unreadable = str(exc)
+                proc.stdout.read()  # let git finish, so its own error (if any) is the one reported
+            error = proc.stderr.read().decode(errors="replace").strip()
         if proc.returncode != 0:
             raise RepoError(f"git archive {sha[:8]} failed: {error.splitlines()[-1] if error else proc.returncode}")
+        if unreadable:
+            raise RepoError(f"cannot extract commit {sha[:8]}: {unreadable}")
 
 
 def load_worktree(path: Path) -> Snapshot:

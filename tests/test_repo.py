@@ -232,3 +232,11 @@ def test_bad_sha_is_a_repo_error_everywhere(make_repo):
         for call in (r.commit_info, r.dag_files, r.load):
             with pytest.raises(RepoError, match="unknown revision '0000000000'"):
                 call("0000000000")
+
+
+def test_checkout_into_an_unwritable_place_is_one_line(make_repo, tmp_path):
+    repo = make_repo({"dags/a.toml": A})
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with Repo(repo.path) as r, pytest.raises(RepoError, match=r"cannot check out [0-9a-f]{8} into .*file"):
+        r.checkout(repo.head(), blocker)
