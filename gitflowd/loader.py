@@ -72,6 +72,7 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str, path: str) -> Probl
         message += " (a string left open on this line?)"
     return Problem(path, line, f"invalid TOML: {message}")
 
+
 def _label(where: tuple[str, ...]) -> str:
     """`[tasks.fetch]` or `[tasks."a b"]`."""
     parts = [p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in where]
