@@ -1,0 +1,208 @@
+"""run / resume / clear / status / logs through the real CLI on real Git repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GIT_ENV, GitRepo
+
+DAG = """
+[dag]
+description = "cli test"
+params = {{ region = "seoul" }}
+max_active_tasks = 4
+
+[tasks.ok]
+cmd = "echo ok {{{{ params.region }}}} >> {out}"
+
+[tasks.flaky]
+cmd = "echo flaky >> {out}; {flaky}"
+deps = ["ok"]
+
+[tasks.after]
+cmd = "echo after >> {out}"
+deps = ["flaky"]
+
+[tasks.side]
+argv = ["sh", "-c", "echo side >> {out}"]
+"""
+
+
+def _dag(out: Path, flaky: str = "exit 3") -> str:
+    return DAG.format(out=out, flaky=flaky)
+
+
+def _status(cli, repo: GitRepo, *args: str) -> list[dict]:
+    done = cli("status", *args, "--json", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _journal(repo: GitRepo, run_id: str, dag: str = "pipe") -> Path:
+    return repo.path / ".gitflowd" / "state" / "runs" / dag / f"{run_id}.jsonl"
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert done.returncode != 0, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gitflowd: error: "), done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def setup(make_repo, tmp_path: Path):
+    out = tmp_path / "out.txt"
+    repo = make_repo({"dags/pipe.toml": _dag(out)})
+    return repo, out
+
+
+def test_run_fail_fix_forward_resume_and_status(setup, cli) -> None:
+    repo, out = setup
+    first_commit = repo.head()
+    done = cli("run", "pipe", cwd=repo.path)
+    assert done.returncode == 1, done.stderr
+    run_id = done.stdout.splitlines()[0]
+    assert run_id.startswith("manual__") and run_id.endswith("Z")
+    assert "flaky: failed (attempt 1" in done.stdout and "after: upstream_failed" in done.stdout
+    (status,) = _status(cli, repo, "pipe", run_id)
+    assert status["state"] == "failed" and status["commit"] == first_commit and status["kind"] == "manual"
+    assert status["tasks"]["flaky"] == {**status["tasks"]["flaky"], "state": "failed", "attempts": 1, "exit_code": 3}
+    assert set(status) == {"dag", "run_id", "kind", "state", "logical_date", "commit", "started", "ended", "tasks"}
+    assert set(status["tasks"]["ok"]) == {"state", "attempts", "exit_code", "started", "ended"}
+
+    fixed = repo.commit({"dags/pipe.toml": _dag(out, flaky="true")}, message="fix flaky")
+    done = cli("resume", "pipe", run_id, "--rev", "HEAD", cwd=repo.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == run_id
+    assert sorted(out.read_text().split("\n")[:-1]) == sorted(["ok seoul", "side", "flaky", "flaky", "after"])
+    (status,) = _status(cli, repo, "pipe", run_id)
+    assert status["state"] == "success" and status["commit"] == fixed
+    assert status["tasks"]["flaky"]["attempts"] == 2 and status["tasks"]["ok"]["attempts"] == 1
+
+    logs = cli("logs", "pipe", run_id, "flaky", "--attempt", "1", cwd=repo.path)
+    assert logs.returncode == 0 and logs.stdout == ""
+    text = cli("status", "pipe", run_id, cwd=repo.path)
+    assert "flaky" in text.stdout and "success" in text.stdout and fixed[:8] in text.stdout
+
+
+def test_clear_then_resume_runs_chosen_tasks_again(setup, cli) -> None:
+    repo, out = setup
+    repo.commit({"dags/pipe.toml": _dag(out, flaky="true")})
+    run_id = cli("run", "pipe", "--param", "region=busan", cwd=repo.path).stdout.splitlines()[0]
+    out.write_text("")
+    done = cli("clear", "pipe", run_id, "--task", "flaky", "--downstream", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    assert "cleared 2 task(s)" in done.stdout and "flaky, after" in done.stdout
+    (status,) = _status(cli, repo, "pipe", run_id)
+    assert status["state"] == "queued" and status["tasks"]["flaky"]["state"] == "pending"
+    assert cli("resume", "pipe", run_id, cwd=repo.path).returncode == 0
+    assert out.read_text().split("\n")[:-1] == ["flaky", "after"]
+    nothing = cli("resume", "pipe", run_id, cwd=repo.path)
+    _one_line_error(nothing, "nothing to resume", run_id)
+
+
+def test_logs_and_status_of_all_runs(setup, cli) -> None:
+    repo, _ = setup
+    first = cli("run", "pipe", "--date", "2026-01-02", cwd=repo.path).stdout.splitlines()[0]
+    second = cli("run", "pipe", "--date", "2026-01-02", cwd=repo.path).stdout.splitlines()[0]
+    assert first == "manual__20260102T000000Z" and second == "manual__20260102T000000Z-2"
+    runs = _status(cli, repo)
+    assert [r["run_id"] for r in runs] == [second, first]
+    logs = cli("logs", "pipe", first, "flaky", cwd=repo.path)
+    assert logs.returncode == 0
+    table = cli("status", cwd=repo.path)
+    assert first in table.stdout and "failed" in table.stdout
+
+
+def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path: Path) -> None:
+    repo, _ = setup
+    run_id = cli("run", "pipe", cwd=repo.path).stdout.splitlines()[0]
+    journal = _journal(repo, run_id)
+    before = journal.read_bytes()
+    _one_line_error(cli("run", "nope", cwd=repo.path), "unknown DAG 'nope'")
+    _one_line_error(cli("run", "pipe", "--param", "regoin=x", cwd=repo.path), "unknown --param 'regoin'", "region")
+    _one_line_error(cli("run", "pipe", "--param", "novalue", cwd=repo.path), "bad --param 'novalue'")
+    _one_line_error(cli("run", "pipe", "--date", "yesterday-ish", cwd=repo.path), "bad --date 'yesterday-ish'")
+    _one_line_error(cli("run", "pipe", "--rev", "no-such-rev", cwd=repo.path), "no-such-rev")
+    _one_line_error(cli("resume", "pipe", "manual__nope", cwd=repo.path), "unknown run 'manual__nope'")
+    _one_line_error(cli("resume", "nope", run_id, cwd=repo.path), "unknown run", "'nope'")
+    _one_line_error(cli("clear", "pipe", run_id, "--task", "flakey", cwd=repo.path), "unknown task 'flakey'", "flaky")
+    _one_line_error(cli("status", "pipe", "manual__nope", cwd=repo.path), "unknown run 'manual__nope'")
+    _one_line_error(cli("status", "pip", cwd=repo.path), "unknown DAG 'pip'")
+    _one_line_error(cli("logs", "pipe", run_id, "after", cwd=repo.path), "'after' has not started")
+    _one_line_error(cli("logs", "pipe", run_id, "flaky", "--attempt", "9", cwd=repo.path), "no attempt 9")
+    _one_line_error(cli("logs", "pipe", run_id, "nope", cwd=repo.path), "unknown task 'nope'")
+    assert journal.read_bytes() == before
+    assert [p.name for p in journal.parent.iterdir()] == [journal.name]
+
+
+def test_a_template_error_stops_the_run_before_anything_is_recorded(make_repo, cli) -> None:
+    repo = make_repo({"dags/tpl.toml": '[tasks.a]\ncmd = "true"\n\n[tasks.b]\ncmd = "echo {{ params.nope }}"\n'})
+    done = cli("run", "tpl", cwd=repo.path)
+    _one_line_error(done, "dags/tpl.toml:4: task 'b': undefined template variable: 'dict object' has no attribute 'nope'")
+    assert not (repo.path / ".gitflowd" / "state" / "runs").exists()
+
+
+def test_secrets_are_given_only_when_named_and_masked(make_repo, cli, tmp_path: Path) -> None:
+    repo = make_repo({"dags/sec.toml": '[dag]\nsecrets = ["TOKEN"]\n\n[tasks.a]\ncmd = "echo token=$TOKEN other=$OTHER"\n'})
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("# test secrets\nTOKEN=tok-123456\nOTHER=not-for-this-dag\n")
+    secrets.chmod(0o644)
+    _one_line_error(cli("run", "sec", "--secrets-file", str(secrets), cwd=repo.path), "chmod 600")
+    _one_line_error(cli("run", "sec", cwd=repo.path), "needs secrets TOKEN", "--secrets-file")
+    secrets.chmod(0o600)
+    done = cli("run", "sec", cwd=repo.path, env={"GITFLOWD_SECRETS_FILE": str(secrets)})
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.splitlines()[0]
+    logs = cli("logs", "sec", run_id, "a", cwd=repo.path)
+    assert logs.stdout == "token=*** other=\n"
+    (secrets.parent / "short.env").write_text("OTHER=x\n")
+    (secrets.parent / "short.env").chmod(0o600)
+    _one_line_error(cli("run", "sec", "--secrets-file", str(secrets.parent / "short.env"), cwd=repo.path),
+                    "missing from", "TOKEN")
+
+
+def _start_run(repo: GitRepo, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, **GIT_ENV}
+    for key in ("GITFLOWD_REPO", "GITFLOWD_STATE", "GITFLOWD_SITE"):
+        env.pop(key, None)
+    return subprocess.Popen([sys.executable, "-m", "gitflowd", "run", *args], cwd=repo.path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_interrupts_the_run_and_resume_finishes_it(make_repo, cli, tmp_path: Path, sig, code) -> None:
+    marker = tmp_path / "started"
+    repo = make_repo({"dags/slow.toml": f'[tasks.wait]\ncmd = "touch {marker}; sleep 1000"\n\n'
+                                        '[tasks.next]\ncmd = "true"\ndeps = ["wait"]\n'})
+    proc = _start_run(repo, "slow")
+    run_id = proc.stdout.readline().strip()
+    _wait_for(marker.exists)
+    busy = cli("resume", "slow", run_id, cwd=repo.path)  # the running run holds the state lock
+    _one_line_error(busy, "daemon.lock is held by pid", str(proc.pid))
+    proc.send_signal(sig)
+    assert proc.wait(60) == code
+    (status,) = _status(cli, repo, "slow", run_id)
+    assert status["state"] == "interrupted" and status["tasks"]["wait"]["state"] == "interrupted"
+    assert status["tasks"]["next"]["state"] == "pending"
+    repo.commit({"dags/slow.toml": '[tasks.wait]\ncmd = "true"\n\n[tasks.next]\ncmd = "true"\ndeps = ["wait"]\n'})
+    done = cli("resume", "slow", run_id, "--rev", "HEAD", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    (status,) = _status(cli, repo, "slow", run_id)
+    assert status["state"] == "success" and status["tasks"]["wait"]["attempts"] == 2
