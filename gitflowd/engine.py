@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +60,15 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+class Slots(Protocol):
+    """A task limit shared by several engines (the daemon's global parallelism)."""
+
+    def try_acquire(self, wake: Callable[[], None]) -> bool:
+        """Take a slot; if none is free, call `wake` once one is released."""
+
+    def release(self) -> None: ...
 
 
 class RunListener(Protocol):
@@ -111,7 +120,8 @@ class Engine:
     def __init__(self, run: RunState, writer: JournalWriter, executor: Executor, state_dir: StateDir, cwd: Path, *,
                  parallelism: int | None = None, secrets: Mapping[str, str] | None = None,
                  listeners: Iterable[RunListener] = (), clock: Clock | None = None,
-                 commands: Mapping[str, tuple[str | None, tuple[str, ...] | None]] | None = None):
+                 commands: Mapping[str, tuple[str | None, tuple[str, ...] | None]] | None = None,
+                 shared_slots: Slots | None = None):
         self.run = run
         self.dag: Dag = run.dag
         self.writer, self.executor, self.state_dir = writer, executor, state_dir
@@ -136,6 +146,8 @@ class Engine:
         self._stop_signal: int | None = None
         self._stopping = False
         self._killing = False
+        self._draining = False
+        self.shared_slots = shared_slots
 
     # -- public -----------------------------------------------------------------------
 
@@ -144,6 +156,15 @@ class Engine:
         if self._stop_signal is not None:
             self._killing = True
         self._stop_signal = signum
+        self.executor.wakeup()
+
+    def request_drain(self) -> None:
+        """Start no new task or retry; running tasks may finish (the daemon's grace period).
+
+        A run drained before its end finishes `interrupted`, so the next start resumes it.
+        Thread-safe.
+        """
+        self._draining = True
         self.executor.wakeup()
 
     @property
@@ -170,7 +191,7 @@ class Engine:
     def _loop(self) -> None:
         while True:
             self._launch_ready()
-            if not self._running and not self._retries and not self._ready:
+            if not self._running and (self._draining or (not self._retries and not self._ready)):
                 return
             completions = self.executor.wait(self._until_next_retry())
             if self._stop_signal is not None:
@@ -181,7 +202,7 @@ class Engine:
             self._emit(sync=True)
 
     def _until_next_retry(self) -> float | None:
-        if not self._retries or self._stopping:
+        if not self._retries or self._stopping or self._draining:
             return None
         return max(self._retries[0][0] - self.clock.monotonic(), 0.0)
 
@@ -207,6 +228,8 @@ class Engine:
         """The journal failed: stop every task, record nothing more."""
         self._stopping = True
         self.executor.shutdown()
+        for _ in range(len(self._running) if self.shared_slots is not None else 0):
+            self.shared_slots.release()  # type: ignore[union-attr]
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -247,7 +270,7 @@ class Engine:
                     self._judge(child)
 
     def _final_state(self) -> RunStatus:
-        if self._stopping:
+        if self._stopping or (self._draining and len(self._final) < len(self._order)):
             return RunStatus.INTERRUPTED
         states = self._final.values()
         return RunStatus.FAILED if any(s in FAILED_STATES for s in states) else RunStatus.SUCCESS
@@ -256,7 +279,8 @@ class Engine:
 
     def _launch_ready(self) -> None:
         launched = False
-        while self._ready and len(self._running) < self.slots and not self._stopping:
+        while self._ready and len(self._running) < self.slots and not self._stopping and not self._draining \
+                and (self.shared_slots is None or self.shared_slots.try_acquire(self.executor.wakeup)):
             self._launch(self._ready.popleft())
             launched = True
         if launched:
@@ -284,6 +308,8 @@ class Engine:
 
     def _complete(self, completion: Completion) -> None:
         attempt = self._running.pop(completion.key)
+        if self.shared_slots is not None:
+            self.shared_slots.release()
         task = self.dag.tasks[attempt.task_id]
         if self.masker:
             self.masker.mask_file(self.state_dir.log_path(self.run.dag_id, self.run.run_id, task.id, attempt.number))

@@ -311,3 +311,48 @@ def test_many_tasks_replay_quickly(tmp_path: Path) -> None:
     elapsed = time.process_time() - start
     assert len(replayed.tasks["t5"].attempts) == 50
     assert elapsed < 5  # typically well under a second; the bound only catches accidental O(n^2)
+
+
+def test_drain_lets_running_tasks_finish_and_leaves_the_rest_for_resume(tmp_path: Path) -> None:
+    """The daemon's grace period: no new task starts, the running one ends by itself."""
+    gate = tmp_path / "gate"
+    dag = _dag(Task("slow", cmd=f"touch started; while [ ! -e {gate} ]; do sleep 0.02; done"), Task("after", cmd="true", deps=("slow",)))
+
+    def drain_once_started(engine: Engine) -> None:
+        def watch() -> None:
+            while not (tmp_path / "started").exists():
+                time.sleep(0.02)
+            engine.request_drain()
+            gate.touch()
+        threading.Thread(target=watch, daemon=True).start()
+
+    run = run_dag(tmp_path, dag, engine_hook=drain_once_started)
+    assert run.state is RunStatus.INTERRUPTED
+    assert run.tasks["slow"].state is S and run.tasks["after"].state is TaskStatus.PENDING
+    assert plan_resume(run)["tasks"] == ["after"]
+
+
+def test_shared_slots_limit_tasks_across_engines(tmp_path: Path) -> None:
+    from gitflowd.pool import Limiter
+
+    limiter = Limiter(2)
+    peak = tmp_path / "peak"
+    task = f"mkdir -p {tmp_path}/now; touch {tmp_path}/now/$GITFLOWD_RUN_ID.$GITFLOWD_TASK; ls {tmp_path}/now | wc -l >> {peak}; sleep 0.2; rm {tmp_path}/now/$GITFLOWD_RUN_ID.$GITFLOWD_TASK"
+    dag = _dag(*(Task(f"t{i}", cmd=task) for i in range(3)))
+    state = StateDir(tmp_path / "state")
+    threads = []
+    for n in range(2):
+        run = plan_run(state, dag, kind="manual", logical_date=LOGICAL, commit="c0ffee" + "0" * 34, run_id=f"r{n}")
+        writer = create_run(state, run)
+        executor = LocalExecutor(kill_grace=0.5)
+        engine = Engine(run, writer, executor, state, tmp_path, parallelism=3, shared_slots=limiter)
+        threads.append((threading.Thread(target=engine.execute), executor, writer))
+    for thread, _, _ in threads:
+        thread.start()
+    for thread, executor, writer in threads:
+        thread.join(120)
+        executor.shutdown()
+        writer.close()
+    assert all(state.load_run("d", f"r{n}").state is RunStatus.SUCCESS for n in range(2))
+    assert max(int(line) for line in peak.read_text().split()) <= 2
+    assert limiter.used == 0
