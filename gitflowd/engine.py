@@ -278,13 +278,12 @@ class Engine:
     # -- doing ------------------------------------------------------------------------
 
     def _launch_ready(self) -> None:
-        launched = False
         while self._ready and len(self._running) < self.slots and not self._stopping and not self._draining \
                 and (self.shared_slots is None or self.shared_slots.try_acquire(self.executor.wakeup)):
             self._launch(self._ready.popleft())
-            launched = True
-        if launched:
-            self._emit(sync=False)  # visible now, durable with the next batch
+            # Written at once, so that only a kill right between spawn and this write leaves
+            # an unrecorded orphan (found by environment); durable with the next batch.
+            self._emit(sync=False)
 
     def _launch(self, task_id: str) -> None:
         attempts = self.run.tasks[task_id].attempts  # up to date: every launch round is emitted
