@@ -31,6 +31,7 @@ from croniter import croniter
 from croniter.croniter import CroniterError
 
 from gitflowd.dag import Dag
+from gitflowd.errors import UsageError
 
 PRESETS = {
     "@hourly": "0 * * * *",
@@ -64,6 +65,22 @@ def check_schedule(expr: str) -> str | None:
             return f"cron expression {text!r} never fires"
         return f"invalid cron expression {text!r}: {reason}"
     return None
+
+
+def parse_when(text: str | None, dag: Dag, now: datetime | None = None, flag: str = "--date") -> datetime:
+    """A command-line time: None/'now' -> now; a date -> its midnight in the DAG's timezone;
+    an ISO datetime without offset -> in the DAG's timezone."""
+    if text is None or text.strip().lower() == "now":
+        return (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    tz = zone(dag)
+    try:
+        if len(text.strip()) == 10:
+            day = date.fromisoformat(text.strip())
+            return datetime(day.year, day.month, day.day, tzinfo=tz)
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"bad {flag} {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
 def cron_of(expr: str) -> str:

@@ -277,3 +277,21 @@ def test_max_active_runs_limits_what_starts() -> None:
 def test_unknown_timezone_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="DAG 'd': unknown timezone 'Mars/Olympus'"):
         schedule.next_tick(make_dag(schedule="@daily", timezone="Mars/Olympus"), utc(2026, 1, 1))
+
+
+# -- command-line times ---------------------------------------------------------------------
+
+
+def test_parse_when_reads_dates_and_naive_times_in_the_dag_timezone() -> None:
+    dag = make_dag(timezone="Asia/Seoul")
+    assert schedule.parse_when("2026-01-02", dag) == datetime(2026, 1, 2, tzinfo=ZoneInfo("Asia/Seoul"))
+    assert schedule.parse_when("2026-01-02T03:04", dag) == datetime(2026, 1, 2, 3, 4, tzinfo=ZoneInfo("Asia/Seoul"))
+    assert schedule.parse_when("2026-01-02T03:04+00:00", dag) == utc(2026, 1, 2, 3, 4)
+    assert schedule.parse_when(None, dag, now=utc(2026, 5, 5, 1, 2, 3)) == utc(2026, 5, 5, 1, 2, 3)
+
+
+def test_parse_when_names_the_flag_on_bad_input() -> None:
+    from gitflowd.errors import UsageError
+
+    with pytest.raises(UsageError, match="bad --start 'yesterday'"):
+        schedule.parse_when("yesterday", make_dag(), flag="--start")

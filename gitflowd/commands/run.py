@@ -13,15 +13,13 @@ import argparse
 import signal
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from gitflowd import schedule, settings
+from gitflowd.schedule import parse_when
 from gitflowd.commands.common import find_dag, open_repo
 from gitflowd.dag import Dag
 from gitflowd.engine import Engine, RunListener
-from gitflowd.errors import UsageError
 from gitflowd.executors.local import LocalExecutor
 from gitflowd.journal import JournalWriter
 from gitflowd.lock import StateLock
@@ -62,21 +60,6 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--param", action="append", default=[], metavar="K=V", help="override a DAG param (repeatable)")
     add_execution_options(parser)
     parser.set_defaults(func=run)
-
-
-def parse_when(text: str | None, dag: Dag, now: datetime | None = None) -> datetime:
-    """--date: None/'now' -> now; a date -> its midnight in the DAG's timezone; naive -> DAG timezone."""
-    if text is None or text.strip().lower() == "now":
-        return (now or datetime.now(UTC)).replace(microsecond=0)
-    zone = ZoneInfo(dag.timezone or "UTC")
-    try:
-        if len(text.strip()) == 10:
-            day = date.fromisoformat(text.strip())
-            return datetime(day.year, day.month, day.day, tzinfo=zone)
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"bad --date {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 def commit_dict(info: CommitInfo) -> dict[str, str]:
