@@ -1,0 +1,59 @@
+"""Progress reporter: one line per task state change off a terminal, a redrawn summary on one."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gitflowd.dag import Dag, Task
+from gitflowd.progress import Progress
+from gitflowd.runs import plan_run
+from gitflowd.state import StateDir, apply
+
+
+def _feed(progress: Progress, run, *records: dict) -> None:
+    for seq, record in enumerate(records, start=1):
+        full = {"seq": seq, "ts": "2026-01-01T00:00:00Z", **record}
+        apply(run, full)
+        progress.on_record(full, run)
+
+
+def _run(tmp_path: Path):
+    dag = Dag("d", {"a": Task("a", cmd="true"), "b": Task("b", cmd="true", deps=("a",))})
+    return plan_run(StateDir(tmp_path), dag, kind="manual", logical_date=datetime(2026, 1, 1, tzinfo=UTC), commit="c" * 40)
+
+
+RECORDS = (
+    {"event": "run_started", "pid": 1, "host": "h"},
+    {"event": "task_started", "task": "a", "attempt": 1},
+    {"event": "task_finished", "task": "a", "attempt": 1, "state": "failed", "exit_code": 2, "duration": 0.25,
+     "retry_at": "2026-01-01T00:00:05Z"},
+    {"event": "task_started", "task": "a", "attempt": 2},
+    {"event": "task_finished", "task": "a", "attempt": 2, "state": "failed", "exit_code": 2, "duration": 0.25},
+    {"event": "task_skipped", "task": "b", "state": "upstream_failed", "reason": "a failed"},
+    {"event": "run_finished", "state": "failed"},
+)
+
+
+def test_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    out = io.StringIO()
+    run = _run(tmp_path)
+    _feed(Progress(run, out, tty=False), run, *RECORDS)
+    assert out.getvalue().splitlines() == [
+        "a: running (attempt 1)  [0/2 done, 1 running, 0 failed]",
+        "a: failed (attempt 1, 0.2s, exit code 2); retry at 2026-01-01T00:00:05Z  [0/2 done, 0 running, 0 failed]",
+        "a: running (attempt 2)  [0/2 done, 1 running, 0 failed]",
+        "a: failed (attempt 2, 0.2s, exit code 2)  [1/2 done, 0 running, 1 failed]",
+        "b: upstream_failed (a failed)  [2/2 done, 0 running, 2 failed]",
+        f"run {run.run_id}: failed",
+    ]
+
+
+def test_one_redrawn_line_on_a_terminal(tmp_path: Path) -> None:
+    out = io.StringIO()
+    run = _run(tmp_path)
+    _feed(Progress(run, out, tty=True, interval=0.0), run, *RECORDS)
+    text = out.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\r\x1b[K2/2 done, 0 running, 2 failed\n")
+    assert "\r\x1b[K0/2 done, 1 running, 0 failed" in text

@@ -1,0 +1,145 @@
+"""State: replay of every event, the state directory layout, run ordering, caching and broken journals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gitflowd import journal
+from gitflowd.dag import Dag, Task
+from gitflowd.errors import JournalCorrupt, RunNotFound, StateError
+from gitflowd.runs import clear_tasks, create_run, open_run, plan_resume, plan_run, tasks_to_clear, unique_run_id
+from gitflowd.state import RunStatus, StateDir, TaskStatus, read_run, replay
+
+DAG = Dag("d", {"a": Task("a", cmd="true"), "b": Task("b", cmd="true", deps=("a",)), "c": Task("c", cmd="true", deps=("b",))})
+WHEN = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+
+
+def _new(state: StateDir, when: datetime = WHEN, kind: str = "manual"):
+    run = plan_run(state, DAG, kind=kind, logical_date=when, commit="a" * 40, params={"x": 1},
+                   commit_info={"subject": "s", "author": "me", "time": "2026-03-01T00:00:00+00:00"})
+    return run, create_run(state, run)
+
+
+def test_layout(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    assert state.journal_path("d", "r") == tmp_path / "runs" / "d" / "r.jsonl"
+    assert state.log_path("d", "r", "t", 3) == tmp_path / "logs" / "d" / "r" / "t.3.log"
+    assert state.workspace("d", "r") == tmp_path / "workspaces" / "d" / "r"
+    assert (state.checkouts, state.inbox, state.lock_path) == (tmp_path / "checkouts", tmp_path / "inbox", tmp_path / "daemon.lock")
+
+
+def test_replay_folds_every_event(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    run, writer = _new(state)
+    with writer:
+        writer.append({"event": "run_started", "pid": 10, "host": "h"})
+        writer.append({"event": "task_started", "task": "a", "attempt": 1, "pid": 11, "pgid": 11, "host": "h", "log": "a.1"})
+        writer.append({"event": "task_finished", "task": "a", "attempt": 1, "state": "failed", "exit_code": 2,
+                       "duration": 0.5, "retry_at": "2026-03-01T06:00:10.000000Z"})
+        loaded = state.load_run("d", run.run_id)
+        assert loaded.tasks["a"].state is TaskStatus.UP_FOR_RETRY and loaded.state is RunStatus.RUNNING
+        writer.append({"event": "task_started", "task": "a", "attempt": 2, "pid": 12, "pgid": 12, "host": "h", "log": "a.2"})
+        writer.append({"event": "task_finished", "task": "a", "attempt": 2, "state": "success", "exit_code": 0, "duration": 0.1})
+        writer.append({"event": "task_started", "task": "b", "attempt": 1, "pid": 13, "pgid": 13, "host": "h", "log": "b.1"})
+        writer.append({"event": "task_finished", "task": "b", "attempt": 1, "state": "timeout", "exit_code": -15, "duration": 9})
+        writer.append({"event": "task_skipped", "task": "c", "state": "upstream_failed", "reason": "b timed out"})
+        writer.append({"event": "run_finished", "state": "failed"})
+    loaded = state.load_run("d", run.run_id)
+    assert loaded.run_id == run.run_id and loaded.kind == "manual" and loaded.params == {"x": 1}
+    assert loaded.commit_info["subject"] == "s" and loaded.logical_date == WHEN
+    assert loaded.runner_pid == 10 and loaded.state is RunStatus.FAILED and loaded.ended is not None
+    a = loaded.tasks["a"]
+    assert a.state is TaskStatus.SUCCESS and [(x.number, x.state, x.exit_code, x.pid) for x in a.attempts] == [
+        (1, TaskStatus.FAILED, 2, 11), (2, TaskStatus.SUCCESS, 0, 12)]
+    assert a.attempts[0].retry_at == datetime(2026, 3, 1, 6, 0, 10, tzinfo=UTC) and a.attempts[1].log == "a.2"
+    assert loaded.tasks["b"].state is TaskStatus.TIMEOUT and loaded.tasks["b"].exit_code == -15
+    assert loaded.tasks["c"].state is TaskStatus.UPSTREAM_FAILED and loaded.tasks["c"].reason == "b timed out"
+    assert loaded.last_seq == 9 and loaded.journal_path == str(state.journal_path("d", run.run_id))
+
+
+def test_resume_and_clear_records(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    run, writer = _new(state)
+    with writer:
+        writer.append({"event": "run_started", "pid": 10, "host": "h"},
+                      {"event": "task_started", "task": "a", "attempt": 1, "pid": 11, "pgid": 11, "host": "h", "log": "l"},
+                      {"event": "task_finished", "task": "a", "attempt": 1, "state": "success", "exit_code": 0, "duration": 1},
+                      {"event": "task_started", "task": "b", "attempt": 1, "pid": 12, "pgid": 12, "host": "h", "log": "l"})
+    crashed, writer = open_run(state, "d", run.run_id)  # the runner died with b running
+    assert crashed.tasks["b"].state is TaskStatus.RUNNING and crashed.state is RunStatus.RUNNING
+    record = plan_resume(crashed)
+    assert record["tasks"] == ["b", "c"] and record["interrupted"] == [{"task": "b", "attempt": 1}]
+    with writer:
+        writer.append(record)
+    resumed = state.load_run("d", run.run_id)
+    assert resumed.tasks["b"].state is TaskStatus.PENDING
+    assert resumed.tasks["b"].attempts[0].state is TaskStatus.INTERRUPTED and resumed.tasks["b"].attempts[0].ended
+    assert resumed.resumes[0]["tasks"] == ["b", "c"]
+    moved = Dag("d", {**DAG.tasks, "new": Task("new", cmd="true", deps=("a",))})
+    assert plan_resume(resumed, moved, "b" * 40)["dag"]["tasks"][-1]["id"] == "new"
+    run2, writer = open_run(state, "d", run.run_id)
+    with writer:
+        clear_tasks(writer, run2, tasks_to_clear(run2, ["a"], downstream=True))
+    cleared = state.load_run("d", run.run_id)
+    assert {t: s.state for t, s in cleared.tasks.items()} == dict.fromkeys("abc", TaskStatus.PENDING)
+    assert cleared.state is RunStatus.QUEUED
+
+
+def test_run_ids_are_unique_and_sorted_newest_first(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    made = []
+    for when in (WHEN, WHEN, datetime(2026, 3, 2, tzinfo=UTC), WHEN.replace(year=2025)):
+        run, writer = _new(state, when)
+        writer.close()
+        made.append(run.run_id)
+    assert made[:2] == ["manual__20260301T060000Z", "manual__20260301T060000Z-2"]
+    assert state.run_ids("d") == ["manual__20260302T000000Z", "manual__20260301T060000Z-2",
+                                  "manual__20260301T060000Z", "manual__20250301T060000Z"]
+    assert [r.run_id for r in state.runs()] == state.run_ids("d")
+    assert state.dag_ids() == ["d"] and state.runs("other") == []
+    assert unique_run_id(state, "d", "scheduled", WHEN) == "scheduled__20260301T060000Z"
+
+
+def test_runs_are_cached_until_their_journal_changes(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    run, writer = _new(state)
+    first = state.runs()[0]
+    assert state.runs()[0] is first
+    writer.append({"event": "run_started", "pid": 1, "host": "h"})
+    writer.close()
+    again = state.runs()[0]
+    assert again is not first and again.state is RunStatus.RUNNING
+
+
+def test_missing_runs_and_bad_journals(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    with pytest.raises(RunNotFound, match="unknown run 'r' of DAG 'd'"):
+        state.load_run("d", "r")
+    path = state.journal_path("d", "manual__20260101T000000Z")
+    with journal.JournalWriter(path) as writer:
+        writer.append({"event": "task_started", "task": "a", "attempt": 1})
+    with pytest.raises(StateError, match="does not start with a run_created record"):
+        read_run(path)
+    path.write_bytes(b"")
+    with pytest.raises(StateError):
+        read_run(path)
+    assert state.runs() == [] and len(state.broken) == 1
+
+
+def test_an_unknown_task_in_a_record_is_reported_as_corruption(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    run, writer = _new(state)
+    with writer:
+        writer.append({"event": "task_started", "task": "ghost", "attempt": 1})
+    with pytest.raises(JournalCorrupt, match=r":2: corrupt journal record: unexpected 'task_started'"):
+        state.load_run("d", run.run_id)
+
+
+def test_unknown_events_are_ignored_for_forward_compatibility() -> None:
+    created = {"event": "run_created", "seq": 0, "ts": "2026-01-01T00:00:00Z", "dag_id": "d", "run_id": "r",
+               "kind": "manual", "logical_date": "2026-01-01T00:00:00+00:00", "commit": "c", "dag": DAG.to_dict()}
+    run = replay([created, {"event": "future_thing", "seq": 1, "ts": "2026-01-01T00:00:01Z"}])
+    assert run.last_seq == 1 and run.state is RunStatus.QUEUED
