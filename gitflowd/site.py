@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import fcntl
+import functools
 import json
 import logging
 import threading
@@ -28,10 +29,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from gitflowd import journal, sitedata, svg
-from gitflowd.atomic import write_atomic
+from gitflowd.atomic import write_atomic, write_page
 from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError
 from gitflowd.registry import Registry, Reload, dag_history, read_registry
@@ -51,14 +53,30 @@ def templates_dir() -> Path:
 
 
 def environment() -> Environment:
+    # compiled templates are cached on disk: a `run` process renders once and exits
     env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(dt=_format_time, dur=svg.format_seconds, glyph=lambda s: sitedata.GLYPHS.get(str(s), "?"))
+                      trim_blocks=True, lstrip_blocks=True, bytecode_cache=FileSystemBytecodeCache())
+    env.filters.update(dt=_format_time, dur=svg.format_seconds, glyph=lambda s: sitedata.GLYPHS.get(str(s), "?"),
+                       badge=_badge, legend=_legend)
+    css = Markup((templates_dir() / "style.css").read_text(encoding="utf-8"))
     env.globals.update(
-        dag_url=sitedata.dag_url, grid_url=sitedata.grid_url, run_url=sitedata.run_url, log_url=sitedata.log_url,
+        css=css, dag_url=sitedata.dag_url, grid_url=sitedata.grid_url, run_url=sitedata.run_url, log_url=sitedata.log_url,
         glyphs=sitedata.GLYPHS, task_legend=sitedata.TASK_LEGEND, run_legend=["queued", "running", "success", "failed", "interrupted"],
     )
     return env
+
+
+@functools.cache
+def _badge(state: str) -> Markup:
+    """A state pill: colour, glyph and word (a filter, since macros cost ten times more)."""
+    glyph, label = sitedata.GLYPHS.get(state, "?"), state.replace("_", " ")
+    return Markup('<span class="badge s-{0}" data-state="{0}">{1} {2}</span>').format(state, glyph, label)
+
+
+def _legend(states: Iterable[str]) -> Markup:
+    items = (Markup('<span><i class="sq s-{0}">{1}</i>{2}</span>').format(s, sitedata.GLYPHS.get(s, "?"), s.replace("_", " "))
+             for s in states)
+    return Markup('<div class="legend">{}</div>').format(Markup("").join(items))
 
 
 def _format_time(value: datetime | str | None) -> str:
@@ -90,7 +108,7 @@ class Site:
             for dag_id in self._dag_ids(registry):
                 rows = self._render_runs_of(dag_id)
                 info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
-                for page in range(1, sitedata.page_count(rows) + 1):
+                for page in range(sitedata.page_count(rows), 0, -1):  # page k links to k + 1
                     self._write_grid_page(info, rows, page)
                 index[dag_id] = self._write_dag_page(info, rows)
             self._write_index(registry, index)
@@ -108,7 +126,7 @@ class Site:
             self._save_rows(dag_id, rows)
             registry = read_registry(self.state.root)
             info = self._info(dag_id, registry, self._snapshot(dag_id, rows, run))
-            for page in sorted(pages):
+            for page in sorted(pages, reverse=True):  # page k links to k + 1
                 self._write_grid_page(info, rows, page)
             index = self._load_index()
             index[dag_id] = self._write_dag_page(info, rows)
@@ -154,11 +172,11 @@ class Site:
         order = [t for t in run.dag.topological_order() if t in run.tasks] + [t for t in run.tasks if t not in run.dag.tasks]
         gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now)
         duration = ((run.ended or now) - run.started).total_seconds() if run.started else None
-        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, order=order, gantt=gantt,
-                   duration=duration, refresh=run.state.value in sitedata.ACTIVE_RUN)
-        for task_id, task in run.tasks.items():
+        for task_id, task in run.tasks.items():  # pages before the pages that link to them
             for attempt in task.attempts:
                 self._write_log(run, task_id, task, attempt)
+        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, order=order, gantt=gantt,
+                   duration=duration, refresh=run.state.value in sitedata.ACTIVE_RUN)
 
     def _write_log(self, run: RunState, task_id: str, task: Any, attempt: Any) -> None:
         source = self.state.log_path(run.dag_id, run.run_id, task_id, attempt.number)
@@ -243,7 +261,7 @@ class Site:
     def _page(self, rel: str, template: str, **context: Any) -> None:
         root = "../" * rel.count("/")
         html = self._env.get_template(template).render(root=root, generated=self._clock(), **context)
-        write_atomic(self.root / rel, html)
+        write_page(self.root / rel, html)
 
     def _dag_ids(self, registry: Registry) -> list[str]:
         return sorted((set(registry.dags) | set(self.state.dag_ids())) - {d for d in self.state.dag_ids() if not is_valid_id(d)})

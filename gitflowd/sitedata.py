@@ -9,6 +9,7 @@ first when large. URLs are built here too, always relative to the site root.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ ACTIVE_RUN = {RunStatus.QUEUED.value, RunStatus.RUNNING.value}
 ACTIVE_TASK = {TaskStatus.RUNNING.value, TaskStatus.UP_FOR_RETRY.value}
 
 
+@functools.lru_cache(maxsize=65536)
 def q(part: str) -> str:
     return quote(part, safe="")
 
@@ -197,6 +199,7 @@ def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogTex
 def copy_masked(source: Path, target: Path, secrets: Sequence[str]) -> None:
     """The full log, masked line by line (a secret never spans lines), for the raw link."""
     temp = target.with_name(f".{target.name}.tmp")
+    target.parent.mkdir(parents=True, exist_ok=True)
     with open(source, "rb") as src, open(temp, "w", encoding="utf-8") as dst:
         for line in src:
             dst.write(clean_text(line, secrets))

@@ -173,11 +173,11 @@ def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: d
     row_y = {task: AXIS_H + i * ROW_H for i, (task, _) in enumerate(tasks)}
     rows = tuple(GanttRow(t, short_label(t, 24), state, row_y[t]) for t, state in tasks)
     bars = tuple(
-        Bar(s, LABEL_W + (s.start - t0).total_seconds() * scale, row_y[s.task] + 5,
-            max(((s.end or now) - s.start).total_seconds() * scale, 2.0), ROW_H - 10)
+        Bar(s, round(LABEL_W + (s.start - t0).total_seconds() * scale, 1), row_y[s.task] + 5,
+            round(max(((s.end or now) - s.start).total_seconds() * scale, 2.0), 1), ROW_H - 10)
         for s in spans if s.task in row_y
     )
-    ticks = tuple(Tick(LABEL_W + sec * scale, format_seconds(sec)) for sec in _tick_seconds(total))
+    ticks = tuple(Tick(round(LABEL_W + sec * scale, 1), format_seconds(sec)) for sec in _tick_seconds(total))
     height = AXIS_H + len(tasks) * ROW_H + 6
     return GanttLayout(LABEL_W + CHART_W + 40, height, LABEL_W, rows, bars, ticks)
 
