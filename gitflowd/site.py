@@ -354,6 +354,11 @@ def _command(dag: Dag, task_id: str) -> str:
     return task.cmd if task.cmd is not None else " ".join(task.argv) if task.argv is not None else f"call {task.call}"
 
 
+def listener_for(state_root: Path, site_root: Path, secrets: Iterable[str] = ()) -> SiteListener:
+    """What `run` and `resume` hand the engine so that the site follows the run."""
+    return SiteListener(Site(state_root, site_root, secrets=secrets))
+
+
 class SiteListener:
     """Engine listener: re-renders a run at most every `interval` seconds, and at its end.
 

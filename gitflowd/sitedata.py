@@ -243,5 +243,6 @@ def _dag_status(entry: IndexEntry) -> dict[str, Any]:
         "next_run": iso(entry.next_run),
         "runs_total": entry.total,
         "running": entry.running,
-        "runs": [{**r.to_json(), "url": run_url(entry.info.id, r.run_id)} for r in entry.recent],
+        "runs": [{**{k: v for k, v in r.to_json().items() if k != "sort"}, "url": run_url(entry.info.id, r.run_id)}
+                 for r in entry.recent],
     }

@@ -19,6 +19,7 @@ from gitflowd.dag import Dag
 from gitflowd.lock import StateLock
 from gitflowd.runs import open_resume, open_run, plan_resume
 from gitflowd.secrets import resolve_path, secrets_for
+from gitflowd.site import listener_for
 from gitflowd.state import StateDir
 from gitflowd.templating import render_commands
 
@@ -56,4 +57,5 @@ def run(args: argparse.Namespace) -> int:
             raise
         open_resume(writer, current, record)
         print(current.run_id, flush=True)
-        return execute(current, writer, state, checkout, args.parallelism, secrets, commands)
+        return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
+                       listeners=[listener_for(where.state, where.site, secrets.values())])

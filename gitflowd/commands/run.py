@@ -27,6 +27,7 @@ from gitflowd.progress import Progress
 from gitflowd.repo import CommitInfo
 from gitflowd.runs import create_run, parse_params, plan_run
 from gitflowd.secrets import resolve_path, secrets_for
+from gitflowd.site import listener_for
 from gitflowd.state import RunState, RunStatus, StateDir
 from gitflowd.templating import render_commands
 
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
             checkout = repo.checkout(sha, state.checkouts)
             writer = create_run(state, new)
             print(new.run_id, flush=True)
-            return execute(new, writer, state, checkout, args.parallelism, secrets, commands)
+            return execute(new, writer, state, checkout, args.parallelism, secrets, commands,
+                           listeners=[listener_for(where.state, where.site, secrets.values())])
 
 
 def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkout: Path, parallelism: int | None,
@@ -104,6 +106,8 @@ def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkou
             signal.signal(sig, handler)
         executor.shutdown()
         writer.close()
+        for listener in engine.listeners:  # e.g. the site listener's last render
+            getattr(listener, "close", lambda: None)()
     if status is RunStatus.SUCCESS:
         return 0
     if status is RunStatus.INTERRUPTED:
