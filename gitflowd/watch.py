@@ -10,12 +10,17 @@ Each relevant event calls `wake(kind)` with `GIT` or `INBOX`; the handler does n
 itself (it runs on watchdog's thread). The daemon coalesces: it notes events in a
 `Burst`, waits for them to go quiet and then reads the head once, so a burst of ten
 commits costs one reload of the newest.
+
+`Waker` is what the daemon sleeps on between deadlines: a self-pipe that the watcher,
+the run threads and signals (`signal.set_wakeup_fd`) write to, so nothing busy-polls.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import selectors
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,3 +134,47 @@ class Burst:
             return 0
         count, self.count, self._first = self.count, 0, None
         return count
+
+
+class Waker:
+    """A self-pipe the main loop sleeps on; any thread (and any signal) can wake it."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._read, selectors.EVENT_READ)
+        self._reasons: list[str] = []
+        self._lock = threading.Lock()
+
+    def wake(self, reason: str) -> None:
+        """Record why, then poke the pipe (thread-safe)."""
+        with self._lock:
+            self._reasons.append(reason)
+        try:
+            os.write(self._write, b"!")
+        except BlockingIOError:  # the pipe is full: a wake-up is pending anyway
+            pass
+
+    def signal_fd(self) -> int:
+        """For `signal.set_wakeup_fd`: a signal then wakes `sleep` too."""
+        return self._write
+
+    def sleep(self, timeout: float | None) -> None:
+        """Block until woken or `timeout` seconds passed (None: until woken)."""
+        if self._selector.select(timeout):
+            try:
+                while os.read(self._read, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def drain(self) -> list[str]:
+        """The reasons recorded since the last call."""
+        with self._lock:
+            reasons, self._reasons = self._reasons, []
+        return reasons
+
+    def close(self) -> None:
+        self._selector.close()
+        os.close(self._read)
+        os.close(self._write)

@@ -1,0 +1,76 @@
+"""Backfill plans: which ticks of [start, end] get a new run, a resume, or are left alone.
+
+Flow: `plan_backfill(dag, runs, start, end, reprocess)` asks schedule.py for every tick of
+the range (oldest first, start_date / end_date respected) and decides per tick:
+- no run has that logical date: `create` a backfill run;
+- a run is queued or running: `skip` (it is in progress);
+- `--reprocess none` (default): `skip` every tick that has a run;
+- `--reprocess failed`: `resume` runs that failed or were interrupted, `skip` the others;
+- `--reprocess all`: `rerun` every finished run (all its tasks cleared, then resumed).
+The caller (the backfill command in the foreground, or the daemon for an inbox request)
+carries the steps out through the run pool, `max_active_runs` at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+
+from gitflowd import schedule
+from gitflowd.dag import Dag
+from gitflowd.state import RunState, RunStatus
+
+REPROCESS = ("none", "failed", "all")
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    RESUME = "resume"
+    RERUN = "rerun"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Step:
+    tick: datetime
+    action: Action
+    run_id: str | None = None  # the existing run (resume, rerun, skip)
+    reason: str = ""
+
+
+def latest_by_tick(runs: Iterable[RunState]) -> dict[datetime, RunState]:
+    """The newest run of each logical date (runs given newest first, as StateDir.runs does)."""
+    result: dict[datetime, RunState] = {}
+    for run in runs:
+        result.setdefault(run.logical_date, run)
+    return result
+
+
+def plan_backfill(dag: Dag, runs: Iterable[RunState], start: date | datetime, end: date | datetime, reprocess: str = "none") -> list[Step]:
+    """One step per tick in [start, end], oldest first."""
+    if reprocess not in REPROCESS:
+        raise ValueError(f"--reprocess must be one of {', '.join(REPROCESS)}, not {reprocess!r}")
+    existing = latest_by_tick(runs)
+    return [_step(tick, existing.get(tick), reprocess) for tick in schedule.backfill_plan(dag, start, end)]
+
+
+def _step(tick: datetime, run: RunState | None, reprocess: str) -> Step:
+    if run is None:
+        return Step(tick, Action.CREATE)
+    state = run.state
+    if state in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return Step(tick, Action.SKIP, run.run_id, f"{run.run_id} is {state.value}")
+    if reprocess == "all":
+        return Step(tick, Action.RERUN, run.run_id, f"{run.run_id} was {state.value}")
+    if reprocess == "failed" and state in (RunStatus.FAILED, RunStatus.INTERRUPTED):
+        return Step(tick, Action.RESUME, run.run_id, f"{run.run_id} {state.value}")
+    return Step(tick, Action.SKIP, run.run_id, f"{run.run_id} {state.value}")
+
+
+def describe(steps: list[Step]) -> str:
+    """'3 to create, 1 to resume, 2 left alone'."""
+    counts = {action: sum(1 for s in steps if s.action is action) for action in Action}
+    words = {Action.CREATE: "to create", Action.RESUME: "to resume", Action.RERUN: "to re-run", Action.SKIP: "left alone"}
+    return ", ".join(f"{counts[a]} {words[a]}" for a in Action if counts[a]) or "no ticks in range"

@@ -1,0 +1,402 @@
+"""The daemon: commit -> reload; clock -> due runs; inbox -> requests; run end -> render.
+
+Flow: `Daemon.serve()` takes STATE/daemon.lock -> `start()` opens the repository, starts
+the watcher, reloads the branch head, resumes unfinished runs (crash = resume), renders
+the site and tells systemd READY=1 -> then `loop()` repeats until a stop:
+  1. drain wake-ups (watcher, finished runs, signals: handlers only set flags);
+  2. a git event starts a burst; once it has gone quiet, `reload()` reads the head once;
+  3. inbox requests are answered (requests.py), in arrival order;
+  4. finished runs are collected, due ticks become scheduled runs (schedule.py) and
+     queued runs start as `max_active_runs` allows (pool.py);
+  5. the watchdog is fed; `loop()` returns how long to sleep until the next deadline
+     (tick, burst end, watchdog ping, grace end) and `serve()` sleeps on the Waker.
+SIGTERM/SIGINT: `begin_stop()` stops scheduling and tells running runs to start nothing
+new; after `grace` seconds they are interrupted (task groups ended, recorded
+`interrupted`) and noted for the next start; once every run has ended the daemon exits 0.
+
+`loop(now=...)` takes the wall-clock time from the caller, so tests drive schedules with a
+controlled clock while the repository, state and processes stay real.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gitflowd import registry, schedule
+from gitflowd.atomic import write_atomic
+from gitflowd.dag import Dag
+from gitflowd.errors import GitflowdError, RepoError
+from gitflowd.launch import Launcher
+from gitflowd.lock import StateLock
+from gitflowd.notify import Notifier
+from gitflowd.pool import Limiter, RunPool
+from gitflowd.repo import Repo, Snapshot
+from gitflowd.requests import Requests
+from gitflowd.secrets import load_file
+from gitflowd.site import Site, SiteListener
+from gitflowd.state import RunStatus, StateDir
+from gitflowd.watch import GIT, INBOX, Burst, Waker, Watcher
+
+log = logging.getLogger(__name__)
+
+RUN_END = "run-end"
+MAX_SLEEP = 300.0  # re-read the wall clock at least this often (clock jumps, suspend)
+REPO_RETRY = 5.0  # while the repository cannot be read, try again this often
+KILL_GRACE = 10.0  # SIGTERM -> SIGKILL for a task group being ended
+RESUME_FILE = "daemon-resume.json"  # runs a stopping daemon interrupted, resumed at the next start
+
+
+@dataclass(frozen=True)
+class Options:
+    repo: Path
+    state: Path
+    site: Path
+    branch: str | None = None
+    parallelism: int = 8
+    once: bool = False
+    poll: float | None = None
+    grace: float = 60.0
+    secrets_file: str | None = None
+
+
+class Daemon:
+    """One daemon over one repository branch and one state directory."""
+
+    def __init__(self, options: Options, notifier: Notifier | None = None, clock: Callable[[], datetime] | None = None):
+        self.options = options
+        self.notifier = notifier or Notifier(None)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.waker, self.burst = Waker(), Burst()
+        self.state = StateDir(options.state)
+        self.lock = StateLock(self.state.lock_path, "daemon")
+        self.site = Site(options.state, options.site, secrets=_secret_values(options.secrets_file))
+        self.site_listener = SiteListener(self.site)
+        self.repo: Repo | None = None
+        self.watcher: Watcher | None = None
+        self.head: str | None = None
+        self.dags: dict[str, registry.DagEntry] = {}
+        self.loaded: dict[str, Dag] = {}
+        self.last_tick: dict[str, datetime | None] = {}
+        self.launcher = Launcher(self.state, None, secrets_file=options.secrets_file, slots=Limiter(options.parallelism),
+                                 parallelism=options.parallelism, listeners=lambda: [self.site_listener], kill_grace=KILL_GRACE)
+        self.pool = RunPool(self.launcher.execute, self._max_active_runs, lambda: self.waker.wake(RUN_END))
+        self.requests = Requests(options.state, self.launcher, self.pool, lambda: self.dags)
+        self.stop_requested = self.reload_requested = False
+        self.stopping_since: float | None = None
+        self.interrupted = False
+        self._interrupted_runs: list[tuple[str, str]] = []
+        self.repo_retry_at: float | None = None
+        self.next_ping = 0.0
+        self._inbox_dirty = True
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def serve(self) -> int:
+        """Run until stopped (with `once`: until the due runs ended); returns the exit code."""
+        self.lock.acquire()
+        try:
+            self._install_signals()
+            self.start()
+            while True:
+                timeout = self.loop()
+                if self.finished:
+                    break
+                self.waker.sleep(timeout)
+            self._remember_interrupted()
+        finally:
+            self.notifier.stopping("stopped")
+            self.close()
+        log.info("daemon stopped")
+        return 0
+
+    def start(self) -> None:
+        """Open the repository, watch it, load the head, resume unfinished runs."""
+        self.state.inbox.mkdir(parents=True, exist_ok=True)
+        self._open_repo()
+        self.reload(self.clock())
+        self.resume_unfinished()
+        self._render(self.site.render_all)
+        self.notifier.ready(self.describe())
+        branch = self.repo.branch if self.repo else self.options.branch
+        log.info("daemon ready (pid %d): repo %s, branch %s, state %s, site %s", os.getpid(), self.options.repo, branch, self.options.state, self.options.site)
+
+    def close(self) -> None:
+        self._close_repo()
+        self.site_listener.close()
+        self.waker.close()
+        self.notifier.close()
+        self.lock.release()
+
+    @property
+    def finished(self) -> bool:
+        return (self.stopping_since is not None or self.options.once) and self.pool.idle
+
+    def describe(self) -> str:
+        head = self.head[:8] if self.head else "no commit"
+        return f"{len(self.dags)} DAG(s) at {head}; {len(self.pool.running)} run(s) running, {len(self.pool.queued)} queued"
+
+    def _install_signals(self) -> None:
+        signal.set_wakeup_fd(self.waker.signal_fd(), warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop_signal(self, signum: int, _frame: object) -> None:
+        self.stop_requested = True  # the wakeup fd has woken the loop already
+
+    def _on_hup(self, signum: int, _frame: object) -> None:
+        self.reload_requested = True
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def loop(self, now: datetime | None = None) -> float:
+        """One pass over everything that may need doing; returns seconds until the next deadline."""
+        now = now or self.clock()
+        mono = time.monotonic()
+        self._take_wakeups(mono)
+        if self.stop_requested and self.stopping_since is None:
+            self.begin_stop()
+        self._check_grace(mono)
+        if self.repo_retry_at is not None and mono >= self.repo_retry_at and self._open_repo():
+            self.head = None
+            self.reload(now)
+        if self.burst.take(mono):
+            self.reload(now)
+        if self._inbox_dirty and self.stopping_since is None:
+            self._inbox_dirty = False
+            self.requests.handle_all(now)
+        self.collect_finished()
+        if self.stopping_since is None:
+            self.schedule_due(now)
+        self.pool.pump()
+        self._feed_watchdog(mono)
+        return self._sleep_for(now, mono)
+
+    def _take_wakeups(self, mono: float) -> None:
+        if self.reload_requested:
+            self.reload_requested, self.head = False, None
+            self.burst.note(mono)
+        for reason in self.waker.drain():
+            if reason == GIT:
+                self.burst.note(mono)
+            elif reason == INBOX:
+                self._inbox_dirty = True
+
+    def _sleep_for(self, now: datetime, mono: float) -> float:
+        deadlines = [MAX_SLEEP]
+        for moment in (self.burst.deadline(), self.repo_retry_at, self._grace_end(),
+                       self.next_ping if self.notifier.watchdog_interval else None):
+            if moment is not None:
+                deadlines.append(moment - mono)
+        upcoming = self.next_due(now) if self.stopping_since is None else None
+        if upcoming is not None:
+            deadlines.append((upcoming - now).total_seconds())
+        return max(0.0, min(deadlines))
+
+    def _feed_watchdog(self, mono: float) -> None:
+        if self.notifier.watchdog_interval and mono >= self.next_ping:
+            self.notifier.watchdog()
+            self.next_ping = mono + self.notifier.watchdog_interval
+
+    # -- reload -------------------------------------------------------------------------
+
+    def reload(self, now: datetime) -> None:
+        """Load the head of the branch if it moved; record it; re-render what changed."""
+        if self.repo is None:
+            return
+        try:
+            sha = self.repo.resolve()
+            if sha == self.head:
+                return
+            self._warn_if_rewritten(sha)
+            snapshot = self.repo.load(sha)
+        except (GitflowdError, ValueError, OSError) as exc:
+            self._repo_broken(exc)
+            return
+        changes = registry.record_snapshot(self.options.state, snapshot, now)
+        self.head = sha
+        self.dags = {k: v for k, v in registry.read_registry(self.options.state).dags.items() if not v.retired}
+        self.loaded = {k: v.load() for k, v in self.dags.items()}
+        self._log_reload(snapshot, changes)
+        changed = [c.dag_id for c in changes]
+        self._render(lambda: self.site.render_dags(changed))
+        self.notifier.status(self.describe())
+
+    def _log_reload(self, snapshot: Snapshot, changes: list[registry.DagChange]) -> None:
+        commit = snapshot.commit
+        summary = ", ".join(f"{c.dag_id} {c.change.value}" for c in changes) or "no DAG changed"
+        log.info("reloaded %s %r: %d DAG(s) active; %s", commit.sha if commit else "?", commit.subject if commit else "", len(self.dags), summary)
+        for problem in snapshot.problems:
+            log.warning("load error: %s (a DAG whose file has errors keeps its last valid version)", problem)
+
+    def _warn_if_rewritten(self, sha: str) -> None:
+        """A force-push: the new head does not contain the old one. Runs keep their commits."""
+        if self.head is None or self.repo is None or _is_ancestor(self.repo.git_dir, self.head, sha):
+            return
+        log.warning("branch %s was rewritten (force-push?): %s is not an ancestor of %s; loading the new head",
+                    self.repo.branch, self.head[:8], sha[:8])
+
+    def _open_repo(self) -> bool:
+        """(Re)open the repository and its watcher; False (logged, retried) when it cannot be read."""
+        self._close_repo()
+        try:
+            self.repo = Repo(self.options.repo, self.options.branch)
+        except (GitflowdError, OSError) as exc:
+            self._repo_broken(exc)
+            return False
+        self.launcher.repo, self.repo_retry_at = self.repo, None
+        self.watcher = Watcher(self.repo.git_dir, self.repo.branch, self.state.inbox, self.waker.wake, self.options.poll)
+        self.watcher.start()
+        return True
+
+    def _close_repo(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.repo is not None:
+            self.repo.close()
+        self.watcher = self.repo = self.launcher.repo = None
+
+    def _repo_broken(self, exc: Exception) -> None:
+        if self.repo_retry_at is None:
+            kept = f"{len(self.dags)} DAG(s) of {self.head[:8]}" if self.head else "no DAGs"
+            log.error("cannot read the repository: %s; keeping %s, retrying every %gs", exc, kept, REPO_RETRY)
+        self.repo_retry_at = time.monotonic() + REPO_RETRY
+
+    # -- schedules ----------------------------------------------------------------------
+
+    def schedule_due(self, now: datetime) -> None:
+        """Create scheduled runs for due ticks (catch-up rules), within max_active_runs."""
+        for dag_id, dag in self.loaded.items():
+            if not dag.schedule:
+                continue
+            try:
+                planned = schedule.catchup_plan(dag, self._last_tick(dag_id), now)
+            except ValueError as exc:  # e.g. a timezone this system does not know
+                log.error("DAG %s: %s", dag_id, exc)
+                continue
+            for tick in planned:
+                if self.pool.active(dag_id) >= dag.max_active_runs:
+                    break
+                self.last_tick[dag_id] = tick
+                if not any(run.logical_date == tick for run in self.state.runs(dag_id)):
+                    self._queue_new(dag, tick)
+
+    def _queue_new(self, dag: Dag, tick: datetime) -> None:
+        try:
+            self.pool.add(self.launcher.prepare_new(dag, self.dags[dag.id].commit.sha, "scheduled", tick))
+        except (GitflowdError, OSError) as exc:
+            log.error("DAG %s: cannot start the run of %s: %s", dag.id, tick.isoformat(), exc)
+
+    def next_due(self, now: datetime) -> datetime | None:
+        """The soonest tick still to come of any active DAG."""
+        ticks = []
+        for dag_id, dag in self.loaded.items():
+            last = self._last_tick(dag_id)
+            try:
+                tick = schedule.next_tick(dag, max(now, last) if last else now)
+            except ValueError:
+                continue
+            ticks += [tick] if tick is not None else []
+        return min(ticks, default=None)
+
+    def _last_tick(self, dag_id: str) -> datetime | None:
+        if dag_id not in self.last_tick:
+            ticks = [run.logical_date for run in self.state.runs(dag_id) if run.kind == "scheduled"]
+            self.last_tick[dag_id] = max(ticks, default=None)
+        return self.last_tick[dag_id]
+
+    def _max_active_runs(self, dag_id: str) -> int:
+        dag = self.loaded.get(dag_id)
+        return dag.max_active_runs if dag else 1
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def resume_unfinished(self) -> None:
+        """Runs left queued or running by a crash, and those a stop interrupted: continue them."""
+        noted = self._take_noted_interrupted()
+        for run in sorted(self.state.runs(), key=lambda r: r.logical_date):
+            unfinished = run.state in (RunStatus.QUEUED, RunStatus.RUNNING)
+            if unfinished or (run.state is RunStatus.INTERRUPTED and (run.dag_id, run.run_id) in noted):
+                self._resume(run.dag_id, run.run_id)
+        for path, error in self.state.broken:
+            log.error("run journal %s cannot be read and is not resumed: %s", path, error)
+
+    def _resume(self, dag_id: str, run_id: str) -> None:
+        try:
+            job = self.launcher.prepare_unfinished(self.state.load_run(dag_id, run_id))
+        except (GitflowdError, OSError) as exc:
+            log.error("run %s of DAG %s cannot be resumed now: %s", run_id, dag_id, exc)
+            return
+        if job is not None:
+            self.pool.add(job)
+
+    def collect_finished(self) -> None:
+        finished = self.pool.collect()
+        for item in finished:
+            if item.status == "error":
+                log.error("run %s of DAG %s stopped: %s", item.job.run_id, item.job.dag_id, item.error)
+            else:
+                log.info("run %s of DAG %s ended: %s", item.job.run_id, item.job.dag_id, item.status)
+            if item.status == RunStatus.INTERRUPTED.value and self.stopping_since is not None:
+                self._interrupted_runs.append((item.job.dag_id, item.job.run_id))
+        if finished:
+            self.notifier.status(self.describe())
+
+    def begin_stop(self) -> None:
+        """Stop scheduling; running runs start no new tasks and get `grace` seconds."""
+        self.stopping_since = time.monotonic()
+        dropped = self.pool.stop()
+        running = len(self.pool.running)
+        log.info("stopping: %d run(s) get %gs to finish their running tasks; %d queued run(s) wait for the next start",
+                 running, self.options.grace, len(dropped))
+        self.notifier.stopping(f"stopping: waiting up to {self.options.grace:g}s for {running} run(s)")
+
+    def _grace_end(self) -> float | None:
+        if self.stopping_since is None or self.interrupted:
+            return None
+        return self.stopping_since + self.options.grace
+
+    def _check_grace(self, mono: float) -> None:
+        end = self._grace_end()
+        if end is not None and mono >= end and self.pool.running:
+            log.warning("grace period over: interrupting %d run(s)", len(self.pool.running))
+            self.interrupted = True
+            self.pool.interrupt()
+
+    def _remember_interrupted(self) -> None:
+        if self._interrupted_runs:
+            write_atomic(self.state.root / RESUME_FILE, json.dumps([list(r) for r in self._interrupted_runs]), durable=True)
+
+    def _take_noted_interrupted(self) -> set[tuple[str, str]]:
+        path = self.state.root / RESUME_FILE
+        try:
+            noted = {(d, r) for d, r in json.loads(path.read_text())}
+        except (OSError, ValueError, TypeError):
+            return set()
+        path.unlink(missing_ok=True)
+        return noted
+
+    def _render(self, render: Callable[[], object]) -> None:
+        try:
+            render()
+        except Exception:  # the site must never stop the daemon
+            log.exception("rendering the site failed")
+
+
+def _secret_values(path: str | None) -> list[str]:
+    return list(load_file(path).values()) if path else []
+
+
+def _is_ancestor(git_dir: Path, old: str, new: str) -> bool:
+    done = subprocess.run(["git", f"--git-dir={git_dir}", "merge-base", "--is-ancestor", old, new], capture_output=True)
+    return done.returncode == 0
+

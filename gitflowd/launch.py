@@ -1,0 +1,133 @@
+"""Runs started off the foreground: prepared in the owner's thread, executed in pool threads.
+
+Flow: `prepare_new(...)` / `prepare_resume(...)` / `prepare_rerun(...)` check everything
+that can be wrong (templates, secrets, the commit's checkout) before writing the run's
+first record (`run_created`, or `tasks_cleared` and `run_resumed`) through runs.py, and
+return a pool `Job` -> later `execute(job, control)` runs in a pool thread: it reopens the
+journal (the only writer from then on), builds an Engine with a LocalExecutor, the site
+listener and the shared task slots, and maps the pool's control to the engine (stopping
+-> `request_drain`, interrupting -> `request_stop`).
+
+Everything that touches Git happens in `prepare_*` (the owner's thread): GitPython objects
+are not shared with pool threads, which only read the checkout on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gitflowd import schedule
+from gitflowd.dag import Dag
+from gitflowd.engine import Engine, RunListener
+from gitflowd.errors import RunError
+from gitflowd.executors.local import LocalExecutor
+from gitflowd.pool import Control, Job, Limiter
+from gitflowd.repo import Repo
+from gitflowd.runs import clear_tasks, create_run, open_resume, open_run, plan_resume, plan_run
+from gitflowd.secrets import secrets_for
+from gitflowd.state import RunState, StateDir
+from gitflowd.templating import render_commands
+
+log = logging.getLogger(__name__)
+
+
+def commit_dict(repo: Repo, sha: str) -> dict[str, str]:
+    info = repo.commit_info(sha)
+    return {"subject": info.subject, "author": info.author, "time": info.time.isoformat()}
+
+
+class Launcher:
+    """Prepares and executes runs for the daemon and for a foreground backfill."""
+
+    def __init__(self, state: StateDir, repo: Repo | None, *, secrets_file: str | None = None, parallelism: int | None = None,
+                 slots: Limiter | None = None, listeners: Callable[[], list[RunListener]] = list, kill_grace: float = 10.0):
+        self.state = state
+        self.repo = repo
+        self.secrets_file = secrets_file
+        self.parallelism = parallelism
+        self.slots = slots
+        self.listeners = listeners  # a fresh list per run (listeners may keep per-run state)
+        self.kill_grace = kill_grace
+
+    # -- preparing (owner's thread) ------------------------------------------------------
+
+    def prepare_new(self, dag: Dag, commit: str, kind: str, logical_date: datetime, params: Mapping[str, Any] | None = None) -> Job:
+        """Create a run of `dag` at `commit` (run_created written) and return its job."""
+        interval = schedule.data_interval(dag, logical_date) if dag.schedule else schedule.Interval(logical_date, logical_date)
+        run = plan_run(self.state, dag, kind=kind, logical_date=logical_date, commit=commit,
+                       commit_info=commit_dict(self.require_repo(), commit), params=params, data_interval=(interval.start, interval.end))
+        self._check(run, dag)
+        create_run(self.state, run).close()
+        log.info("created run %s of DAG %s at %s", run.run_id, dag.id, commit[:8])
+        return Job(dag.id, run.run_id, "start")
+
+    def prepare_resume(self, dag_id: str, run_id: str, dag: Dag | None = None, commit: str | None = None, clear: list[str] | None = None) -> Job:
+        """Resume a run (optionally at another commit, optionally clearing tasks first)."""
+        current, writer = open_run(self.state, dag_id, run_id)
+        with writer:
+            if clear:
+                clear_tasks(writer, current, clear)
+            record = plan_resume(current, dag, commit or current.commit)
+            target = dag or current.dag
+            self._check(dataclasses.replace(current, commit=commit or current.commit, dag=target), target)
+            open_resume(writer, current, record, self.kill_grace)
+        log.info("resuming run %s of DAG %s", run_id, dag_id)
+        return Job(dag_id, run_id, "resume")
+
+    def prepare_rerun(self, dag_id: str, run_id: str) -> Job:
+        """Run every task of a finished run again (backfill --reprocess all)."""
+        current = self.state.load_run(dag_id, run_id)
+        return self.prepare_resume(dag_id, run_id, clear=current.dag.topological_order())
+
+    def prepare_unfinished(self, run: RunState) -> Job | None:
+        """A run a dead daemon left queued or running: continue it (crash = resume)."""
+        try:
+            return self.prepare_resume(run.dag_id, run.run_id)
+        except RunError as exc:
+            log.info("run %s of DAG %s: %s", run.run_id, run.dag_id, exc)
+            return None
+
+    def _check(self, run: RunState, dag: Dag) -> None:
+        """Templates render and secrets resolve, and the commit is checked out."""
+        render_commands(run, dag)
+        secrets_for(dag, self.secrets_file)
+        self.require_repo().checkout(run.commit, self.state.checkouts)
+
+    def require_repo(self) -> Repo:
+        if self.repo is None:
+            raise RunError("the repository cannot be read right now; see the daemon's log")
+        return self.repo
+
+    # -- executing (pool thread) ---------------------------------------------------------
+
+    def execute(self, job: Job, control: Control) -> str:
+        """Drive the run to its end; returns its final status."""
+        run, writer = open_run(self.state, job.dag_id, job.run_id)
+        executor = LocalExecutor(kill_grace=self.kill_grace)
+        try:
+            engine = Engine(run, writer, executor, self.state, self._checkout(run), parallelism=self.parallelism,
+                            secrets=secrets_for(run.dag, self.secrets_file), listeners=self.listeners(), shared_slots=self.slots)
+            control.wakeups.append(lambda: _apply(control, engine))
+            _apply(control, engine)  # a stop may have come before the engine existed
+            return engine.execute().value
+        finally:
+            executor.shutdown()
+            writer.close()
+
+    def _checkout(self, run: RunState) -> Path:
+        path = self.state.checkouts / run.commit
+        if not path.is_dir():
+            raise RunError(f"checkout of {run.commit[:8]} for run {run.run_id} is missing at {path}")
+        return path
+
+
+def _apply(control: Control, engine: Engine) -> None:
+    if control.interrupting.is_set():
+        engine.request_stop()
+    elif control.stopping.is_set():
+        engine.request_drain()

@@ -1,0 +1,139 @@
+"""What a running daemon does with a CLI request from the inbox (see inbox.py).
+
+Flow: `Requests.handle_all(now)` reads every pending request file, oldest first ->
+`handle(request)` dispatches on its kind (`run`, `resume`, `clear`, `backfill`), prepares
+the runs through the Launcher in the daemon's thread (so bad input is answered at once,
+before anything is recorded) and queues their jobs in the pool -> the reply names the
+runs (the CLI follows their journals) or carries the one-line error.
+
+A run of a DAG uses the version the daemon has loaded (its last valid one), unless the
+request names a revision.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gitflowd import inbox
+from gitflowd.backfill import Action, describe, plan_backfill
+from gitflowd.dag import Dag
+from gitflowd.errors import DagFileError, DagNotFound, GitflowdError, RunError
+from gitflowd.launch import Launcher
+from gitflowd.loader import suggest
+from gitflowd.pool import Job, RunPool
+from gitflowd.registry import DagEntry
+from gitflowd.runs import clear_tasks, open_run, parse_params, tasks_to_clear
+from gitflowd.schedule import parse_when
+
+log = logging.getLogger(__name__)
+
+
+class Requests:
+    """Handles inbox requests against the daemon's DAGs, launcher and pool."""
+
+    def __init__(self, state_root: Path, launcher: Launcher, pool: RunPool, dags: Callable[[], dict[str, DagEntry]]):
+        self.state_root = state_root
+        self.launcher = launcher
+        self.pool = pool
+        self.dags = dags
+
+    def handle_all(self, now: datetime) -> int:
+        """Answer every pending request; returns how many were handled."""
+        handled = 0
+        for path in inbox.pending(self.state_root):
+            try:
+                request = inbox.read(path)
+            except ValueError as exc:
+                inbox.set_aside(self.state_root, path, str(exc))
+                continue
+            reply = self.handle(request, now)
+            log.info("request %s %s from pid %d: %s", request.kind, _brief(request.args), request.pid,
+                     "ok " + " ".join(r for _, r in reply.runs) if reply.ok else reply.error)
+            inbox.answer(self.state_root, path, request.id, reply)
+            handled += 1
+        return handled
+
+    def handle(self, request: inbox.Request, now: datetime) -> inbox.Reply:
+        try:
+            handler = getattr(self, f"_{request.kind}")
+            return handler(request.args, now)
+        except (GitflowdError, ValueError, KeyError) as exc:
+            message = str(exc) if not isinstance(exc, KeyError) else f"request is missing {exc}"
+            return inbox.Reply(ok=False, error=message.splitlines()[0] if message else type(exc).__name__)
+
+    # -- kinds -------------------------------------------------------------------------
+
+    def _run(self, args: dict[str, Any], now: datetime) -> inbox.Reply:
+        dag, commit = self._dag_at(args["dag"], args.get("rev"))
+        params = parse_params(args.get("params", []), dag)
+        logical = parse_when(args.get("date"), dag, now)
+        job = self.launcher.prepare_new(dag, commit, "manual", logical, params)
+        return self._queued([job])
+
+    def _resume(self, args: dict[str, Any], now: datetime) -> inbox.Reply:
+        dag_id, run_id = args["dag"], args["run_id"]
+        self._not_running(dag_id, run_id)
+        dag, commit = self._dag_at(dag_id, args["rev"]) if args.get("rev") else (None, None)
+        return self._queued([self.launcher.prepare_resume(dag_id, run_id, dag, commit)])
+
+    def _clear(self, args: dict[str, Any], now: datetime) -> inbox.Reply:
+        dag_id, run_id = args["dag"], args["run_id"]
+        self._not_running(dag_id, run_id)
+        current, writer = open_run(self.launcher.state, dag_id, run_id)
+        with writer:
+            tasks = tasks_to_clear(current, args["tasks"], bool(args.get("downstream")))
+            clear_tasks(writer, current, tasks)
+        return inbox.Reply(ok=True, message=f"cleared {len(tasks)} task(s) of run {run_id}: {', '.join(tasks)}")
+
+    def _backfill(self, args: dict[str, Any], now: datetime) -> inbox.Reply:
+        dag, commit = self._dag_at(args["dag"], None)
+        start = parse_when(args["start"], dag, now, "--start")
+        end = parse_when(args["end"], dag, now, "--end")
+        steps = plan_backfill(dag, self.launcher.state.runs(dag.id), start, end, args.get("reprocess", "none"))
+        jobs = [self._backfill_job(dag, commit, step.action, step.tick, step.run_id) for step in steps if step.action is not Action.SKIP]
+        reply = self._queued(jobs)
+        return inbox.Reply(ok=True, runs=reply.runs, message=describe(steps))
+
+    def _backfill_job(self, dag: Dag, commit: str, action: Action, tick: datetime, run_id: str | None) -> Job:
+        if action is Action.CREATE:
+            return self.launcher.prepare_new(dag, commit, "backfill", tick)
+        self._not_running(dag.id, run_id or "")
+        if action is Action.RERUN:
+            return self.launcher.prepare_rerun(dag.id, run_id or "")
+        return self.launcher.prepare_resume(dag.id, run_id or "")
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _dag_at(self, dag_id: str, rev: str | None) -> tuple[Dag, str]:
+        """The daemon's loaded version of a DAG (and its commit), or its version at `rev`."""
+        if rev:
+            repo = self.launcher.require_repo()
+            sha = repo.resolve(rev)
+            snapshot = repo.load(sha)
+            if dag_id in snapshot.dags:
+                return snapshot.dags[dag_id].dag, sha
+            problems = [p for p in snapshot.problems if p.path.rsplit("/", 1)[-1] == f"{dag_id}.toml"]
+            if problems:
+                raise DagFileError(problems)
+            raise DagNotFound(dag_id, f" at {rev}{suggest(dag_id, list(snapshot.dags))}")
+        entry = self.dags().get(dag_id)
+        if entry is None:
+            raise DagNotFound(dag_id, suggest(dag_id, list(self.dags())) or " (the daemon has not loaded it)")
+        return entry.load(), entry.commit.sha
+
+    def _not_running(self, dag_id: str, run_id: str) -> None:
+        if self.pool.has(dag_id, run_id):
+            raise RunError(f"run {run_id!r} of DAG {dag_id!r} is queued or running in the daemon; wait for it to end")
+
+    def _queued(self, jobs: list[Job]) -> inbox.Reply:
+        for job in jobs:
+            self.pool.add(job)
+        return inbox.Reply(ok=True, runs=[(job.dag_id, job.run_id) for job in jobs])
+
+
+def _brief(args: dict[str, Any]) -> str:
+    return " ".join(str(args[k]) for k in ("dag", "run_id", "start", "end") if args.get(k))
