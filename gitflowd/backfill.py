@@ -61,12 +61,12 @@ def _step(tick: datetime, run: RunState | None, reprocess: str) -> Step:
         return Step(tick, Action.CREATE)
     state = run.state
     if state in (RunStatus.QUEUED, RunStatus.RUNNING):
-        return Step(tick, Action.SKIP, run.run_id, f"{run.run_id} is {state.value}")
+        return Step(tick, Action.SKIP, run.run_id, f"{state.value} (in progress or unfinished)")
     if reprocess == "all":
-        return Step(tick, Action.RERUN, run.run_id, f"{run.run_id} was {state.value}")
+        return Step(tick, Action.RERUN, run.run_id, f"was {state.value}")
     if reprocess == "failed" and state in (RunStatus.FAILED, RunStatus.INTERRUPTED):
-        return Step(tick, Action.RESUME, run.run_id, f"{run.run_id} {state.value}")
-    return Step(tick, Action.SKIP, run.run_id, f"{run.run_id} {state.value}")
+        return Step(tick, Action.RESUME, run.run_id, state.value)
+    return Step(tick, Action.SKIP, run.run_id, state.value)
 
 
 def describe(steps: list[Step]) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from gitflowd import schedule, settings
 from gitflowd.schedule import parse_when
 from gitflowd.commands.common import find_dag, open_repo
+from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.dag import Dag
 from gitflowd.engine import Engine, RunListener
 from gitflowd.executors.local import LocalExecutor
@@ -46,6 +47,8 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallelism", type=positive_int, metavar="N",
                         help="tasks running at once (default: CPU count; the DAG's max_active_tasks also applies)")
     parser.add_argument("--secrets-file", metavar="FILE", help="KEY=VALUE secrets, mode 600 (env GITFLOWD_SECRETS_FILE)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="while a daemon runs (it then does the work): print the run id and return at once")
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -70,6 +73,9 @@ def commit_dict(info: CommitInfo) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     where = settings.resolve(args.repo, args.state, args.site)
     state = StateDir(where.state)
+    if daemon_holder(state):
+        request = {"dag": args.dag, "rev": args.rev, "date": args.date, "params": args.param}
+        return hand_over(state, "run", request, wait=not args.no_wait)
     with open_repo(args) as repo:
         sha = repo.resolve(args.rev)
         dag = find_dag(repo.load(sha), args.dag)

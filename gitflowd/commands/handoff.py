@@ -1,0 +1,122 @@
+"""Hand a command to a running daemon, then follow its runs (shared by run, resume, clear, backfill).
+
+Flow: `daemon_holder(state)` says whether a daemon holds STATE/daemon.lock (a foreground
+run holding it is not a daemon: those commands then fail on the lock as before) ->
+`hand_over(state, kind, args)` writes the request into the inbox and waits for the
+daemon's reply -> prints the run ids -> unless `--no-wait`, `follow(...)` reads the runs'
+journals as they grow (a progress line for one run, as in the foreground) until every
+run has ended. Exit code: 0 when every run succeeded, 1 otherwise.
+
+Not a command itself (it is not listed in cli.COMMANDS).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from gitflowd import inbox, journal
+from gitflowd.lock import holder, is_locked
+from gitflowd.progress import Progress
+from gitflowd.state import RunState, RunStatus, StateDir, apply, replay
+
+REPLY_TIMEOUT = 120.0  # a busy daemon answers between two loop passes; this is for a hung one
+FOLLOW_INTERVAL = 0.1  # seconds between two reads of a growing journal
+
+
+def daemon_holder(state: StateDir) -> str | None:
+    """'1234 (daemon)' when a daemon holds the state lock, else None."""
+    if not is_locked(state.lock_path):
+        return None
+    who = holder(state.lock_path)
+    return who if who and who.endswith("(daemon)") else None
+
+
+def hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool = True) -> int:
+    """Ask the daemon to do `kind` with `args`; print what it did; follow the runs if `wait`."""
+    request = inbox.Request(kind, args)
+    inbox.submit(state.root, request)
+    reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path))
+    if not reply.ok:
+        print(f"gitflowd: error: {reply.error}", file=sys.stderr)
+        return 1
+    if reply.message:
+        print(reply.message, file=sys.stderr if reply.runs else sys.stdout)
+    for _, run_id in reply.runs:
+        print(run_id, flush=True)
+    if not wait or not reply.runs:
+        return 0
+    runs = follow(state, [tuple(r) for r in reply.runs], resumed=kind == "resume")
+    return 0 if all(r.state is RunStatus.SUCCESS for r in runs) else 1
+
+
+def follow(state: StateDir, runs: list[tuple[str, str]], resumed: bool = False) -> list[RunState]:
+    """Read the journals until every run has ended; one run gets the foreground progress output."""
+    followers = [_Follower(state, dag_id, run_id, resumed, progress=len(runs) == 1) for dag_id, run_id in runs]
+    while True:
+        daemon_alive = is_locked(state.lock_path)
+        for item in followers:
+            item.poll()
+        if all(item.ended for item in followers):
+            break
+        if not daemon_alive:
+            left = ", ".join(f.path.stem for f in followers if not f.ended)
+            print(f"gitflowd: the daemon stopped before run(s) {left} ended; they continue at its next start", file=sys.stderr)
+            break
+        if len(followers) > 1:
+            _overall(followers)
+        time.sleep(FOLLOW_INTERVAL)
+    if len(followers) > 1:
+        _overall(followers, final=True)
+    return [item.run for item in followers if item.run is not None]
+
+
+class _Follower:
+    """One run's journal, read as it grows."""
+
+    def __init__(self, state: StateDir, dag_id: str, run_id: str, resumed: bool, progress: bool):
+        self.path = state.journal_path(dag_id, run_id)
+        self.resumed, self.show = resumed, progress
+        self.run: RunState | None = None
+        self.seen = 0
+        self.progress: Progress | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.run is not None and self.run.state in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.INTERRUPTED) and self.run.ended is not None
+
+    def poll(self) -> None:
+        if not self.path.exists():
+            return
+        records = journal.read(self.path)
+        if self.run is None:
+            self.seen = _start_of_this_execution(records, self.resumed)
+            self.run = replay(records[: self.seen], str(self.path))
+            self.progress = Progress(self.run, sys.stdout) if self.show else None
+        for record in records[self.seen:]:
+            apply(self.run, record)
+            if self.progress is not None:
+                self.progress.on_record(record, self.run)
+        self.seen = len(records)
+
+
+def _start_of_this_execution(records: list[dict[str, Any]], resumed: bool) -> int:
+    """Records before this one are history: a new run starts after run_created, a resume after run_resumed."""
+    if resumed:
+        for index in range(len(records) - 1, 0, -1):
+            if records[index]["event"] == journal.RUN_RESUMED:
+                return index + 1
+    return 1
+
+
+def _overall(followers: list[_Follower], final: bool = False) -> None:
+    """A progress line over several runs (backfill) on a terminal; one line at the end elsewhere."""
+    done = [f.run for f in followers if f.ended and f.run is not None]
+    failed = sum(1 for r in done if r.state is not RunStatus.SUCCESS)
+    text = f"{len(done)}/{len(followers)} runs done, {failed} not successful"
+    if sys.stdout.isatty():
+        sys.stdout.write(f"\r\x1b[K{text}" + ("\n" if final else ""))
+        sys.stdout.flush()
+    elif final:
+        print(text)
