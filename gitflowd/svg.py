@@ -1,8 +1,9 @@
 """Geometry for the site's inline SVG: the task graph and the Gantt chart.
 
 Flow: `graph_layout(dag)` layers tasks left to right (a task sits one layer right of its
-deepest dependency), orders each layer by the mean position of its neighbours to cut
-crossings, then places boxes and draws each edge as a cubic curve ending at an arrow.
+deepest dependency), gives every long edge a virtual slot in each layer it crosses, orders
+each layer by the mean position of its neighbours to cut crossings, then places boxes and
+draws each edge as cubic curves through its slots, ending at an arrow.
 `gantt_layout(rows, now)` maps attempt start/end times onto a time axis with round ticks.
 
 Only numbers come out of here; the templates turn them into markup, so escaping stays in
@@ -19,6 +20,7 @@ from gitflowd.dag import Dag
 
 NODE_H = 30
 V_GAP = 14
+VIRTUAL_H = 8  # the slot a long edge takes in a layer it crosses
 H_GAP = 56
 MARGIN = 10
 CHAR_W = 7.0  # average width of a 12px sans-serif character
@@ -55,25 +57,45 @@ def short_label(text: str, limit: int = MAX_LABEL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _layers(dag: Dag) -> list[list[str]]:
+def _layers(dag: Dag) -> tuple[list[list[str]], dict[str, list[str]], dict[tuple[str, str], list[str]]]:
+    """Tasks by depth, plus one virtual node per layer that a long edge crosses (Sugiyama).
+
+    Returns the layers, the upstream neighbours of every node (virtual ones included) and,
+    per edge, the virtual nodes it passes through, so that long edges get their own slots
+    instead of running across the boxes in between.
+    """
     depth: dict[str, int] = {}
     for task_id in dag.topological_order():
-        deps = dag.tasks[task_id].deps
-        depth[task_id] = 1 + max((depth[d] for d in deps), default=-1)
+        depth[task_id] = 1 + max((depth[d] for d in dag.tasks[task_id].deps), default=-1)
     layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for task_id in dag.tasks:  # file order inside a layer to start with
         layers[depth[task_id]].append(task_id)
-    return layers
+    parents: dict[str, list[str]] = {t: [] for t in dag.tasks}
+    routes: dict[tuple[str, str], list[str]] = {}
+    for task_id, task in dag.tasks.items():
+        for dep in task.deps:
+            previous, route = dep, []
+            for level in range(depth[dep] + 1, depth[task_id]):
+                virtual = f"\0{dep}\0{task_id}\0{level}"
+                layers[level].append(virtual)
+                parents[virtual] = [previous]
+                route.append(virtual)
+                previous = virtual
+            parents[task_id].append(previous)
+            routes[(dep, task_id)] = route
+    return layers, parents, routes
 
 
-def _order_layers(dag: Dag, layers: list[list[str]]) -> None:
-    """Two barycentre sweeps (down, then up) so that edges cross less."""
-    children = dag.downstream_map()
-    parents = {t: list(dag.tasks[t].deps) for t in dag.tasks}
-    for sweep, neighbours in ((range(1, len(layers)), parents), (range(len(layers) - 2, -1, -1), children)):
+def _order_layers(layers: list[list[str]], parents: dict[str, list[str]]) -> None:
+    """Barycentre sweeps (down, up, down) so that edges cross less."""
+    children: dict[str, list[str]] = {n: [] for n in parents}
+    for node, ups in parents.items():
+        for up in ups:
+            children[up].append(node)
+    down, up = range(1, len(layers)), range(len(layers) - 2, -1, -1)
+    for sweep, neighbours, step in ((down, parents, -1), (up, children, 1), (down, parents, -1)):
         for i in sweep:
-            ref = layers[i - 1] if neighbours is parents else layers[i + 1]
-            pos = {t: n for n, t in enumerate(ref)}
+            pos = {t: n for n, t in enumerate(layers[i + step])}
             keys = {t: _barycentre(neighbours[t], pos, n) for n, t in enumerate(layers[i])}
             layers[i].sort(key=keys.__getitem__)
 
@@ -83,30 +105,44 @@ def _barycentre(neighbours: Sequence[str], pos: dict[str, int], fallback: int) -
     return sum(known) / len(known) if known else float(fallback)
 
 
+def _height(node: str) -> float:
+    return VIRTUAL_H if node.startswith("\0") else NODE_H
+
+
 def graph_layout(dag: Dag) -> GraphLayout:
     """Boxes and arrows for `dag`, layered left to right."""
-    layers = _layers(dag)
-    _order_layers(dag, layers)
-    tallest = max((len(layer) for layer in layers), default=0)
-    height = tallest * NODE_H + max(tallest - 1, 0) * V_GAP + 2 * MARGIN
+    layers, parents, routes = _layers(dag)
+    _order_layers(layers, parents)
+    stacks = [sum(_height(n) for n in layer) + (len(layer) - 1) * V_GAP for layer in layers]
+    height = max(stacks, default=0) + 2 * MARGIN
     nodes: dict[str, Node] = {}
     x = float(MARGIN)
-    for layer in layers:
-        w = max(CHAR_W * len(short_label(t)) + 34 for t in layer)
-        top = (height - (len(layer) * NODE_H + (len(layer) - 1) * V_GAP)) / 2
-        for n, task_id in enumerate(layer):
-            nodes[task_id] = Node(task_id, short_label(task_id), x, top + n * (NODE_H + V_GAP), w)
+    for layer, stack in zip(layers, stacks):
+        w = max(CHAR_W * len(short_label(t)) + 34 for t in layer if not t.startswith("\0"))
+        y = (height - stack) / 2
+        for node in layer:
+            nodes[node] = Node(node, short_label(node), x, y, w, _height(node))
+            y += _height(node) + V_GAP
         x += w + H_GAP
-    edges = tuple(_edge(nodes[d], nodes[t]) for t in dag.tasks for d in dag.tasks[t].deps)
+    edges = tuple(_edge([nodes[d], *(nodes[v] for v in routes[(d, t)]), nodes[t]])
+                  for t in dag.tasks for d in dag.tasks[t].deps)
     width = x - H_GAP + MARGIN if layers else 2 * MARGIN
     return GraphLayout(width, height, tuple(nodes[t] for t in dag.tasks), edges)
 
 
-def _edge(src: Node, dst: Node) -> Edge:
-    x1, y1 = src.x + src.w, src.y + src.h / 2
-    x2, y2 = dst.x - 4, dst.y + dst.h / 2  # stop short: the arrow head covers the gap
-    mid = (x1 + x2) / 2
-    return Edge(src.id, dst.id, f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}")
+def _edge(path: list[Node]) -> Edge:
+    """A smooth curve from box to box, straight through each virtual slot on the way."""
+    src, dst = path[0], path[-1]
+    x, y = src.x + src.w, src.y + src.h / 2
+    d = [f"M{x:.1f},{y:.1f}"]
+    for node in path[1:]:
+        nx, ny = (node.x - 4, node.y + node.h / 2) if node is dst else (node.x, node.y + node.h / 2)
+        mid = (x + nx) / 2
+        d.append(f"C{mid:.1f},{y:.1f} {mid:.1f},{ny:.1f} {nx:.1f},{ny:.1f}")
+        x, y = (node.x + node.w, ny)
+        if node is not dst:
+            d.append(f"L{x:.1f},{y:.1f}")
+    return Edge(src.id, dst.id, " ".join(d))
 
 
 # -- Gantt ---------------------------------------------------------------------------

@@ -1,0 +1,213 @@
+"""The site in a real headless Chromium (Debian's, via Playwright; no browser download).
+
+Runs are real: `gitflowd run` in a subprocess on a real Git repository; the pages are the
+ones its site listener wrote. Screenshots of every page type go to test-output/screenshots/.
+A missing browser skips these tests, unless GITFLOWD_REQUIRE_BROWSER=1 (CI) makes it fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import GIT_ENV
+from gitflowd.registry import record_snapshot
+from gitflowd.repo import Repo
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+
+PIPELINE = '''[dag]
+description = "Forecast umbrella demand from sales and weather"
+schedule = "@daily"
+
+[tasks.fetch_sales]
+cmd = "echo fetched sales for {{ ds }}"
+
+[tasks.fetch_weather]
+cmd = "echo fetched weather"
+
+[tasks.clean_sales]
+cmd = "echo cleaning"
+deps = ["fetch_sales"]
+
+[tasks.join]
+cmd = "echo joining; echo 'no weather rows' >&2; exit 3"
+deps = ["clean_sales", "fetch_weather"]
+
+[tasks.report]
+cmd = "echo report"
+deps = ["join"]
+'''
+EVIL = '<script>window.__pwned=1;alert(1)</script>"onmouseover="window.__pwned=2" <img src=x onerror=window.__pwned=3>'
+
+
+def _missing(reason: str):
+    if os.environ.get("GITFLOWD_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (GITFLOWD_REQUIRE_BROWSER=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        _missing(f"no Chromium at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the playwright package is not installed")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.add_init_script("window.__pwned = 0")
+    yield page
+    context.close()
+
+
+def gitflowd(*args: str, cwd: Path, check_rc: int | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "gitflowd", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=180, env={**os.environ, **GIT_ENV})
+    if check_rc is not None:
+        assert done.returncode == check_rc, done.stdout + done.stderr
+    return done
+
+
+def record(repo_path: Path, state: Path) -> None:
+    """What the daemon does on every commit: load it and record it in the registry."""
+    with Repo(repo_path) as repo:
+        record_snapshot(state, repo.load(repo.resolve()))
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def no_injection(page) -> None:
+    assert page.evaluate("window.__pwned") == 0, page.url
+    assert page.dialogs == [], page.url
+    handlers = page.evaluate("""() => [...document.querySelectorAll('*')].flatMap(
+        el => [...el.attributes].filter(a => a.name.startsWith('on')).map(a => el.tagName + ' ' + a.name))""")
+    assert handlers == [], page.url
+    assert page.evaluate("document.scripts.length") == 0
+
+
+@pytest.fixture
+def failed_run(make_repo, tmp_path):
+    repo = make_repo({"dags/umbrella.toml": PIPELINE})
+    state, site = repo.path / ".gitflowd/state", repo.path / ".gitflowd/site"
+    record(repo.path, state)
+    done = gitflowd("run", "umbrella", cwd=repo.path, check_rc=1)
+    return repo, state, site, done.stdout.splitlines()[0]
+
+
+def test_follow_links_from_index_to_dag_run_and_log(page, failed_run):
+    repo, state, site, run_id = failed_run
+    page.goto((site / "index.html").as_uri())
+    no_injection(page)
+    assert page.locator('tr[data-dag="umbrella"]').count() == 1
+    assert page.locator(f'tr[data-dag="umbrella"] [data-run="{run_id}"]').get_attribute("data-state") == "failed"
+    shoot(page, "index")
+
+    page.click('a:text-is("umbrella")')
+    assert page.url.endswith("/dags/umbrella/index.html")
+    cells = {c.get_attribute("data-task"): c.get_attribute("data-state")
+             for c in page.locator(f'table.grid td [data-run="{run_id}"]').all()}
+    assert cells == {"fetch_sales": "success", "fetch_weather": "success", "clean_sales": "success",
+                     "join": "failed", "report": "upstream_failed"}
+    assert page.locator('svg g.node[data-task="join"]').get_attribute("data-state") == "failed"
+    assert page.locator("#source pre").inner_text().startswith("[dag]")
+    shoot(page, "dag")
+
+    page.click(f'table.grid thead a.sq[data-run="{run_id}"]')
+    assert page.url.endswith(f"/runs/{run_id}/index.html")
+    rows = {r.get_attribute("data-task"): r.get_attribute("data-state") for r in page.locator("#tasks tr[data-task]").all()}
+    assert rows == cells
+    assert page.locator("#gantt svg rect.bar").count() == 4  # report never started
+    assert "add pipeline" not in page.content() and "initial" in page.locator(".facts").inner_text()  # commit subject
+    shoot(page, "run")
+
+    page.click('#tasks tr[data-task="join"] .attempts a')
+    assert page.url.endswith(f"/runs/{run_id}/join.1.html")
+    log_text = page.locator("pre.log").inner_text()
+    assert "joining" in log_text and "no weather rows" in log_text
+    assert page.locator("h1[data-task]").get_attribute("data-state") == "failed"
+    shoot(page, "log")
+
+    page.emulate_media(color_scheme="dark")
+    page.go_back()
+    page.go_back()
+    shoot(page, "dag-dark")
+    no_injection(page)
+
+
+def test_injected_markup_never_runs(page, make_repo, tmp_path):
+    evil_toml = (f"[dag]\ndescription = '''{EVIL}'''\n\n"
+                 f"[tasks.shout]\ncmd = '''echo '{EVIL}'; exit 1'''\n")
+    repo = make_repo()
+    repo.commit({"dags/evil.toml": evil_toml}, message=f"evil {EVIL}")
+    state, site = repo.path / ".gitflowd/state", repo.path / ".gitflowd/site"
+    record(repo.path, state)
+    assert gitflowd("run", "evil", cwd=repo.path, check_rc=1).stdout.startswith("manual__")
+    done = gitflowd("render", cwd=repo.path, check_rc=0)
+    pages = sorted(Path(site).rglob("*.html"))
+    assert len(pages) >= 4
+    for html in pages:
+        page.goto(html.as_uri())
+        for element in page.locator("[title], td, h1, pre, code").all()[:40]:
+            element.hover(force=True, timeout=2000)
+        no_injection(page)
+    page.goto(Path(done.stdout.strip()).as_uri())
+    assert "<script>" in page.locator(".desc").inner_text()  # shown as text, not run
+    shoot(page, "escaped-index")
+
+
+def test_a_watched_run_page_goes_green_and_stops_refreshing(page, make_repo):
+    slow = '[dag]\n\n[tasks.wait]\ncmd = "sleep 2"\n\n[tasks.after]\ncmd = "echo done"\ndeps = ["wait"]\n'
+    repo = make_repo({"dags/slow.toml": slow})
+    site = repo.path / ".gitflowd/site"
+    proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "slow"], cwd=repo.path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **GIT_ENV})
+    try:
+        run_id = proc.stdout.readline().strip()
+        run_page = site / f"dags/slow/runs/{run_id}/index.html"
+        deadline = time.monotonic() + 60
+        while not (run_page.is_file() and 'data-task="wait" data-state="running"' in run_page.read_text()):
+            assert time.monotonic() < deadline and proc.poll() is None, "the run page never showed the running task"
+            time.sleep(0.05)
+        page.goto(run_page.as_uri())
+        assert page.locator('meta[http-equiv="refresh"]').count() == 1
+        assert page.locator('#tasks tr[data-task="wait"]').get_attribute("data-state") == "running"
+        shoot(page, "run-live")
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    page.reload()
+    assert page.locator('meta[http-equiv="refresh"]').count() == 0
+    states = {r.get_attribute("data-task"): r.get_attribute("data-state") for r in page.locator("#tasks tr[data-task]").all()}
+    assert states == {"wait": "success", "after": "success"}
+
+
+def test_screenshots_dir_is_ignored_by_git():
+    root = Path(__file__).resolve().parent.parent
+    assert "/test-output/" in (root / ".gitignore").read_text().splitlines()
+    assert shutil.which("git")
