@@ -16,15 +16,12 @@ Layout geometry comes from svg.py, page values from sitedata.py, markup from tem
 
 from __future__ import annotations
 
-import bisect
-import fcntl
 import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,13 +35,11 @@ from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError
 from gitflowd.registry import Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
+from gitflowd.sitecache import CacheMissing, SiteCache, upsert
 from gitflowd.sitedata import DagInfo, IndexEntry, RunRow
 from gitflowd.state import RunState, StateDir
 
 log = logging.getLogger(__name__)
-
-CACHE = ".cache"
-
 
 def templates_dir() -> Path:
     """templates/ ships inside the package (a symlink to the top-level templates/ in Git)."""
@@ -94,55 +89,67 @@ class Site:
         self.secrets = tuple(s for s in secrets if s)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._env = environment()
-        self._cells: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
+        self.cache = SiteCache(self.root)
         self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
 
     # -- entry points -----------------------------------------------------------------
 
     def render_all(self) -> Path:
         """Rebuild every page from state; returns the path of index.html."""
-        with self._locked():
-            self._cells.clear()
-            registry = read_registry(self.state.root)
-            index: dict[str, dict[str, Any]] = {}
-            for dag_id in self._dag_ids(registry):
-                rows = self._render_runs_of(dag_id)
-                info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
-                for page in range(sitedata.page_count(rows), 0, -1):  # page k links to k + 1
-                    self._write_grid_page(info, rows, page)
-                index[dag_id] = self._write_dag_page(info, rows)
-            self._write_index(registry, index)
+        with self.cache.locked():
+            self._render_all()
         return self.root / "index.html"
 
     def render_run(self, dag_id: str, run_id: str, run: RunState | None = None) -> None:
         """Rewrite one run's pages and what shows it: its grid page(s), DAG page, index."""
-        with self._locked():
-            self._cells.clear()
+        with self.cache.locked():
+            self.cache.forget()
+            try:
+                rows, index = self.cache.rows(dag_id), self.cache.index()
+            except CacheMissing as exc:  # a first render, or a deleted site: build it all
+                log.info("site: rendering everything (%s)", exc)
+                self._render_all()
+                return
             run = run or self.state.load_run(dag_id, run_id)
             self._write_run(run)
-            rows = self._load_rows(dag_id)
-            pages = _upsert(rows, RunRow.of(run))
-            self._save_cells(dag_id, run_id, sitedata.task_cells(run))
-            self._save_rows(dag_id, rows)
+            pages = upsert(rows, RunRow.of(run))
+            self.cache.save_cells(dag_id, run_id, sitedata.task_cells(run))
+            self.cache.save_rows(dag_id, rows)
             registry = read_registry(self.state.root)
             info = self._info(dag_id, registry, self._snapshot(dag_id, rows, run))
             for page in sorted(pages, reverse=True):  # page k links to k + 1
                 self._write_grid_page(info, rows, page)
-            index = self._load_index()
             index[dag_id] = self._write_dag_page(info, rows)
             self._write_index(registry, index)
 
     def render_dags(self, dag_ids: Iterable[str] = ()) -> None:
         """After a reload: rewrite these DAG pages (new version, errors) and the index."""
-        with self._locked():
-            self._cells.clear()
+        with self.cache.locked():
+            self.cache.forget()
             registry = read_registry(self.state.root)
-            index = self._load_index()
-            for dag_id in set(dag_ids) | (set(registry.dags) - set(index)):
-                rows = self._load_rows(dag_id)
+            try:
+                index = self.cache.index()
+                wanted = set(dag_ids) | (set(registry.dags) - set(index))  # new DAGs have no runs yet
+                todo = {d: self.cache.rows(d) if d in index else [] for d in wanted}
+            except CacheMissing:
+                self._render_all()
+                return
+            for dag_id, rows in sorted(todo.items()):
                 info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
                 index[dag_id] = self._write_dag_page(info, rows)
             self._write_index(registry, index)
+
+    def _render_all(self) -> None:
+        self.cache.forget()
+        registry = read_registry(self.state.root)
+        index: dict[str, dict[str, Any]] = {}
+        for dag_id in self._dag_ids(registry):
+            rows = self._render_runs_of(dag_id)
+            info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
+            for page in range(sitedata.page_count(rows), 0, -1):  # page k links to k + 1
+                self._write_grid_page(info, rows, page)
+            index[dag_id] = self._write_dag_page(info, rows)
+        self._write_index(registry, index)
 
     # -- runs -------------------------------------------------------------------------
 
@@ -155,10 +162,10 @@ class Site:
                 log.error("site: skipping run %s of %s: %s", run_id, dag_id, exc)
                 continue
             self._write_run(run)
-            self._save_cells(dag_id, run_id, sitedata.task_cells(run))
+            self.cache.save_cells(dag_id, run_id, sitedata.task_cells(run))
             rows.append(RunRow.of(run))
         rows.sort(key=lambda r: r.key)
-        self._save_rows(dag_id, rows)
+        self.cache.save_rows(dag_id, rows)
         return rows
 
     def _write_run(self, run: RunState) -> None:
@@ -202,7 +209,7 @@ class Site:
     def _write_dag_page(self, info: DagInfo, rows: list[RunRow]) -> dict[str, Any]:
         """Writes the DAG page; returns the DAG's index entry (cached for the index)."""
         window = sitedata.newest(rows)
-        latest = self._cells_of(info.id, rows[-1].run_id) if rows else {}
+        latest = self.cache.cells(info.id, rows[-1].run_id) if rows else {}
         layout = svg.graph_layout(info.dag) if info.dag and info.dag.tasks else None
         running = sum(r.active for r in rows[-sitedata.PAGE_SIZE * 4:])
         self._page(sitedata.dag_url(info.id), "dag.html", info=info, grid=self._grid(info, window),
@@ -213,7 +220,7 @@ class Site:
                 "running": running, "snapshot": info.dag.to_dict() if info.dag and not info.entry else None}
 
     def _grid(self, info: DagInfo, columns: list[RunRow]) -> dict[str, Any]:
-        cells = [self._cells_of(info.id, r.run_id) for r in columns]
+        cells = [self.cache.cells(info.id, r.run_id) for r in columns]
         seconds = [r.seconds(self._clock()) for r in columns]
         longest = max(seconds, default=0.0) or 1.0
         heights = [round(4 + 46 * s / longest) for s in seconds]
@@ -242,7 +249,7 @@ class Site:
     # -- index ------------------------------------------------------------------------
 
     def _write_index(self, registry: Registry, index: dict[str, dict[str, Any]]) -> None:
-        self._save_index(index)
+        self.cache.save_index(index)
         entries = []
         for dag_id in sorted(set(index) | set(registry.dags)):
             cached = index.get(dag_id) or {"recent": [], "total": 0, "running": 0, "snapshot": None}
@@ -280,64 +287,6 @@ class Site:
             except GitflowdError:
                 return None
         return None
-
-    def _cache_path(self, *parts: str) -> Path:
-        return self.root.joinpath(CACHE, *parts)
-
-    def _load_rows(self, dag_id: str) -> list[RunRow]:
-        try:
-            return [RunRow.from_json(r) for r in json.loads(self._cache_path(dag_id, "runs.json").read_text())]
-        except FileNotFoundError:
-            return []
-
-    def _save_rows(self, dag_id: str, rows: list[RunRow]) -> None:
-        write_atomic(self._cache_path(dag_id, "runs.json"), json.dumps([r.to_json() for r in rows], separators=(",", ":")))
-
-    def _save_cells(self, dag_id: str, run_id: str, cells: dict[str, tuple[str, int]]) -> None:
-        self._cells[(dag_id, run_id)] = cells
-        write_atomic(self._cache_path(dag_id, "cells", f"{run_id}.json"), json.dumps(cells, separators=(",", ":")))
-
-    def _cells_of(self, dag_id: str, run_id: str) -> dict[str, tuple[str, int]]:
-        if (dag_id, run_id) not in self._cells:
-            try:
-                data = json.loads(self._cache_path(dag_id, "cells", f"{run_id}.json").read_text())
-            except FileNotFoundError:
-                data = {}
-            self._cells[(dag_id, run_id)] = {t: (s, int(n)) for t, (s, n) in data.items()}
-        return self._cells[(dag_id, run_id)]
-
-    def _load_index(self) -> dict[str, dict[str, Any]]:
-        try:
-            return json.loads(self._cache_path("index.json").read_text())
-        except FileNotFoundError:
-            return {}
-
-    def _save_index(self, index: dict[str, dict[str, Any]]) -> None:
-        write_atomic(self._cache_path("index.json"), json.dumps(index, separators=(",", ":")))
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One renderer at a time per site (daemon, run, render may overlap)."""
-        self._cache_path().mkdir(parents=True, exist_ok=True)
-        with open(self._cache_path("lock"), "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            yield
-
-
-def _upsert(rows: list[RunRow], row: RunRow) -> set[int]:
-    """Put `row` in place (rows stay sorted oldest first); returns the grid pages that changed."""
-    before = sitedata.page_count(rows)
-    old = next((i for i in range(len(rows) - 1, -1, -1) if rows[i].run_id == row.run_id), None)
-    if old is not None and rows[old].key == row.key:
-        rows[old] = row
-        return {sitedata.page_of(old)}
-    if old is not None:
-        del rows[old]
-    position = bisect.bisect(rows, row.key, key=lambda r: r.key)
-    rows.insert(position, row)
-    first = min(position, old if old is not None else position)
-    pages = set(range(sitedata.page_of(first), sitedata.page_count(rows) + 1))
-    return pages | ({before} if sitedata.page_count(rows) > before else set())
 
 
 def _newer(target: Path, source: Path) -> bool:

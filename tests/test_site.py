@@ -202,7 +202,7 @@ def test_incremental_render_rewrites_only_the_run_its_dag_page_and_the_index(tmp
                                     "clean_weather.1.html", "clean_weather.2.html")}
     assert {n for n in touched if not n.startswith(".cache/")} == expected_pages
     assert {n for n in touched if n.startswith(".cache/")} <= {
-        ".cache/index.json", ".cache/umbrella/runs.json", ".cache/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/lock"}
+        ".cache/v1/index.json", ".cache/v1/umbrella/runs.json", ".cache/v1/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/v1/lock"}
     # the incremental result equals a full render of the same state
     full = tmp_path / "full"
     Site(state, full, clock=fixed_clock).render_all()
@@ -332,3 +332,51 @@ def test_unsafe_run_ids_are_not_written_outside_the_site(tmp_path, bad_id):
             writer.append({k: v for k, v in record.items() if k not in ("v", "seq", "crc")})
     Site(state, site, clock=fixed_clock).render_all()
     assert not (tmp_path / "escape").exists() and all(p.resolve().is_relative_to(site.resolve()) for p in site.rglob("*"))
+
+
+def test_first_incremental_render_of_a_fresh_or_deleted_site_builds_everything(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, 4)
+    Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260104T000000Z")
+    dag_page = (site / "dags/umbrella/index.html").read_text()
+    assert dag_page.count('<th data-run="') == 4  # not only the run just rendered
+    (site / ".cache/v1/index.json").write_text("{torn")  # damaged cache: rebuilt, not trusted
+    Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260104T000000Z")
+    assert json.loads((site / ".cache/v1/index.json").read_text())["umbrella"]["total"] == 4
+
+
+def test_backfilled_old_run_shifts_only_the_pages_after_it(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("umbrella", {"a": []})
+    for day in range(2, 2 * (2 * PAGE_SIZE + 10), 2):  # even days: 110 runs, pages of 50
+        logical = T0 + timedelta(days=day)
+        write_run(state, dag, f"scheduled__{logical:%Y%m%dT%H%M%SZ}", logical, {"a": ["success"]})
+    renderer = Site(state, site, clock=fixed_clock)
+    renderer.render_all()
+    assert sorted(p.name for p in (site / "dags/umbrella").glob("runs-*.html")) == ["runs-1.html", "runs-2.html", "runs-3.html"]
+    before = snapshot_files(site)
+    time.sleep(0.02)
+    logical = T0 + timedelta(days=2 * PAGE_SIZE + 1)  # lands on page 2
+    write_run(state, dag, f"backfill__{logical:%Y%m%dT%H%M%SZ}", logical, {"a": ["failed"]}, kind="backfill")
+    renderer.render_run("umbrella", f"backfill__{logical:%Y%m%dT%H%M%SZ}")
+    after = snapshot_files(site)
+    grids = {n for n in after if "/runs-" in n and after[n][0] != before[n][0]}
+    assert grids == {"dags/umbrella/runs-2.html", "dags/umbrella/runs-3.html"}
+    assert f'data-run="backfill__{logical:%Y%m%dT%H%M%SZ}"' in (site / "dags/umbrella/runs-2.html").read_text()
+
+
+def test_render_dags_after_a_reload_shows_the_new_version_and_errors(make_repo, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good = '[dag]\ndescription = "v1"\n\n[tasks.a]\ncmd = "echo a"\n'
+    repo = make_repo({"dags/umbrella.toml": good})
+    renderer = Site(state, site, clock=fixed_clock)
+    with Repo(repo.path) as git_repo:
+        record_snapshot(state, git_repo.load(repo.head()))
+        renderer.render_all()
+        repo.commit({"dags/umbrella.toml": good.replace("v1", "v2"), "dags/new.toml": good.replace("v1", "new one")}, message="v2")
+        changes = record_snapshot(state, git_repo.load(repo.head()))
+    renderer.render_dags([c.dag_id for c in changes])
+    assert "v2" in (site / "dags/umbrella/index.html").read_text()
+    assert "new one" in (site / "dags/new/index.html").read_text()
+    assert 'data-dag="new"' in (site / "index.html").read_text()
+    crawl(site)
