@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
@@ -18,9 +20,9 @@ from gitflowd.commands.run import add_execution_options, execute
 from gitflowd.dag import Dag
 from gitflowd.lock import StateLock
 from gitflowd.runs import open_resume, open_run, plan_resume
-from gitflowd.secrets import resolve_path, secrets_for
+from gitflowd.secrets import Masker, resolve_path, secrets_for
 from gitflowd.site import listener_for
-from gitflowd.state import StateDir
+from gitflowd.state import RunState, StateDir
 from gitflowd.templating import render_commands
 
 
@@ -56,6 +58,14 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
             raise
         open_resume(writer, current, record)
+        _mask_interrupted(state, current, record, secrets)
         print(current.run_id, flush=True)
         return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
                        listeners=[listener_for(where.state, where.site, secrets.values())])
+
+
+def _mask_interrupted(state: StateDir, run: RunState, record: dict[str, Any], secrets: Mapping[str, str]) -> None:
+    """Logs of attempts cut short by a dead runner were never masked: mask them now."""
+    masker = Masker(secrets.values())
+    for item in record["interrupted"] if masker else ():
+        masker.mask_file(state.log_path(run.dag_id, run.run_id, item["task"], item["attempt"]))

@@ -18,7 +18,8 @@ from gitflowd import settings
 from gitflowd.commands.common import format_duration, table
 from gitflowd.errors import DagNotFound
 from gitflowd.loader import suggest
-from gitflowd.state import RunState, StateDir, TaskState
+from gitflowd.lock import is_locked
+from gitflowd.state import RunState, RunStatus, StateDir, TaskState
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -46,11 +47,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"gitflowd: error: {error}", file=sys.stderr)
     if args.json:
         print(json.dumps([run_dict(r) for r in runs], indent=2))
-    elif args.run_id:
-        print(describe_run(runs[0]))
+        return 0
+    orphaned = not is_locked(state.lock_path)  # "running" with nobody holding the lock: the runner died
+    if args.run_id:
+        print(describe_run(runs[0], orphaned))
     else:
-        print(runs_table(runs[: args.limit]) if runs else "no runs")
+        print(runs_table(runs[: args.limit], orphaned) if runs else "no runs")
     return 0
+
+
+def _state(run: RunState, orphaned: bool) -> str:
+    if orphaned and run.state is RunStatus.RUNNING:
+        return "running (runner gone: resume it)"
+    return run.state.value
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -80,16 +89,16 @@ def _counts(run: RunState) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
-def runs_table(runs: list[RunState]) -> str:
-    rows = [[r.dag_id, r.run_id, r.state.value, r.logical_date.isoformat(), r.commit[:8],
+def runs_table(runs: list[RunState], orphaned: bool = False) -> str:
+    rows = [[r.dag_id, r.run_id, _state(r, orphaned), r.logical_date.isoformat(), r.commit[:8],
              _duration(r.started, r.ended), _counts(r)] for r in runs]
     return table(["DAG", "RUN", "STATE", "LOGICAL DATE", "COMMIT", "DURATION", "TASKS"], rows)
 
 
-def describe_run(run: RunState) -> str:
+def describe_run(run: RunState, orphaned: bool = False) -> str:
     subject = run.commit_info.get("subject", "")
     lines = [
-        f"run {run.run_id} of {run.dag_id}: {run.state.value}",
+        f"run {run.run_id} of {run.dag_id}: {_state(run, orphaned)}",
         f"  kind {run.kind}, logical date {run.logical_date.isoformat()}, commit {run.commit[:8]} {subject}".rstrip(),
         f"  started {_iso(run.started) or '-'}, ended {_iso(run.ended) or '-'}",
         "",
