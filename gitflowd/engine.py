@@ -174,16 +174,16 @@ class Engine:
     def execute(self) -> RunStatus:
         """Run every pending task to a final state; returns the run's final state."""
         self.workspace.mkdir(parents=True, exist_ok=True)
-        self._record(journal.RUN_STARTED, pid=os.getpid(), host=os.uname().nodename)
-        self._seed()
-        self._emit(sync=True)
         try:
+            self._record(journal.RUN_STARTED, pid=os.getpid(), host=os.uname().nodename)
+            self._seed()
+            self._emit(sync=True)
             self._loop()
-        except JournalWriteError as exc:
+            self._record(journal.RUN_FINISHED, state=self._final_state().value)
+            self._emit(sync=True)
+        except JournalWriteError as exc:  # fatal, never retried: stop everything, record nothing more
             self._abort()
             raise StateError(f"run {self.run.run_id} stopped: {exc}") from exc
-        self._record(journal.RUN_FINISHED, state=self._final_state().value)
-        self._emit(sync=True)
         return self.run.state
 
     # -- the loop ---------------------------------------------------------------------

@@ -206,3 +206,30 @@ def test_a_signal_interrupts_the_run_and_resume_finishes_it(make_repo, cli, tmp_
     assert done.returncode == 0, done.stderr
     (status,) = _status(cli, repo, "slow", run_id)
     assert status["state"] == "success" and status["tasks"]["wait"]["attempts"] == 2
+
+
+def test_a_failing_journal_write_stops_the_run_with_one_line_and_kills_its_tasks(make_repo, tmp_path: Path) -> None:
+    """A real write failure (EFBIG: RLIMIT_FSIZE on the runner) is fatal and never retried."""
+    import resource
+
+    marker = tmp_path / "marker"
+    tasks = "".join(f'[tasks.t{i:02d}]\ncmd = "sleep 1000 & touch {marker}.$GITFLOWD_TASK; sleep 0.05"\n\n' for i in range(40))
+    repo = make_repo({"dags/big.toml": "[dag]\nmax_active_tasks = 2\n\n" + tasks})
+    env = {**os.environ, **GIT_ENV, "MARKER_RUN": "1"}
+    done = subprocess.run([sys.executable, "-m", "gitflowd", "run", "big"], cwd=repo.path, env=env, capture_output=True,
+                          text=True, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000)))
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("gitflowd: error:")]
+    assert len(errors) == 1 and "stopped:" in errors[0] and "journal write failed: File too large" in errors[0], done.stderr
+    assert "gitflowd.engine" not in done.stderr  # no traceback from the engine (the site may log its own failures)
+    run_id = done.stdout.splitlines()[0]
+    journal_path = _journal(repo, run_id, "big")
+    assert journal_path.stat().st_size <= 16_000
+    from gitflowd.state import read_run
+    run = read_run(journal_path)  # a valid prefix: readable, resumable
+    assert run.state.value == "running" and 0 < sum(t.state.value == "success" for t in run.tasks.values()) < 40
+    busy = subprocess.run(["pgrep", "-f", "sleep 1000"], capture_output=True, text=True)
+    mine = [pid for pid in busy.stdout.split() if f"GITFLOWD_RUN_ID={run_id}".encode() in
+            Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")] if busy.stdout else []
+    assert mine == []

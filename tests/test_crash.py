@@ -72,16 +72,22 @@ def test_sigkill_at_random_moments_then_resume(make_repo, tmp_path: Path) -> Non
         proc = _gitflowd(repo.path, "resume", "crash", run_id) if run_id else _gitflowd(repo.path, "run", "crash")
         if run_id is None:
             run_id = proc.stdout.readline().strip()
+            assert run_id, proc.communicate()[1]
         time.sleep(rng.uniform(0.05, 1.2))
         if proc.poll() is not None:  # finished before the kill: clear some tasks and go again
             proc.communicate()
-            subprocess.run([sys.executable, "-m", "gitflowd", "clear", "crash", run_id, "--task", "t20", "--downstream"],
-                           cwd=repo.path, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+            cleared = subprocess.run([sys.executable, "-m", "gitflowd", "clear", "crash", run_id, "--task", "t20", "--downstream"],
+                                     cwd=repo.path, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+            assert cleared.returncode == 0, f"seed {seed}: {cleared.stderr}"
             continue
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         kills += 1
         run = read_run(state.journal_path("crash", run_id))  # exactly what the dead runner left durable
+        if kills == 1 and run.state.value == "running":
+            shown = subprocess.run([sys.executable, "-m", "gitflowd", "status", "crash", run_id], cwd=repo.path,
+                                   capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+            assert "running (runner gone: resume it)" in shown.stdout, shown.stdout + shown.stderr
         lines = _lines(out)
         for task_id, task in run.tasks.items():
             if task.state is TaskStatus.SUCCESS and task_id not in durable:
