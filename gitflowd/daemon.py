@@ -223,7 +223,7 @@ class Daemon:
             self._repo_broken(exc)
             return
         changes = registry.record_snapshot(self.options.state, snapshot, now)
-        self.head = sha
+        self.head, self.repo_retry_at = sha, None
         self.dags = {k: v for k, v in registry.read_registry(self.options.state).dags.items() if not v.retired}
         self.loaded = {k: v.load() for k, v in self.dags.items()}
         self._log_reload(snapshot, changes)

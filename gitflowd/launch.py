@@ -28,7 +28,7 @@ from gitflowd.errors import RunError
 from gitflowd.executors.local import LocalExecutor
 from gitflowd.pool import Control, Job, Limiter
 from gitflowd.repo import Repo
-from gitflowd.runs import clear_tasks, create_run, open_resume, open_run, plan_resume, plan_run
+from gitflowd.runs import clear_tasks, create_run, mask_interrupted, open_resume, open_run, plan_resume, plan_run
 from gitflowd.secrets import secrets_for
 from gitflowd.state import RunState, StateDir
 from gitflowd.templating import render_commands
@@ -69,13 +69,14 @@ class Launcher:
     def prepare_resume(self, dag_id: str, run_id: str, dag: Dag | None = None, commit: str | None = None, clear: list[str] | None = None) -> Job:
         """Resume a run (optionally at another commit, optionally clearing tasks first)."""
         current, writer = open_run(self.state, dag_id, run_id)
+        commit, target = commit or current.commit, dag or current.dag
         with writer:
+            secrets = self._check(dataclasses.replace(current, commit=commit, dag=target), target)
             if clear:
                 clear_tasks(writer, current, clear)
-            record = plan_resume(current, dag, commit or current.commit)
-            target = dag or current.dag
-            self._check(dataclasses.replace(current, commit=commit or current.commit, dag=target), target)
+            record = plan_resume(current, dag, commit)
             open_resume(writer, current, record, self.kill_grace)
+            mask_interrupted(self.state, current, record, secrets)
         log.info("resuming run %s of DAG %s", run_id, dag_id)
         return Job(dag_id, run_id, "resume")
 
@@ -92,11 +93,12 @@ class Launcher:
             log.info("run %s of DAG %s: %s", run.run_id, run.dag_id, exc)
             return None
 
-    def _check(self, run: RunState, dag: Dag) -> None:
-        """Templates render and secrets resolve, and the commit is checked out."""
+    def _check(self, run: RunState, dag: Dag) -> dict[str, str]:
+        """Templates render, secrets resolve (returned) and the commit is checked out."""
         render_commands(run, dag)
-        secrets_for(dag, self.secrets_file)
+        secrets = secrets_for(dag, self.secrets_file)
         self.require_repo().checkout(run.commit, self.state.checkouts)
+        return secrets
 
     def require_repo(self) -> Repo:
         if self.repo is None:

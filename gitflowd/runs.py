@@ -23,6 +23,7 @@ from gitflowd.dag import Dag
 from gitflowd.errors import RunError, TaskNotFound, UsageError
 from gitflowd.executors.local import find_run_processes, kill_process_groups
 from gitflowd.journal import JournalWriter
+from gitflowd.secrets import Masker
 from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, new_run_state, replay
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,13 @@ def open_resume(writer: JournalWriter, run: RunState, record: dict[str, Any], ki
         kill_process_groups(orphans, kill_grace)
     for stamped in writer.append(record):
         apply(run, stamped)
+
+
+def mask_interrupted(state_dir: StateDir, run: RunState, record: dict[str, Any], secrets: Mapping[str, str]) -> None:
+    """Logs of attempts cut short by a dead runner were never masked: mask them now."""
+    masker = Masker(secrets.values())
+    for item in record["interrupted"] if masker else ():
+        masker.mask_file(state_dir.log_path(run.dag_id, run.run_id, item["task"], item["attempt"]))
 
 
 # -- clear ----------------------------------------------------------------------------------

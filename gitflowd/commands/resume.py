@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
+from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, execute
 from gitflowd.dag import Dag
 from gitflowd.lock import StateLock
-from gitflowd.runs import open_resume, open_run, plan_resume
-from gitflowd.secrets import Masker, resolve_path, secrets_for
+from gitflowd.runs import mask_interrupted, open_resume, open_run, plan_resume
+from gitflowd.secrets import resolve_path, secrets_for
 from gitflowd.site import listener_for
-from gitflowd.state import RunState, StateDir
+from gitflowd.state import StateDir
 from gitflowd.templating import render_commands
 
 
@@ -42,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     where = settings.resolve(args.repo, args.state, args.site)
     state = StateDir(where.state)
+    if daemon_holder(state):
+        return hand_over(state, "resume", {"dag": args.dag, "run_id": args.run_id, "rev": args.rev}, wait=not args.no_wait)
     with StateLock(state.lock_path, "run"), open_repo(args) as repo:
         current, writer = open_run(state, args.dag, args.run_id)
         try:
@@ -58,14 +59,7 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
             raise
         open_resume(writer, current, record)
-        _mask_interrupted(state, current, record, secrets)
+        mask_interrupted(state, current, record, secrets)
         print(current.run_id, flush=True)
         return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
                        listeners=[listener_for(where.state, where.site, secrets.values())])
-
-
-def _mask_interrupted(state: StateDir, run: RunState, record: dict[str, Any], secrets: Mapping[str, str]) -> None:
-    """Logs of attempts cut short by a dead runner were never masked: mask them now."""
-    masker = Masker(secrets.values())
-    for item in record["interrupted"] if masker else ():
-        masker.mask_file(state.log_path(run.dag_id, run.run_id, item["task"], item["attempt"]))

@@ -1,0 +1,428 @@
+"""The daemon with real Git, real inotify and real processes.
+
+Process tests start `python -m gitflowd daemon` and talk to it the way users do (commits,
+pushes, the CLI, signals); schedule tests drive an in-process Daemon's `loop(now=...)`
+with a controlled clock. Waits are generous and poll for an outcome; nothing asserts
+how fast something happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gitflowd import registry
+from gitflowd.daemon import Daemon, Options
+from gitflowd.state import RunStatus, StateDir, TaskStatus
+from tests.conftest import GIT_ENV, GitRepo, git, run_cli
+
+WAIT = 60.0
+UTC = timezone.utc
+
+
+def wait_for(check: Callable[[], object], timeout: float = WAIT, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class DaemonProcess:
+    """`gitflowd daemon` as a real child process, its stderr in a file."""
+
+    def __init__(self, repo: Path, home: Path, *extra: str, env: dict[str, str] | None = None):
+        self.state, self.site = home / "state", home / "site"
+        home.mkdir(parents=True, exist_ok=True)
+        self.log_path = home / f"daemon-{time.monotonic_ns()}.log"
+        self.args = ["--repo", str(repo), "--state", str(self.state), "--site", str(self.site)]
+        full_env = {**os.environ, **GIT_ENV, **(env or {})}
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "daemon", *self.args, *extra],
+                                         stderr=log, stdout=log, env=full_env)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_log(self, pattern: str, timeout: float = WAIT, count: int = 1) -> re.Match[str]:
+        def found() -> list[re.Match[str]]:
+            matches = list(re.finditer(pattern, self.log))
+            if self.proc.poll() is not None and len(matches) < count:
+                raise AssertionError(f"daemon exited {self.proc.returncode} before {pattern!r}:\n{self.log}")
+            return matches if len(matches) >= count else []
+        return wait_for(found, timeout, f"{pattern!r} in the daemon log")[count - 1]  # type: ignore[index]
+
+    def ready(self) -> DaemonProcess:
+        self.wait_log(r"daemon ready")
+        return self
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--state", str(self.state), "--site", str(self.site), timeout=timeout)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = WAIT) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
+
+
+def start(daemons: list[DaemonProcess], repo: Path, home: Path, *extra: str, **kw: object) -> DaemonProcess:
+    daemon = DaemonProcess(repo, home, *extra, **kw)  # type: ignore[arg-type]
+    daemons.append(daemon)
+    return daemon.ready()
+
+
+def toml(cmd: str, *, schedule: str | None = None, extra: str = "") -> str:
+    head = f'[dag]\nschedule = "{schedule}"\n{extra}\n' if schedule else (f"[dag]\n{extra}\n" if extra else "")
+    return head + f"[tasks.only]\ncmd = {json.dumps(cmd)}\n"
+
+
+def journal_of(state: Path, dag: str, run_id: str):
+    return StateDir(state).load_run(dag, run_id)
+
+
+# -- reload on commits ---------------------------------------------------------------------
+
+
+def test_a_new_dag_is_picked_up_and_runs_without_restart(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/first.toml": toml("echo first")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    sha = repo.commit({"dags/second.toml": toml("echo second; echo $GITFLOWD_DAG > second.out")})
+    daemon.wait_log(rf"reloaded {sha} 'change': 2 DAG\(s\) active; second added")
+    done = daemon.cli("run", "second", "--repo", str(repo.path))
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split()[0]
+    assert run_id.startswith("manual__")
+    run = journal_of(daemon.state, "second", run_id)
+    assert run.state is RunStatus.SUCCESS and run.commit == sha
+    daemon.wait_log(r"request run second from pid \d+: ok manual__")
+    assert (daemon.site / "index.html").exists()
+
+
+def test_an_invalid_commit_keeps_the_old_version_and_a_fix_loads(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/job.toml": toml("echo version-one")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    bad = repo.commit({"dags/job.toml": "[tasks.only]\ncmd = 'echo two'\ndeps = ['ghost']\n"}, message="break it")
+    daemon.wait_log(rf"reloaded {bad} 'break it'")
+    daemon.wait_log(r"load error: dags/job\.toml:3: task 'only' depends on unknown task 'ghost'")
+    entry = registry.read_registry(daemon.state).dags["job"]
+    assert "version-one" in entry.source and entry.errors and not entry.retired
+    done = daemon.cli("run", "job", "--repo", str(repo.path))
+    assert done.returncode == 0, done.stderr
+    run = journal_of(daemon.state, "job", done.stdout.split()[0])
+    assert run.dag.tasks["only"].cmd == "echo version-one" and run.commit != bad
+    fixed = repo.commit({"dags/job.toml": toml("echo version-three")}, message="fix it")
+    daemon.wait_log(rf"reloaded {fixed} 'fix it': 1 DAG\(s\) active; job changed")
+    done = daemon.cli("run", "job", "--repo", str(repo.path))
+    assert journal_of(daemon.state, "job", done.stdout.split()[0]).dag.tasks["only"].cmd == "echo version-three"
+
+
+def test_a_deleted_file_retires_its_dag(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/a.toml": toml("true"), "dags/b.toml": toml("true")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    sha = repo.commit(remove=("dags/b.toml",))
+    daemon.wait_log(rf"reloaded {sha} 'change': 1 DAG\(s\) active; b removed")
+    done = daemon.cli("run", "b", "--repo", str(repo.path))
+    assert done.returncode == 1 and "unknown DAG 'b'" in done.stderr
+
+
+def test_a_bare_repository_follows_pushes_and_coalesces_a_burst(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    work = make_repo({"dags/a.toml": toml("true")})
+    bare = tmp_path / "pipelines.git"
+    git(tmp_path, "clone", "-q", "--bare", str(work.path), str(bare))
+    git(work.path, "remote", "add", "origin", str(bare))
+    daemon = start(daemons, bare, tmp_path / "home")
+    shas = [work.commit({"dags/a.toml": toml(f"echo {i}")}, message=f"c{i}") for i in range(10)]
+    git(work.path, "push", "-q", "origin", "main")
+    daemon.wait_log(rf"reloaded {shas[-1]} 'c9'")
+    time.sleep(0.5)  # anything else the push caused would have been logged by now
+    reloads = re.findall(r"reloaded ([0-9a-f]{40})", daemon.log)
+    assert reloads[1:] == [shas[-1]]  # the start, then one reload for ten commits
+    added = work.commit({"dags/b.toml": toml("echo pushed")}, message="add b")
+    git(work.path, "push", "-q", "origin", "main")
+    daemon.wait_log(rf"reloaded {added} 'add b': 2 DAG\(s\) active; b added")
+
+
+def test_a_burst_of_local_commits_ends_on_the_newest(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/a.toml": toml("true")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    shas = [repo.commit({"dags/a.toml": toml(f"echo {i}")}, message=f"c{i}") for i in range(10)]
+    daemon.wait_log(rf"reloaded {shas[-1]} 'c9'")
+    assert len(re.findall(r"reloaded ", daemon.log)) <= 11
+
+
+def test_a_force_push_and_a_deleted_branch_are_logged_and_survived(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/a.toml": toml("echo one")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    repo.commit({"dags/a.toml": toml("echo two")}, message="two")
+    daemon.wait_log(r"reloaded \w+ 'two'")
+    git(repo.path, "reset", "-q", "--hard", "HEAD~1")
+    rewritten = repo.commit({"dags/a.toml": toml("echo three")}, message="three")
+    daemon.wait_log(r"branch main was rewritten \(force-push\?\): \w+ is not an ancestor of \w+")
+    daemon.wait_log(rf"reloaded {rewritten} 'three'")
+    git(repo.path, "checkout", "-q", "-b", "other")
+    git(repo.path, "branch", "-D", "main")
+    daemon.wait_log(r"cannot read the repository: .*keeping 1 DAG\(s\)")
+    assert daemon.proc.poll() is None
+    done = daemon.cli("run", "a", "--repo", str(repo.path), "--no-wait")
+    assert done.returncode == 0, done.stderr  # the last good state still serves
+    git(repo.path, "checkout", "-q", "-b", "main")
+    back = repo.commit({"dags/a.toml": toml("echo four")}, message="four")
+    daemon.wait_log(rf"reloaded {back} 'four'")
+
+
+# -- the state lock ------------------------------------------------------------------------
+
+
+def test_a_second_daemon_fails_naming_the_first_which_carries_on(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/a.toml": toml("true")})
+    first = start(daemons, repo.path, tmp_path / "home")
+    second = run_cli("daemon", *first.args, timeout=60)
+    assert second.returncode == 1
+    assert second.stderr.strip() == (f"gitflowd: error: {first.state}/daemon.lock is held by pid {first.proc.pid} (daemon): "
+                                     "another gitflowd daemon or run uses this state directory")
+    sha = repo.commit({"dags/b.toml": toml("true")})
+    first.wait_log(rf"reloaded {sha}")
+    assert first.proc.poll() is None
+
+
+# -- crash and stop ------------------------------------------------------------------------
+
+
+def counting_dag(counts: Path, gate: Path) -> str:
+    """first -> held (waits for the gate) -> last; every execution appends a line to counts/<task>."""
+    def cmd(task: str, body: str = "true") -> str:
+        return json.dumps(f"echo $GITFLOWD_RUN_ID >> {counts}/{task}; {body}")
+    held = f"touch {counts}/held.started; while [ ! -e {gate} ]; do sleep 0.05; done"
+    return (f"[tasks.first]\ncmd = {cmd('first')}\n\n[tasks.held]\ncmd = {cmd('held', held)}\ndeps = [\"first\"]\n\n"
+            f"[tasks.last]\ncmd = {cmd('last')}\ndeps = [\"held\"]\n")
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def test_sigkill_mid_run_then_restart_completes_every_run_without_rerunning_successes(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    counts, gate = tmp_path / "counts", tmp_path / "gate"
+    counts.mkdir()
+    start_day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    repo = make_repo({
+        "dags/manual.toml": counting_dag(counts, gate),
+        "dags/daily.toml": f'[dag]\nschedule = "@daily"\nstart_date = {start_day}\ncatchup = true\nmax_active_runs = 2\n\n' + counting_dag(counts, gate),
+    })
+    daemon = start(daemons, repo.path, tmp_path / "home", "--parallelism", "4")
+    manual = daemon.cli("run", "manual", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
+    wait_for(lambda: len(lines(counts / "held")) == 3, what="three held tasks running")  # 1 manual + 2 scheduled
+    daemon.proc.kill()
+    daemon.wait()
+    gate.touch()
+    again = start(daemons, repo.path, tmp_path / "home", "--once")
+    assert again.wait() == 0, again.log
+    runs = StateDir(daemon.state).runs()
+    assert len(runs) == 4 and all(r.state is RunStatus.SUCCESS for r in runs), [(r.run_id, r.state) for r in runs]
+    scheduled = sorted(r.run_id for r in runs if r.kind == "scheduled")
+    assert len(scheduled) == 3
+    assert sorted(lines(counts / "first")) == sorted([manual, *scheduled])  # succeeded before the kill: never again
+    held_runs = lines(counts / "held")
+    assert held_runs.count(manual) == 2  # interrupted by the kill, then retried
+    for run in runs:
+        held = run.tasks["held"]
+        assert held.state is TaskStatus.SUCCESS and held.attempts[-1].number == len([r for r in held_runs if r == run.run_id])
+    assert sorted(lines(counts / "last")) == sorted([manual, *scheduled])
+
+
+def test_sigterm_lets_running_tasks_finish_within_grace_and_resumes_the_rest(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    counts, gate = tmp_path / "counts", tmp_path / "gate"
+    counts.mkdir()
+    repo = make_repo({"dags/job.toml": counting_dag(counts, gate)})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--grace", "60")
+    run_id = daemon.cli("run", "job", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
+    wait_for(lambda: (counts / "held.started").exists(), what="held started")
+    daemon.signal(signal.SIGTERM)
+    daemon.wait_log(r"stopping: 1 run\(s\) get 60s")
+    gate.touch()  # the running task finishes inside the grace period
+    assert daemon.wait() == 0
+    run = journal_of(daemon.state, "job", run_id)
+    assert run.state is RunStatus.INTERRUPTED
+    assert run.tasks["held"].state is TaskStatus.SUCCESS and run.tasks["last"].state is TaskStatus.PENDING
+    again = start(daemons, repo.path, tmp_path / "home", "--once")
+    assert again.wait() == 0
+    run = journal_of(daemon.state, "job", run_id)
+    assert run.state is RunStatus.SUCCESS
+    assert lines(counts / "held") == [run_id] and lines(counts / "last") == [run_id]
+
+
+def test_sigterm_past_grace_interrupts_tasks_and_the_next_start_resumes_them(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    counts, gate = tmp_path / "counts", tmp_path / "gate"
+    counts.mkdir()
+    repo = make_repo({"dags/job.toml": counting_dag(counts, gate)})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--grace", "0.5")
+    run_id = daemon.cli("run", "job", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
+    wait_for(lambda: (counts / "held.started").exists(), what="held started")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    daemon.wait_log(r"grace period over: interrupting 1 run\(s\)")
+    run = journal_of(daemon.state, "job", run_id)
+    assert run.state is RunStatus.INTERRUPTED and run.tasks["held"].state is TaskStatus.INTERRUPTED
+    gate.touch()
+    again = start(daemons, repo.path, tmp_path / "home", "--once")
+    assert again.wait() == 0
+    run = journal_of(daemon.state, "job", run_id)
+    assert run.state is RunStatus.SUCCESS and [a.number for a in run.tasks["held"].attempts] == [1, 2]
+    assert lines(counts / "first") == [run_id]
+
+
+# -- the inbox -----------------------------------------------------------------------------
+
+
+def test_cli_requests_while_the_daemon_runs(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({
+        "dags/ok.toml": toml("echo {{ ds }}", schedule="@daily", extra="start_date = 2026-01-01\nmax_active_runs = 2"),
+        "dags/bad.toml": toml("exit 3"),
+    })
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    where = ("--repo", str(repo.path))
+    done = daemon.cli("backfill", "ok", "--start", "2025-12-30", "--end", "2026-01-03", *where)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:3] == ["backfill__20260101T000000Z", "backfill__20260102T000000Z", "backfill__20260103T000000Z"]
+    assert all(journal_of(daemon.state, "ok", r).state is RunStatus.SUCCESS for r in done.stdout.split()[:3])
+    again = daemon.cli("backfill", "ok", "--start", "2026-01-01", "--end", "2026-01-03", *where)
+    assert again.returncode == 0 and "3 left alone" in again.stderr + again.stdout
+    failed = daemon.cli("run", "bad", *where)
+    assert failed.returncode == 1 and failed.stdout.startswith("manual__")
+    resumed = daemon.cli("resume", "bad", failed.stdout.split()[0], *where)
+    assert resumed.returncode == 1 and journal_of(daemon.state, "bad", failed.stdout.split()[0]).tasks["only"].attempts[-1].number == 2
+    cleared = daemon.cli("clear", "bad", failed.stdout.split()[0], "--task", "only", *where)
+    assert cleared.returncode == 0 and "cleared 1 task(s)" in cleared.stdout
+    unknown = daemon.cli("run", "nope", *where)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("gitflowd: error: unknown DAG 'nope'")
+    bad_param = daemon.cli("run", "ok", "--param", "zone=x", *where)
+    assert bad_param.returncode == 1 and "unknown --param 'zone'" in bad_param.stderr
+    for kind in ("backfill ok", "run bad", "resume bad", "clear bad", "run nope"):
+        assert f"request {kind}" in daemon.log
+    assert daemon.proc.poll() is None
+
+
+# -- schedules with a controlled clock (in process) ----------------------------------------
+
+
+@pytest.fixture
+def in_process(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    made: list[Daemon] = []
+
+    def make(repo: GitRepo, **options: object) -> Daemon:
+        home = tmp_path / f"home{len(made)}"
+        daemon = Daemon(Options(repo=repo.path, state=home / "state", site=home / "site", **options))  # type: ignore[arg-type]
+        daemon.lock.acquire()
+        daemon.start()
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        daemon.pool.interrupt()
+        settle(daemon, datetime(2000, 1, 1, tzinfo=UTC), schedule=False)
+        daemon.close()
+
+
+def settle(daemon: Daemon, now: datetime, schedule: bool = True) -> None:
+    """Loop at the frozen time `now` until no run is queued or running."""
+    deadline = time.monotonic() + WAIT
+    if schedule:
+        daemon.loop(now)
+    while not daemon.pool.idle:
+        assert time.monotonic() < deadline, "runs did not finish"
+        daemon.waker.sleep(1.0)
+        daemon.collect_finished()
+        daemon.pool.pump()
+
+
+def logical_dates(daemon: Daemon, dag: str, tz: str = "UTC") -> list[str]:
+    runs = sorted(daemon.state.runs(dag), key=lambda r: r.logical_date)
+    return [r.logical_date.astimezone(ZoneInfo(tz)).strftime("%m-%d %H:%M") for r in runs]
+
+
+def test_catchup_creates_exactly_the_missed_ticks_across_dst(make_repo: Callable[..., GitRepo], in_process: Callable[..., Daemon]) -> None:
+    repo = make_repo({"dags/berlin.toml": toml("echo $GITFLOWD_LOGICAL_DATE", schedule="0 2 * * *",
+                                                extra='timezone = "Europe/Berlin"\nstart_date = 2026-03-27\ncatchup = true\nmax_active_runs = 2')})
+    daemon = in_process(repo)
+    now = datetime(2026, 3, 31, 12, tzinfo=ZoneInfo("Europe/Berlin"))
+    for _ in range(4):  # each pass starts what max_active_runs allows
+        settle(daemon, now)
+    assert logical_dates(daemon, "berlin", "Europe/Berlin") == ["03-27 02:00", "03-28 02:00", "03-29 03:00", "03-30 02:00", "03-31 02:00"]
+    run = daemon.state.runs("berlin")[0]
+    assert run.data_interval_end - run.data_interval_start == timedelta(days=1)
+    settle(daemon, now + timedelta(hours=1))
+    assert len(daemon.state.runs("berlin")) == 5  # nothing new until the next tick
+    settle(daemon, datetime(2026, 4, 1, 2, tzinfo=ZoneInfo("Europe/Berlin")))
+    assert logical_dates(daemon, "berlin", "Europe/Berlin")[-1] == "04-01 02:00"
+
+
+def test_max_active_runs_holds_while_runs_are_busy(make_repo: Callable[..., GitRepo], tmp_path: Path, in_process: Callable[..., Daemon]) -> None:
+    gate = tmp_path / "gate"
+    repo = make_repo({"dags/slow.toml": toml(f"while [ ! -e {gate} ]; do sleep 0.05; done", schedule="@hourly",
+                                              extra="start_date = 2026-01-01\ncatchup = true\nmax_active_runs = 2")})
+    daemon = in_process(repo)
+    now = datetime(2026, 1, 1, 5, 30, tzinfo=UTC)
+    for _ in range(5):
+        daemon.loop(now)
+        assert len(daemon.pool.running) <= 2 and daemon.pool.active("slow") <= 2
+    assert len(daemon.state.runs("slow")) == 2
+    gate.touch()
+    for _ in range(4):
+        settle(daemon, now)
+    assert logical_dates(daemon, "slow") == [f"01-01 0{h}:00" for h in range(6)]
+
+
+def test_catchup_false_runs_only_the_latest_tick_and_end_date_stops(make_repo: Callable[..., GitRepo], in_process: Callable[..., Daemon]) -> None:
+    repo = make_repo({
+        "dags/latest.toml": toml("true", schedule="@daily", extra="start_date = 2026-01-01\ncatchup = false"),
+        "dags/ending.toml": toml("true", schedule="@daily", extra="start_date = 2026-01-01\nend_date = 2026-01-03\ncatchup = true"),
+    })
+    daemon = in_process(repo)
+    for day in (10, 10, 11, 20):
+        for _ in range(3):
+            settle(daemon, datetime(2026, 1, day, 6, tzinfo=UTC))
+    assert logical_dates(daemon, "latest") == ["01-10 00:00", "01-11 00:00", "01-20 00:00"]
+    assert logical_dates(daemon, "ending") == ["01-01 00:00", "01-02 00:00", "01-03 00:00"]
+    assert daemon.next_due(datetime(2026, 1, 20, 6, tzinfo=UTC)) == datetime(2026, 1, 21, tzinfo=UTC)
+
+
+def test_the_loop_sleeps_until_the_next_tick(make_repo: Callable[..., GitRepo], in_process: Callable[..., Daemon]) -> None:
+    repo = make_repo({"dags/hourly.toml": toml("true", schedule="@hourly")})
+    daemon = in_process(repo)
+    settle(daemon, datetime(2026, 1, 1, 10, 59, 30, tzinfo=UTC))
+    assert daemon.loop(datetime(2026, 1, 1, 10, 59, 30, tzinfo=UTC)) == pytest.approx(30, abs=1)
+    idle = make_repo({"dags/manual.toml": toml("true")})
+    assert in_process(idle).loop() == pytest.approx(300, abs=1)  # nothing due: only the periodic clock check
