@@ -82,3 +82,43 @@ def test_an_unreachable_socket_is_logged_not_fatal(tmp_path: Path, caplog: pytes
     notifier = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
     assert notifier.send("READY=1") is False
     assert "cannot notify the service manager" in caplog.text
+
+
+def test_a_real_daemon_announces_ready_feeds_the_watchdog_and_hides_the_socket_from_tasks(
+        listener: tuple[socket.socket, str], make_repo, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import GIT_ENV
+
+    sock, path = listener
+    env_dump = tmp_path / "task-env"
+    repo = make_repo({"dags/envdump.toml": f'[tasks.dump]\ncmd = "env > {env_dump}"\n'})
+    env = {**os.environ, **GIT_ENV, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}
+    home = tmp_path / "home"
+    daemon = subprocess.Popen([sys.executable, "-m", "gitflowd", "daemon", "--repo", str(repo.path), "--state", str(home / "state"),
+                               "--site", str(home / "site")], env=env, stderr=subprocess.DEVNULL)
+    try:
+        seen: list[str] = []
+        while "READY=1" not in seen:
+            seen += receive(sock)
+        assert f"MAINPID={daemon.pid}" in seen
+        assert "STATUS=1 DAG(s) at " + repo.head()[:8] + "; 0 run(s) running, 0 queued" in seen
+        pings = 0
+        while pings < 3:  # every 0.1 s while idle: the loop wakes for the watchdog, nothing else
+            pings += receive(sock).count("WATCHDOG=1")
+        ran = subprocess.run([sys.executable, "-m", "gitflowd", "run", "envdump", "--repo", str(repo.path), "--state", str(home / "state"),
+                              "--site", str(home / "site")], env={**os.environ, **GIT_ENV}, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+        task_env = env_dump.read_text()
+        assert "GITFLOWD_TASK=dump" in task_env
+        assert "NOTIFY_SOCKET" not in task_env and "WATCHDOG_USEC" not in task_env
+        daemon.send_signal(signal.SIGTERM)
+        while not any(line.startswith("STOPPING=1") for line in seen):
+            seen += receive(sock)
+        assert daemon.wait(60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
