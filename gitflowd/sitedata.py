@@ -103,11 +103,15 @@ class RunRow:
                    iso(run.ended), run.commit, run.logical_date.timestamp())
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunRow:
-        return cls(**data)
+    def from_json(cls, data: list[Any]) -> RunRow:
+        return cls(*data)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> list[Any]:
+        """Field values in order: compact, and fast for 1,000s of rows (asdict deep-copies)."""
+        return [self.run_id, self.kind, self.state, self.logical_date, self.started, self.ended, self.commit, self.sort]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
 
 
 def task_cells(run: RunState) -> dict[str, tuple[str, int]]:
@@ -243,6 +247,6 @@ def _dag_status(entry: IndexEntry) -> dict[str, Any]:
         "next_run": iso(entry.next_run),
         "runs_total": entry.total,
         "running": entry.running,
-        "runs": [{**{k: v for k, v in r.to_json().items() if k != "sort"}, "url": run_url(entry.info.id, r.run_id)}
+        "runs": [{**{k: v for k, v in r.to_dict().items() if k != "sort"}, "url": run_url(entry.info.id, r.run_id)}
                  for r in entry.recent],
     }

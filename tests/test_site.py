@@ -202,7 +202,7 @@ def test_incremental_render_rewrites_only_the_run_its_dag_page_and_the_index(tmp
                                     "clean_weather.1.html", "clean_weather.2.html")}
     assert {n for n in touched if not n.startswith(".cache/")} == expected_pages
     assert {n for n in touched if n.startswith(".cache/")} <= {
-        ".cache/v1/index.json", ".cache/v1/umbrella/runs.json", ".cache/v1/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/v1/lock"}
+        ".cache/v2/index.json", ".cache/v2/umbrella/runs.json", ".cache/v2/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/v2/lock"}
     # the incremental result equals a full render of the same state
     full = tmp_path / "full"
     Site(state, full, clock=fixed_clock).render_all()
@@ -340,9 +340,9 @@ def test_first_incremental_render_of_a_fresh_or_deleted_site_builds_everything(t
     Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260104T000000Z")
     dag_page = (site / "dags/umbrella/index.html").read_text()
     assert dag_page.count('<th data-run="') == 4  # not only the run just rendered
-    (site / ".cache/v1/index.json").write_text("{torn")  # damaged cache: rebuilt, not trusted
+    (site / ".cache/v2/index.json").write_text("{torn")  # damaged cache: rebuilt, not trusted
     Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260104T000000Z")
-    assert json.loads((site / ".cache/v1/index.json").read_text())["umbrella"]["total"] == 4
+    assert json.loads((site / ".cache/v2/index.json").read_text())["umbrella"]["total"] == 4
 
 
 def test_backfilled_old_run_shifts_only_the_pages_after_it(tmp_path):
