@@ -173,7 +173,10 @@ class Engine:
 
     def execute(self) -> RunStatus:
         """Run every pending task to a final state; returns the run's final state."""
-        self.workspace.mkdir(parents=True, exist_ok=True)
+        try:
+            self.workspace.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create workspace {self.workspace}: {exc.strerror or exc}") from None
         try:
             self._record(journal.RUN_STARTED, pid=os.getpid(), host=os.uname().nodename)
             self._seed()

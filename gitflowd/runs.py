@@ -20,7 +20,7 @@ from typing import Any
 
 from gitflowd import journal
 from gitflowd.dag import Dag
-from gitflowd.errors import RunError, TaskNotFound, UsageError
+from gitflowd.errors import RunError, StateError, TaskNotFound, UsageError
 from gitflowd.executors.local import find_run_processes, kill_process_groups
 from gitflowd.journal import JournalWriter
 from gitflowd.secrets import Masker
@@ -91,10 +91,20 @@ def plan_run(state_dir: StateDir, dag: Dag, *, kind: str, logical_date: datetime
     return new_run_state(record, str(state_dir.journal_path(dag.id, run_id)))
 
 
+def _state_error(path: object, exc: OSError) -> StateError:
+    return StateError(f"cannot write journal {path}: {exc.strerror or exc}")
+
+
 def create_run(state_dir: StateDir, run: RunState, clock: Callable[[], datetime] | None = None) -> JournalWriter:
-    """Write the run's `run_created` record; FileExistsError if the run id is taken."""
-    writer = JournalWriter(state_dir.journal_path(run.dag_id, run.run_id), exclusive=True, clock=clock)
-    (record,) = writer.append(created_record(run))
+    """Write the run's `run_created` record; RunError if the run id is taken, StateError if it cannot."""
+    path = state_dir.journal_path(run.dag_id, run.run_id)
+    try:
+        writer = JournalWriter(path, exclusive=True, clock=clock)
+        (record,) = writer.append(created_record(run))
+    except FileExistsError:
+        raise RunError(f"run {run.run_id!r} of DAG {run.dag_id!r} already exists") from None
+    except OSError as exc:
+        raise _state_error(path, exc) from None
     run.created = datetime.fromisoformat(record["ts"])
     run.last_seq = record["seq"]
     return writer
@@ -104,7 +114,10 @@ def open_run(state_dir: StateDir, dag_id: str, run_id: str,
              clock: Callable[[], datetime] | None = None) -> tuple[RunState, JournalWriter]:
     """An existing run and the writer to append to it (torn tail cut off)."""
     state_dir.load_run(dag_id, run_id)  # RunNotFound / JournalCorrupt before opening for writing
-    writer = JournalWriter(state_dir.journal_path(dag_id, run_id), clock=clock)
+    try:
+        writer = JournalWriter(state_dir.journal_path(dag_id, run_id), clock=clock)
+    except OSError as exc:
+        raise _state_error(state_dir.journal_path(dag_id, run_id), exc) from None
     return replay(writer.records_on_open, str(writer.path)), writer
 
 
