@@ -233,3 +233,14 @@ def test_a_failing_journal_write_stops_the_run_with_one_line_and_kills_its_tasks
     mine = [pid for pid in busy.stdout.split() if f"GITFLOWD_RUN_ID={run_id}".encode() in
             Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")] if busy.stdout else []
     assert mine == []
+
+
+def test_an_unusable_state_directory_is_a_one_line_error(setup, cli, tmp_path: Path) -> None:
+    repo, _ = setup
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "runs").write_text("not a directory")
+    done = cli("--state", str(state), "run", "pipe", cwd=repo.path)
+    _one_line_error(done, "cannot write journal", "Not a directory")
+    assert done.stdout == ""
+    _one_line_error(cli("--state", "/dev/null/x", "run", "pipe", cwd=repo.path), "cannot open lock file")
