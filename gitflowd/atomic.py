@@ -10,7 +10,9 @@ place, existing ones replaced atomically.
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -58,3 +60,46 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class PageWriter:
+    """`write_page` on a thread of its own, in order, so that creating files (a syscall that
+    releases the GIL and can take 0.3 ms on a busy disk) overlaps with rendering the next page.
+
+    `put` queues a page (blocking when `depth` pages wait, to bound memory); `flush` waits
+    until everything queued is on disk and raises the first error a write hit. One writer
+    keeps the order of `put`, which the site relies on (targets before links).
+    """
+
+    def __init__(self, depth: int = 64):
+        self._queue: queue.Queue[tuple[Path, str] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="page-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, path: Path, data: str) -> None:
+        if self._error is not None:
+            self.flush()
+        self._queue.put((path, data))
+
+    def flush(self) -> None:
+        self._queue.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        self.flush()
+        self._queue.put(None)
+        self._thread.join()
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if self._error is None:  # after a failure, drop the rest until flush reports it
+                    write_page(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller by flush()
+                self._error = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()

@@ -30,7 +30,7 @@ from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, Stric
 from markupsafe import Markup
 
 from gitflowd import journal, sitedata, svg
-from gitflowd.atomic import write_atomic, write_page
+from gitflowd.atomic import PageWriter, write_page
 from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError
 from gitflowd.registry import Registry, Reload, dag_history, read_registry
@@ -90,6 +90,7 @@ class Site:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._env = environment()
         self.cache = SiteCache(self.root)
+        self._out: PageWriter | None = None
         self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
 
     # -- entry points -----------------------------------------------------------------
@@ -140,6 +141,14 @@ class Site:
             self._write_index(registry, index)
 
     def _render_all(self) -> None:
+        self._out = self.cache.out = PageWriter()  # file creation overlaps rendering
+        try:
+            self._render_everything()
+        finally:
+            self._out.close()
+            self._out = self.cache.out = None
+
+    def _render_everything(self) -> None:
         self.cache.forget()
         registry = read_registry(self.state.root)
         index: dict[str, dict[str, Any]] = {}
@@ -261,14 +270,19 @@ class Site:
         self._page("index.html", "index.html", entries=entries, registry=registry, now=now,
                    refresh=any(e.running for e in entries))
         status = sitedata.status_json(entries, registry, now)
-        write_atomic(self.root / "status.json", json.dumps(status, indent=1, ensure_ascii=False))
+        self._write(self.root / "status.json", json.dumps(status, indent=1, ensure_ascii=False))
 
     # -- helpers ----------------------------------------------------------------------
 
     def _page(self, rel: str, template: str, **context: Any) -> None:
         root = "../" * rel.count("/")
-        html = self._env.get_template(template).render(root=root, generated=self._clock(), **context)
-        write_page(self.root / rel, html)
+        self._write(self.root / rel, self._env.get_template(template).render(root=root, generated=self._clock(), **context))
+
+    def _write(self, path: Path, text: str) -> None:
+        if self._out is not None:
+            self._out.put(path, text)
+        else:
+            write_page(path, text)
 
     def _dag_ids(self, registry: Registry) -> list[str]:
         return sorted((set(registry.dags) | set(self.state.dag_ids())) - {d for d in self.state.dag_ids() if not is_valid_id(d)})
