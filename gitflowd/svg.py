@@ -151,7 +151,7 @@ LABEL_W = 170
 CHART_W = 620
 ROW_H = 24
 AXIS_H = 24
-TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+TICK_STEPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: d
     starts = [s.start for s in spans]
     t0 = min(starts) if starts else now
     t1 = max([s.end or now for s in spans], default=t0)
-    total = max((t1 - t0).total_seconds(), 1.0)
+    total = max((t1 - t0).total_seconds(), 0.01)  # sub-second runs get a sub-second axis
     scale = CHART_W / total
     row_y = {task: AXIS_H + i * ROW_H for i, (task, _) in enumerate(tasks)}
     rows = tuple(GanttRow(t, short_label(t, 24), state, row_y[t]) for t, state in tasks)
@@ -218,15 +218,19 @@ def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: d
     return GanttLayout(LABEL_W + CHART_W + 40, height, LABEL_W, rows, bars, ticks)
 
 
-def _tick_seconds(total: float) -> list[int]:
+def _tick_seconds(total: float) -> list[float]:
     step = next((s for s in TICK_STEPS if total / s <= 6), TICK_STEPS[-1])
-    return list(range(0, int(total) + 1, step))
+    return [n * step for n in range(int(total / step + 1e-9) + 1)]
 
 
 def format_seconds(seconds: float | None) -> str:
     """Durations as people read them: 0.4s, 42s, 3m05s, 2h10m, 3d4h."""
     if seconds is None:
         return ""
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 10:
         return f"{seconds:.1f}s".replace(".0s", "s")
     s = int(round(seconds))

@@ -82,5 +82,13 @@ def test_gantt_bars_scale_to_the_run_and_running_bars_reach_now():
 
 
 def test_durations_read_like_people_write_them():
-    assert [format_seconds(s) for s in (0.42, 5, 42, 185, 7800, 270000)] == ["0.4s", "5s", "42s", "3m05s", "2h10m", "3d3h"]
+    assert [format_seconds(s) for s in (0, 0.0042, 0.42, 5, 42, 185, 7800, 270000)] == [
+        "0s", "4ms", "420ms", "5s", "42s", "3m05s", "2h10m", "3d3h"]
     assert format_seconds(None) == ""
+
+
+def test_a_sub_second_run_gets_a_sub_second_axis():
+    spans = [Span("a", 1, "success", T0, T0 + timedelta(milliseconds=300))]
+    layout = gantt_layout([("a", "success")], spans, now=T0 + timedelta(seconds=5))
+    assert layout.bars[0].w > 600  # the bar fills the chart, not 30% of a 1 s axis
+    assert [t.label for t in layout.ticks] == ["0s", "50ms", "100ms", "150ms", "200ms", "250ms", "300ms"]
