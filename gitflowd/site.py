@@ -186,7 +186,8 @@ class Site:
                           sitedata.log_url(run.dag_id, run.run_id, t, a.number))
                  for t, task in run.tasks.items() for a in task.attempts if a.started]
         order = [t for t in run.dag.topological_order() if t in run.tasks] + [t for t in run.tasks if t not in run.dag.tasks]
-        gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now)
+        marks = [(r["ts"], f"resume {n}") for n, r in enumerate(run.resumes, 1) if r.get("ts")]
+        gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now, marks)
         duration = ((run.ended or now) - run.started).total_seconds() if run.started else None
         for task_id, task in run.tasks.items():  # pages before the pages that link to them
             for attempt in task.attempts:

@@ -217,7 +217,8 @@ def _on_run_resumed(run: RunState, rec: dict[str, Any]) -> None:
     if rec.get("dag"):
         run.dag = Dag.from_dict(rec["dag"])
         run.tasks = {t: run.tasks.get(t) or TaskState(t) for t in run.dag.tasks}
-    run.commit = rec.get("commit", run.commit)
+    if rec.get("commit", run.commit) != run.commit:  # fix forward: the old subject no longer applies
+        run.commit, run.commit_info = rec["commit"], dict(rec.get("commit_info") or {})
     ended = _time(rec["ts"])
     for item in rec.get("interrupted", ()):
         if item["task"] in run.tasks:

@@ -197,9 +197,11 @@ class GanttLayout:
     rows: tuple[GanttRow, ...]
     bars: tuple[Bar, ...]
     ticks: tuple[Tick, ...]
+    marks: tuple[Tick, ...] = ()  # moments worth a line across the chart (resumes)
 
 
-def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: datetime) -> GanttLayout:
+def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: datetime,
+                 marks: Sequence[tuple[datetime, str]] = ()) -> GanttLayout:
     """`tasks` are (task id, state) rows in display order; `spans` their attempts."""
     starts = [s.start for s in spans]
     t0 = min(starts) if starts else now
@@ -214,8 +216,10 @@ def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: d
         for s in spans if s.task in row_y
     )
     ticks = tuple(Tick(round(LABEL_W + sec * scale, 1), format_seconds(sec)) for sec in _tick_seconds(total))
+    lines = tuple(Tick(round(LABEL_W + (when - t0).total_seconds() * scale, 1), label)
+                  for when, label in marks if t0 <= when <= t1)
     height = AXIS_H + len(tasks) * ROW_H + 6
-    return GanttLayout(LABEL_W + CHART_W + 40, height, LABEL_W, rows, bars, ticks)
+    return GanttLayout(LABEL_W + CHART_W + 40, height, LABEL_W, rows, bars, ticks, lines)
 
 
 def _tick_seconds(total: float) -> list[float]:

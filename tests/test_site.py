@@ -380,3 +380,23 @@ def test_render_dags_after_a_reload_shows_the_new_version_and_errors(make_repo, 
     assert "new one" in (site / "dags/new/index.html").read_text()
     assert 'data-dag="new"' in (site / "index.html").read_text()
     crawl(site)
+
+
+def test_a_resumed_run_lists_its_resumes_and_marks_them_on_the_timeline(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("umbrella", {"a": [], "b": ["a"]})
+    path = write_run(state, dag, "manual__20260101T000000Z", T0, {"a": ["success"], "b": ["failed"]})
+    later = T0 + timedelta(hours=3)
+    with journal.JournalWriter(path, clock=lambda: later) as writer:
+        writer.append({"event": journal.RUN_RESUMED, "commit": "f1f1" * 10, "tasks": ["b"], "interrupted": [],
+                       "commit_info": {"subject": "fix b", "author": "Bea"}})
+        writer.append({"event": journal.TASK_STARTED, "task": "b", "attempt": 2})
+        writer.append({"event": journal.TASK_FINISHED, "task": "b", "attempt": 2, "state": "success", "exit_code": 0})
+        writer.append({"event": journal.RUN_FINISHED, "state": "success"})
+    Site(state, site, clock=fixed_clock).render_all()
+    page = (site / "dags/umbrella/runs/manual__20260101T000000Z/index.html").read_text()
+    assert page.count('<line class="mark"') == 1 and ">resume 1</text>" in page
+    assert "f1f1f1f1</code> fix b" in page and "add pipeline" not in page  # the subject follows the commit
+    assert 'href="../../../../dags/umbrella/runs/manual__20260101T000000Z/b.1.html"' in page  # both attempts linked
+    assert 'href="../../../../dags/umbrella/runs/manual__20260101T000000Z/b.2.html"' in page
+    assert '<tr id="task-b" data-task="b" data-state="success">' in page
