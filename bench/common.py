@@ -10,7 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -70,3 +71,69 @@ def cleanup(path: Path) -> None:
 
 def machine() -> str:
     return f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure, beside its budget (an upper bound) or a reference such as a floor."""
+
+    workload: str  # e.g. "3 reload"
+    name: str
+    value: float
+    unit: str  # s, ms, MB, x (a ratio)
+    budget: float | None = None
+    reference: str = ""  # what the figure is compared with, when not a budget
+
+    @property
+    def verdict(self) -> str:
+        if self.budget is None:
+            return ""
+        return "PASS" if self.value <= self.budget else "MISS"
+
+    def row(self) -> str:
+        budget = f"<= {fmt(self.budget, self.unit)}" if self.budget is not None else self.reference or "-"
+        return f"| {self.workload} | {self.name} | {fmt(self.value, self.unit)} | {budget} | {self.verdict or 'info'} |"
+
+
+TABLE_HEAD = ["| workload | figure | measured | budget / floor | verdict |", "|---|---|---:|---|---|"]
+
+
+def fmt(value: float, unit: str) -> str:
+    digits = 3 if abs(value) < 1 else 2 if abs(value) < 100 else 0
+    return f"{value:,.{digits}f} {unit}".strip()
+
+
+def print_figures(figures: Sequence[Figure]) -> None:
+    print("\n".join([*TABLE_HEAD, *(f.row() for f in figures)]), flush=True)
+
+
+def median_time(repeats: int, fn: Callable[[], object]) -> float:
+    """Median wall seconds of `fn()` over `repeats` calls (in this process)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def profile(fn: Callable[[], object], limit: int = 25) -> str:
+    """Where `fn()` spends its time: the top functions by cumulative time (cProfile)."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(limit)
+    return out.getvalue()
+
+
+def main(figures: Callable[[bool], Sequence[Figure]], profiles: Callable[[bool], None] | None = None) -> None:
+    """A benchmark script's command line: `[--quick] [--profile]`."""
+    quick = "--quick" in sys.argv
+    if profiles is not None and "--profile" in sys.argv:
+        profiles(quick)
+    else:
+        print_figures(figures(quick))

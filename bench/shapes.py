@@ -33,3 +33,22 @@ def to_toml(dag_id: str, deps: dict[str, list[str]], cmd: str = "true") -> str:
             lines.append("deps = [" + ", ".join(f'"{d}"' for d in task_deps) + "]")
         lines.append("")
     return "\n".join(lines)
+
+
+def pipeline(dag_id: str, tasks: int = 20, schedule: str | None = "@daily", start: str = "2026-01-01",
+             variant: int = 0) -> str:
+    """A realistic scheduled DAG file: settings, defaults, `tasks` templated commands (each
+    naming its DAG, so no two files share a command) in WIDTH-wide chains. `variant` changes
+    one command, to make a new version of the file."""
+    head = ['[dag]', f'description = "Benchmark pipeline {dag_id}"']
+    if schedule:
+        head += [f'schedule = "{schedule}"', f'start_date = {start}', 'catchup = false']
+    head += ['max_active_tasks = 4', 'params = { region = "seoul" }', '',
+             '[defaults]', 'retries = 1', 'retry_delay = "30s"', 'timeout = "10m"', '']
+    body = []
+    for task, deps in chain(tasks).items():
+        body.append(f'[tasks.{task}]\ncmd = "echo {dag_id}.{task} {{{{ ds }}}} {{{{ params.region }}}} v{variant if task == "t0" else 0}"')
+        if deps:
+            body.append("deps = [" + ", ".join(f'"{d}"' for d in deps) + "]")
+        body.append("")
+    return "\n".join(head + body)
