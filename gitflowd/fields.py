@@ -31,6 +31,7 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # module:function or module:Class.method
 _TEMPLATES = jinja2.Environment()  # parsing only; tasks are rendered in a sandbox at run time
+_SIMPLE_EXPRESSION = re.compile(r"(?<!\{)\{\{ *([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)* *\}\}")
 # The names templating.py gives every task (tests/test_loader.py checks the two agree).
 TEMPLATE_NAMES = frozenset({
     "ds", "ds_nodash", "ts", "ts_nodash", "logical_date", "data_interval_start", "data_interval_end",
@@ -217,6 +218,8 @@ def _json_safe(value: Any) -> Any:
 
 def _template(text: str) -> str:
     """Check Jinja syntax and names now, so a typo fails `validate`, not a run at 3 a.m."""
+    if _simple_template(text):
+        return text
     try:
         tree = _TEMPLATES.parse(text)
     except jinja2.TemplateSyntaxError as exc:
@@ -224,6 +227,16 @@ def _template(text: str) -> str:
     for name in sorted(jinja2.meta.find_undeclared_variables(tree) - TEMPLATE_NAMES):
         raise BadValue(f": unknown template variable {name!r}{suggest(name, sorted(TEMPLATE_NAMES))}")
     return text
+
+
+def _simple_template(text: str) -> bool:
+    """True when the only template syntax is `{{ name }}` / `{{ name.attr }}` of known names:
+    text Jinja accepts with exactly those names, checked without its parser (which costs
+    about 0.3 ms a command: most of a cold load of 1,000 files). Anything else goes to Jinja."""
+    rest = _SIMPLE_EXPRESSION.sub("", text)
+    if "{{" in rest or "{%" in rest or "{#" in rest:
+        return False
+    return all(name in TEMPLATE_NAMES for name in _SIMPLE_EXPRESSION.findall(text))
 
 
 def _cmd(value: Any) -> str:

@@ -1,0 +1,51 @@
+"""fields.py: the fast check of simple templates agrees with Jinja's parser."""
+
+from __future__ import annotations
+
+import jinja2
+import jinja2.meta
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gitflowd import fields
+
+_JINJA = jinja2.Environment()
+PIECES = ["{", "}", "{{", "}}", " ", "\t", "\n", "ds", "params", ".", "region", "x", "true", "{%", "%}", "{#", "#}",
+          "-", "'", '"', "if", "1", "echo ", "$HOME", "{{ ds }}", "{{ params.region }}", "{{ nope }}"]
+
+
+def jinja_accepts(text: str) -> bool:
+    try:
+        tree = _JINJA.parse(text)
+    except jinja2.TemplateSyntaxError:
+        return False
+    return not (jinja2.meta.find_undeclared_variables(tree) - fields.TEMPLATE_NAMES)
+
+
+@pytest.mark.parametrize("text", ["echo {{ ds }}", "run {{params.region}} --at {{ ts_nodash }}", "plain $HOME }}", "{{ ds }}}}"])
+def test_simple_templates_take_the_fast_path(text):
+    assert fields._simple_template(text)
+    assert jinja_accepts(text)
+
+
+@pytest.mark.parametrize("text", ["{{ nope }}", "{{{ ds }}", "{{ ds | upper }}", "{% if x %}a{% endif %}", "{# c #}",
+                                  "{{- ds }}", "{{ true }}", "{{ ds }", '{{ "{{ ds }}" }}'])
+def test_anything_else_goes_to_jinja(text):
+    assert not fields._simple_template(text)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=12).map("".join))
+def test_the_fast_path_never_accepts_what_jinja_rejects(text):
+    if fields._simple_template(text):
+        assert jinja_accepts(text), text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{{ dss }}", "unknown template variable 'dss'"),
+    ("{{ ds }", "invalid template"),
+])
+def test_bad_templates_keep_their_messages(text, message):
+    with pytest.raises(fields.BadValue, match=message):
+        fields._template(text)
