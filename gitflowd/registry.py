@@ -168,14 +168,18 @@ def record_snapshot(state_root: Path, snapshot: SnapshotLike, now: datetime | No
     if snapshot.commit is None:
         return []
     state_root = Path(state_root)
-    with _locked(state_root):
-        old = read_registry(state_root)
-        new, changes = apply_snapshot(old, snapshot)
-        if changes or set(new.errors) != set(old.errors):
-            when = (now or datetime.now(timezone.utc)).isoformat()
-            _append_reload(state_root, Reload(when, new.attempted or CommitRef(""), tuple(changes), new.errors))
-        if new != old:
-            write_atomic(state_root / REGISTRY_FILE, json.dumps(_registry_json(new), indent=1), durable=True)
+    try:
+        with _locked(state_root):
+            old = read_registry(state_root)
+            new, changes = apply_snapshot(old, snapshot)
+            if changes or set(new.errors) != set(old.errors):
+                when = (now or datetime.now(timezone.utc)).isoformat()
+                _append_reload(state_root, Reload(when, new.attempted or CommitRef(""), tuple(changes), new.errors))
+            if new != old:
+                write_atomic(state_root / REGISTRY_FILE, json.dumps(_registry_json(new), indent=1), durable=True)
+    except OSError as exc:  # full disk, read-only state: one line, and the old registry stays whole
+        raise StateError(f"{state_root / REGISTRY_FILE}: cannot record the DAGs of {snapshot.commit.sha[:8]}: "
+                         f"{exc.strerror or exc}") from None
     for change in changes:
         log.info("DAG %s %s at %s", change.dag_id, change.change.value, new.attempted.short if new.attempted else "?")
     return changes
@@ -219,8 +223,9 @@ def read_registry(state_root: Path) -> Registry:
         )
     except FileNotFoundError:
         return Registry()
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StateError(f"{path}: unreadable DAG registry ({exc}); delete it and let the daemon reload") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise StateError(f"{path}: unreadable DAG registry ({reason}); delete it and let the daemon reload") from None
 
 
 def read_reloads(state_root: Path) -> list[Reload]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,39 @@ def test_registry_file_is_plain_json(make_repo, tmp_path):
     data = json.loads((state / "dags.json").read_text())
     assert data["v"] == 1 and data["dags"][0]["dag"]["tasks"][0]["id"] == "a"
     assert not list(state.glob(".*.tmp"))
+
+
+def test_a_write_failure_is_one_state_error_and_the_old_registry_stays(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    before = (state / "dags.json").read_bytes()
+    repo.commit({"dags/one.toml": GOOD2 * 40}, message="big")  # a registry larger than the file size limit
+    script = ("import sys, resource; from gitflowd.repo import Repo; from gitflowd.registry import record_snapshot\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (len(open(sys.argv[2] + '/dags.json', 'rb').read()) + 100,) * 2)\n"
+              "r = Repo(sys.argv[1]); record_snapshot(sys.argv[2], r.load(r.resolve()))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(repo.path), str(state)], capture_output=True, text=True)
+    assert done.returncode == 1 and "StateError" in done.stderr
+    assert re.search(r"dags.json: cannot record the DAGs of [0-9a-f]{8}: File too large", done.stderr)
+    assert (state / "dags.json").read_bytes() == before and not list(state.glob(".*.tmp"))
+
+
+def test_an_unreadable_registry_is_a_state_error(make_repo, tmp_path):
+    state = tmp_path / "state"
+    (state / "dags.json").mkdir(parents=True)
+    with pytest.raises(StateError, match="dags.json: unreadable DAG registry"):
+        read_registry(state)
+
+
+def test_run_records_the_head_and_shows_its_source_on_the_site(cli, make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    done = cli("run", "one", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    entry = read_registry(repo.path / ".gitflowd/state").dags["one"]
+    assert entry.source == GOOD and entry.commit.sha == repo.head()
+    page = (repo.path / ".gitflowd/site/dags/one/index.html").read_text()
+    assert "<span>[dag]</span>" in page and "initial" in page
+    old = repo.head()
+    repo.commit({"dags/one.toml": GOOD2}, message="second")
+    assert cli("run", "one", "--rev", old, cwd=repo.path).returncode == 0
+    assert read_registry(repo.path / ".gitflowd/state").attempted.sha == old  # --rev never moves the registry

@@ -10,6 +10,7 @@ interrupted. `execute()` is shared with `resume`.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Iterable, Mapping
@@ -25,12 +26,16 @@ from gitflowd.executors.local import LocalExecutor
 from gitflowd.journal import JournalWriter
 from gitflowd.lock import StateLock
 from gitflowd.progress import Progress
-from gitflowd.repo import CommitInfo
+from gitflowd.registry import record_snapshot
+from gitflowd.errors import StateError
+from gitflowd.repo import CommitInfo, Snapshot
 from gitflowd.runs import create_run, parse_params, plan_run
 from gitflowd.secrets import resolve_path, secrets_for
 from gitflowd.site import listener_for
 from gitflowd.state import RunState, RunStatus, StateDir
 from gitflowd.templating import render_commands
+
+log = logging.getLogger(__name__)
 
 
 def positive_int(text: str) -> int:
@@ -78,13 +83,16 @@ def run(args: argparse.Namespace) -> int:
         return hand_over(state, "run", request, wait=not args.no_wait)
     with open_repo(args) as repo:
         sha = repo.resolve(args.rev)
-        dag = find_dag(repo.load(sha), args.dag)
+        snapshot = repo.load(sha)
+        dag = find_dag(snapshot, args.dag)
         logical = parse_when(args.date, dag)
         params = parse_params(args.param, dag)
         secrets = secrets_for(dag, resolve_path(args.secrets_file))
         interval = schedule.data_interval(dag, logical)
         settings.exclude_from_git(where)
         with StateLock(state.lock_path, "run"):
+            if args.rev is None:  # the branch head, as the daemon would load it: the site shows its source
+                _record(where.state, snapshot)
             new = plan_run(state, dag, kind="manual", logical_date=logical, commit=sha,
                            commit_info=commit_dict(repo.commit_info(sha)), params=params,
                            data_interval=(interval.start, interval.end))
@@ -94,6 +102,14 @@ def run(args: argparse.Namespace) -> int:
             print(new.run_id, flush=True)
             return execute(new, writer, state, checkout, args.parallelism, secrets, commands,
                            listeners=[listener_for(where.state, where.site, secrets.values())])
+
+
+def _record(state: Path, snapshot: Snapshot) -> None:
+    """The registry is for the site: failing to update it must not stop the run."""
+    try:
+        record_snapshot(state, snapshot)
+    except StateError as exc:
+        log.warning("%s", exc)
 
 
 def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkout: Path, parallelism: int | None,
