@@ -8,8 +8,9 @@ Flow: `Site(state, site)`
                           it changes -> its DAG page -> index.html + status.json: the cost of
                           one DAG page, not of the history
   render_dags(ids)        after a reload without runs: those DAG pages and the index
-`SiteListener` feeds render_run from engine events, debounced. Every file is replaced
-atomically, so a browser or web server never reads half a page. Pages use relative links
+`SiteListener` feeds render_run from engine events, debounced. A page is written before
+any page that links to it, and an existing page is replaced atomically (temporary file,
+rename), so a browser or web server never reads half a page. Pages use relative links
 only and carry their CSS inline, so the site works from file:// and any static server.
 Layout geometry comes from svg.py, page values from sitedata.py, markup from templates/.
 """
@@ -40,6 +41,7 @@ from gitflowd.sitedata import DagInfo, IndexEntry, RunRow
 from gitflowd.state import RunState, StateDir
 
 log = logging.getLogger(__name__)
+
 
 def templates_dir() -> Path:
     """templates/ ships inside the package (a symlink to the top-level templates/ in Git)."""
@@ -106,16 +108,13 @@ class Site:
         with self.cache.locked():
             self.cache.forget()
             try:
-                rows, index = self.cache.rows(dag_id), self.cache.index()
+                index = self.cache.index()
             except CacheMissing as exc:  # a first render, or a deleted site: build it all
                 log.info("site: rendering everything (%s)", exc)
                 self._render_all()
                 return
             run = run or self.state.load_run(dag_id, run_id)
-            self._write_run(run)
-            pages = upsert(rows, RunRow.of(run))
-            self.cache.save_cells(dag_id, run_id, sitedata.task_cells(run))
-            self.cache.save_rows(dag_id, rows)
+            rows, pages = self._place_run(run)
             registry = read_registry(self.state.root)
             info = self._info(dag_id, registry, self._snapshot(dag_id, rows, run))
             for page in sorted(pages, reverse=True):  # page k links to k + 1
@@ -123,20 +122,39 @@ class Site:
             index[dag_id] = self._write_dag_page(info, rows)
             self._write_index(registry, index)
 
+    def _place_run(self, run: RunState) -> tuple[list[RunRow], set[int]]:
+        """Write the run's pages and put it among its DAG's rows; the grid pages to rewrite."""
+        try:
+            rows = self.cache.rows(run.dag_id)
+        except CacheMissing:  # the DAG's first run here (or its cache was lost): this DAG only
+            rows = self._render_runs_of(run.dag_id)
+            return rows, set(range(1, sitedata.page_count(rows) + 1))
+        self._write_run(run)
+        pages = upsert(rows, RunRow.of(run))
+        self.cache.save_cells(run.dag_id, run.run_id, sitedata.task_cells(run))
+        self.cache.save_rows(run.dag_id, rows)
+        return rows, pages
+
     def render_dags(self, dag_ids: Iterable[str] = ()) -> None:
-        """After a reload: rewrite these DAG pages (new version, errors) and the index."""
+        """After a reload: rewrite these DAG pages (new version, errors), new DAGs' pages, the index."""
         with self.cache.locked():
             self.cache.forget()
-            registry = read_registry(self.state.root)
             try:
                 index = self.cache.index()
-                wanted = set(dag_ids) | (set(registry.dags) - set(index))  # new DAGs have no runs yet
-                todo = {d: self.cache.rows(d) if d in index else [] for d in wanted}
             except CacheMissing:
                 self._render_all()
                 return
-            for dag_id, rows in sorted(todo.items()):
+            registry = read_registry(self.state.root)
+            for dag_id in sorted(set(dag_ids) | (set(registry.dags) - set(index))):
+                pages: Iterable[int] = ()
+                try:
+                    rows = self.cache.rows(dag_id)
+                except CacheMissing:  # never rendered here: its runs (usually none) with it
+                    rows = self._render_runs_of(dag_id)
+                    pages = range(sitedata.page_count(rows), 0, -1)
                 info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
+                for page in pages:
+                    self._write_grid_page(info, rows, page)
                 index[dag_id] = self._write_dag_page(info, rows)
             self._write_index(registry, index)
 

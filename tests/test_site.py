@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -400,3 +401,39 @@ def test_a_resumed_run_lists_its_resumes_and_marks_them_on_the_timeline(tmp_path
     assert 'href="../../../../dags/umbrella/runs/manual__20260101T000000Z/b.1.html"' in page  # both attempts linked
     assert 'href="../../../../dags/umbrella/runs/manual__20260101T000000Z/b.2.html"' in page
     assert '<tr id="task-b" data-task="b" data-state="success">' in page
+
+
+def test_a_new_dags_first_run_renders_that_dag_only(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, 3)
+    renderer = Site(state, site, clock=fixed_clock)
+    renderer.render_all()
+    before = snapshot_files(site)
+    time.sleep(0.02)
+    dag = make_dag("fresh", {"x": []})
+    write_run(state, dag, "manual__20260301T000000Z", T0, {"x": ["success"]})
+    renderer.render_run("fresh", "manual__20260301T000000Z")
+    after = snapshot_files(site)
+    touched = {n for n in after if not n.startswith(".cache/") and (n not in before or after[n][0] != before[n][0])}
+    assert touched == {"index.html", "status.json", "dags/fresh/index.html",
+                       "dags/fresh/runs/manual__20260301T000000Z/index.html", "dags/fresh/runs/manual__20260301T000000Z/x.1.html"}
+    assert 'data-dag="fresh"' in (site / "index.html").read_text() and 'data-dag="umbrella"' in (site / "index.html").read_text()
+
+
+def test_lost_dag_cache_is_rebuilt_for_that_dag_with_its_grid_pages(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, PAGE_SIZE + 5, tasks={"a": []})
+    good_runs(state, 2, dag_id="other", tasks={"b": []})
+    renderer = Site(state, site, clock=fixed_clock)
+    renderer.render_all()
+    shutil.rmtree(site / ".cache/v2/umbrella")
+    (site / "dags/umbrella/runs-1.html").unlink()
+    renderer.render_dags(["umbrella"])
+    assert (site / "dags/umbrella/runs-1.html").is_file()
+    crawl(site)
+    shutil.rmtree(site / ".cache/v2/umbrella")
+    logical = T0 + timedelta(days=400)
+    write_run(state, make_dag("umbrella", {"a": []}), f"scheduled__{logical:%Y%m%dT%H%M%SZ}", logical, {"a": ["failed"]})
+    renderer.render_run("umbrella", f"scheduled__{logical:%Y%m%dT%H%M%SZ}")
+    assert (site / "dags/umbrella/index.html").read_text().count('<th data-run="') == PAGE_SIZE
+    crawl(site)
