@@ -357,6 +357,7 @@ class SiteListener:
         self._pending: set[tuple[str, str]] = set()
         self._timer: threading.Timer | None = None
         self._last = 0.0
+        self._cost = 0.0  # seconds the last render took
 
     def on_record(self, record: dict[str, Any], run: RunState) -> None:
         key = (run.dag_id, run.run_id)
@@ -368,17 +369,26 @@ class SiteListener:
         with self._lock:
             self._pending.add(key)
             if self._timer is None:
-                delay = max(0.0, self._last + self.interval - time.monotonic())
-                self._timer = threading.Timer(delay, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
+                self._start_timer()
+
+    def _start_timer(self) -> None:
+        """Called with `_lock` held. The gap between renders is at least twice the last
+        render's cost, so a big run's pages take at most a third of a core from its tasks."""
+        gap = max(self.interval, 2 * self._cost)
+        self._timer = threading.Timer(max(0.0, self._last + gap - time.monotonic()), self.flush)
+        self._timer.daemon = True
+        self._timer.start()
 
     def flush(self) -> None:
         """Render every run with unrendered events (also called by close)."""
         with self._lock:
-            keys, self._pending, self._timer = self._pending, set(), None
+            keys, self._pending = self._pending, set()
         for key in sorted(keys):
             self._render(key, None)
+        with self._lock:  # only now may the next timer start: renders never queue up
+            self._timer = None
+            if self._pending:
+                self._start_timer()
 
     def close(self) -> None:
         with self._lock:
@@ -389,8 +399,10 @@ class SiteListener:
 
     def _render(self, key: tuple[str, str], run: RunState | None) -> None:
         with self._render_lock:
+            start = time.monotonic()
             try:
                 self.site.render_run(*key, run=run)
             except Exception:  # noqa: BLE001 - the site must never fail a run
                 log.exception("site: rendering run %s of %s failed", key[1], key[0])
             self._last = time.monotonic()
+            self._cost = self._last - start
