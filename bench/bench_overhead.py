@@ -21,6 +21,7 @@ from shapes import SHAPES, to_toml
 
 PARALLELISM = 2
 REPEATS = 3
+TIMEOUT = 600  # seconds for one `gitflowd run`: a pathological slowdown ends the benchmark, not the session
 
 
 def time_xargs(n: int) -> float:
@@ -35,7 +36,7 @@ def time_gitflowd(repo: Path, root: Path, dag_id: str) -> float:
     state = root / "state"
     cleanup(state)  # a fresh state each time: every run does the full work
     return timed([*gitflowd_cmd(), "--repo", repo, "--state", state, "--site", root / "site",
-                  "run", dag_id, "--parallelism", PARALLELISM])
+                  "run", dag_id, "--parallelism", PARALLELISM], timeout=TIMEOUT)
 
 
 def measure(shape: str, n: int) -> dict[str, float]:

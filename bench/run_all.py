@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import time
 import traceback
 from collections.abc import Callable
@@ -45,7 +46,11 @@ def overhead_figures(quick: bool = False) -> list[Figure]:
     for shape in bench_overhead.SHAPES:
         per_task = {}
         for n in sizes:
-            m = bench_overhead.measure(shape, n)
+            try:
+                m = bench_overhead.measure(shape, n)
+            except subprocess.TimeoutExpired:  # larger N would only take longer
+                result.append(Figure("1 overhead", f"{shape} N={n:,}: gitflowd run TIMED OUT", bench_overhead.TIMEOUT, "s", 0.0))
+                break
             per_task[n] = (m["gitflowd"] - m["floor"]) / n * 1000
             floors = f"floor {m['floor']:.2f} s, xargs -P2 {m['xargs']:.2f} s"
             result += [
