@@ -170,3 +170,25 @@ def test_run_records_the_head_and_shows_its_source_on_the_site(cli, make_repo, t
     repo.commit({"dags/one.toml": GOOD2}, message="second")
     assert cli("run", "one", "--rev", old, cwd=repo.path).returncode == 0
     assert read_registry(repo.path / ".gitflowd/state").attempted.sha == old  # --rev never moves the registry
+
+
+def test_a_registry_rewritten_by_another_process_is_read_again(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    assert set(read_registry(state).dags) == {"one"}  # parsed once, then cached in this process
+    repo.commit({"dags/two.toml": GOOD2}, message="two")
+    code = ("import sys; from gitflowd.repo import Repo; from gitflowd.registry import record_snapshot; "
+            "r = Repo(sys.argv[1]); record_snapshot(sys.argv[2], r.load(r.resolve()))")
+    subprocess.run([sys.executable, "-c", code, str(repo.path), str(state)], check=True)
+    assert set(read_registry(state).dags) == {"one", "two"}
+
+
+def test_a_moved_file_records_its_new_path_in_the_dag(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    repo.commit({"dags/sub/one.toml": GOOD}, message="move", remove=("dags/one.toml",))
+    record(repo, state)
+    entry = read_registry(state).dags["one"]
+    assert entry.path == "dags/sub/one.toml" and entry.load().path == "dags/sub/one.toml"
