@@ -137,11 +137,11 @@ class _Foreground:
                     self.pool.stop()  # first signal: running tasks may finish
                 else:
                     self.pool.interrupt()
-            for job in self.pool.pump():
-                _say(f"{job.run_id}: started", transient=True)
-            for item in self.pool.collect():
+            for item in self.pool.collect():  # before pump: a finished run frees its slot
                 self.results.append(item)
                 _say(f"{item.job.run_id}: {item.status}{' ' + item.error if item.error else ''}")
+            for job in self.pool.pump():
+                _say(f"{job.run_id}: started", transient=True)
             _say(f"{len(self.results)}/{total} runs done, {len(self.pool.running)} running, {len(self.pool.queued)} queued", transient=True)
             if not self.pool.idle:
                 self.wake.wait()
