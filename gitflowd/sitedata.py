@@ -200,13 +200,23 @@ def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogTex
     return LogText(clean_text(raw, secrets), size, truncated)
 
 
-def copy_masked(source: Path, target: Path, secrets: Sequence[str]) -> None:
-    """The full log, masked line by line (a secret never spans lines), for the raw link."""
+def copy_masked(source: Path, target: Path, secrets: Sequence[str], chunk: int = 1 << 20) -> None:
+    """The full log, masked, for the raw link; memory stays bounded even for a log of one
+    gigabyte-long line (chunks end at a newline when there is one, so secrets stay whole)."""
     temp = target.with_name(f".{target.name}.tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(source, "rb") as src, open(temp, "w", encoding="utf-8") as dst:
-        for line in src:
-            dst.write(clean_text(line, secrets))
+        carry = b""
+        while block := src.read(chunk):
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) < 4 * chunk:  # no line end yet: keep the line whole, up to a bound
+                carry = data
+                continue
+            cut = cut or len(data)
+            dst.write(clean_text(data[:cut], secrets))
+            carry = data[cut:]
+        dst.write(clean_text(carry, secrets))
     temp.replace(target)
 
 

@@ -437,3 +437,13 @@ def test_lost_dag_cache_is_rebuilt_for_that_dag_with_its_grid_pages(tmp_path):
     renderer.render_run("umbrella", f"scheduled__{logical:%Y%m%dT%H%M%SZ}")
     assert (site / "dags/umbrella/index.html").read_text().count('<th data-run="') == PAGE_SIZE
     crawl(site)
+
+
+@pytest.mark.parametrize("chunk", [128, 1000, 1 << 20])
+def test_raw_log_copies_mask_across_chunks_and_keep_every_byte(tmp_path, chunk):
+    from gitflowd.sitedata import copy_masked
+    source, target = tmp_path / "in.log", tmp_path / "out.txt"
+    for text in ["", "a\n", "no newline", "line SECRET x\n" * 300, ("y" * 300 + "SECRET\n") * 20 + "tail SECRET", "x" * 5000]:
+        source.write_bytes(text.encode())
+        copy_masked(source, target, ["SECRET"], chunk=chunk)
+        assert target.read_text() == text.replace("SECRET", "****")
