@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -222,6 +221,10 @@ class Daemon:
         except (GitflowdError, ValueError, OSError) as exc:
             self._repo_broken(exc)
             return
+        except Exception as exc:  # GitPython on a repository changing under it: survive, say so
+            log.exception("unexpected error reading the repository")
+            self._repo_broken(exc)
+            return
         changes = registry.record_snapshot(self.options.state, snapshot, now)
         self.head, self.repo_retry_at = sha, None
         self.dags = {k: v for k, v in registry.read_registry(self.options.state).dags.items() if not v.retired}
@@ -240,7 +243,7 @@ class Daemon:
 
     def _warn_if_rewritten(self, sha: str) -> None:
         """A force-push: the new head does not contain the old one. Runs keep their commits."""
-        if self.head is None or self.repo is None or _is_ancestor(self.repo.git_dir, self.head, sha):
+        if self.head is None or self.repo is None or self.repo.is_ancestor(self.head, sha):
             return
         log.warning("branch %s was rewritten (force-push?): %s is not an ancestor of %s; loading the new head",
                     self.repo.branch, self.head[:8], sha[:8])
@@ -394,9 +397,4 @@ class Daemon:
 
 def _secret_values(path: str | None) -> list[str]:
     return list(load_file(path).values()) if path else []
-
-
-def _is_ancestor(git_dir: Path, old: str, new: str) -> bool:
-    done = subprocess.run(["git", f"--git-dir={git_dir}", "merge-base", "--is-ancestor", old, new], capture_output=True)
-    return done.returncode == 0
 

@@ -124,6 +124,13 @@ class Repo:
             what = f"branch {self.branch!r}" if rev is None else f"revision {rev!r}"
             raise RepoError(f"unknown {what} in {self.path}") from None
 
+    def is_ancestor(self, old: str, new: str) -> bool:
+        """True when commit `old` is contained in `new`; False after a force-push (or if `old` is gone)."""
+        try:
+            return bool(self._git.is_ancestor(old, new))
+        except (git.GitCommandError, ValueError):
+            return False
+
     def commit_info(self, sha: str) -> CommitInfo:
         commit = self._commit(sha)
         summary = commit.summary

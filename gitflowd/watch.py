@@ -5,7 +5,9 @@ present, `PollingObserver(poll)` when `poll` seconds are given) on
 - the git directory itself, non-recursively: `HEAD` and `packed-refs`;
 - `refs/` recursively: the followed branch's loose ref (git writes `<ref>.lock`, then
   renames it into place, so a rename onto the ref counts);
-- the inbox: a request file renamed into place.
+- the inbox: a request file renamed into place;
+- the directory holding the repository, non-recursively: the repository being moved
+  away or deleted (inotify follows a moved directory silently, so only its parent sees it).
 Each relevant event calls `wake(kind)` with `GIT` or `INBOX`; the handler does no work
 itself (it runs on watchdog's thread). The daemon coalesces: it notes events in a
 `Burst`, waits for them to go quiet and then reads the head once, so a burst of ten
@@ -43,11 +45,11 @@ def _paths(event: FileSystemEvent) -> list[str]:
 class _Handler(FileSystemEventHandler):
     """Calls `wake(kind)` for events whose path passes `wanted`."""
 
-    def __init__(self, kind: str, wanted: Callable[[str], bool], wake: Callable[[str], None]):
-        self.kind, self.wanted, self.wake = kind, wanted, wake
+    def __init__(self, kind: str, wanted: Callable[[str], bool], wake: Callable[[str], None], types: tuple[str, ...] = ()):
+        self.kind, self.wanted, self.wake, self.types = kind, wanted, wake, types
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
+        if event.event_type in ("opened", "closed_no_write") or (self.types and event.event_type not in self.types):
             return
         if any(self.wanted(path) for path in _paths(event)):
             self.wake(self.kind)
@@ -72,6 +74,14 @@ class Watcher:
             interesting.add(str(self.git_dir / "refs" / "heads" / self.branch))
         return name in interesting
 
+    @property
+    def repo_root(self) -> Path:
+        """The work tree (for `.git`) or the bare repository itself."""
+        return self.git_dir.parent if self.git_dir.name == ".git" else self.git_dir
+
+    def root_gone(self, path: str) -> bool:
+        return path in (str(self.repo_root), str(self.git_dir))
+
     def inbox_wanted(self, path: str) -> bool:
         name = os.path.basename(path)
         return self.inbox is not None and os.path.dirname(path) == str(self.inbox) and name.endswith(".json") and not name.startswith(".")
@@ -80,6 +90,7 @@ class Watcher:
         observer = PollingObserver(timeout=self.poll) if self.poll else Observer()
         git_handler = _Handler(GIT, self.refs_wanted, self.wake)
         observer.schedule(git_handler, str(self.git_dir), recursive=False)
+        observer.schedule(_Handler(GIT, self.root_gone, self.wake, ("moved", "deleted")), str(self.repo_root.parent), recursive=False)
         if (self.git_dir / "refs").is_dir():
             observer.schedule(git_handler, str(self.git_dir / "refs"), recursive=True)
         if self.inbox is not None:

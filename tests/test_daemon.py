@@ -202,6 +202,31 @@ def test_a_force_push_and_a_deleted_branch_are_logged_and_survived(make_repo: Ca
     daemon.wait_log(rf"reloaded {back} 'four'")
 
 
+def test_a_repository_that_vanishes_and_returns(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/a.toml": toml("true")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    hidden = tmp_path / "elsewhere"
+    repo.path.rename(hidden)
+    repo.path.mkdir()  # an empty directory where the repository was: not a repository
+    sha_before = registry.read_registry(daemon.state).attempted.sha
+    daemon.wait_log(r"cannot read the repository: .*keeping 1 DAG\(s\) of [0-9a-f]{8}, retrying every 5s")
+    assert daemon.proc.poll() is None
+    repo.path.rmdir()
+    hidden.rename(repo.path)
+    added = repo.commit({"dags/b.toml": toml("true")}, message="back")
+    daemon.wait_log(rf"reloaded {added} 'back'")
+    assert sha_before != added
+
+
+def test_polling_instead_of_inotify(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/a.toml": toml("true")})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--poll", "0.2")
+    sha = repo.commit({"dags/b.toml": toml("true")})
+    daemon.wait_log(rf"reloaded {sha} 'change': 2 DAG\(s\) active; b added")
+    done = daemon.cli("run", "b", "--repo", str(repo.path))
+    assert done.returncode == 0, done.stderr
+
+
 # -- the state lock ------------------------------------------------------------------------
 
 

@@ -131,3 +131,23 @@ def test_burst_is_due_at_the_limit_even_if_events_keep_coming() -> None:
         now += 0.01
         assert now < 1.0
     assert 0.19 < now < 0.22  # the limit, not the quiet period, ended it
+
+
+def test_the_repository_moved_away_or_deleted_wakes(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    import shutil
+
+    repo = make_repo({"a.txt": "1"})
+    watcher, wakes = watching(repo.path / ".git", "main", None)
+    try:
+        repo.path.rename(tmp_path / "moved")
+        assert wakes.wait_for(GIT)
+    finally:
+        watcher.stop()
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(tmp_path / "moved"), str(bare))
+    watcher, wakes = watching(bare, "main", None)
+    try:
+        shutil.rmtree(bare)
+        assert wakes.wait_for(GIT)
+    finally:
+        watcher.stop()
