@@ -48,6 +48,7 @@ class Reply:
     runs: list[tuple[str, str]] = field(default_factory=list)  # (dag id, run id)
     error: str = ""
     message: str = ""
+    exit_code: int = 0  # what the command exits with when `ok` is False (a GitflowdError's code)
 
 
 def inbox_dir(state: Path) -> Path:
@@ -116,4 +117,5 @@ def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None) 
         time.sleep(0.05)
     data = json.loads(path.read_text(encoding="utf-8"))
     path.unlink(missing_ok=True)
-    return Reply(ok=bool(data["ok"]), runs=[tuple(r) for r in data.get("runs", [])], error=data.get("error", ""), message=data.get("message", ""))
+    return Reply(ok=bool(data["ok"]), runs=[tuple(r) for r in data.get("runs", [])], error=data.get("error", ""),
+                 message=data.get("message", ""), exit_code=int(data.get("exit_code", 0)))

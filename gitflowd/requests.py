@@ -61,9 +61,15 @@ class Requests:
         try:
             handler = getattr(self, f"_{request.kind}")
             return handler(request.args, now)
-        except (GitflowdError, ValueError, KeyError) as exc:
-            message = str(exc) if not isinstance(exc, KeyError) else f"request is missing {exc}"
-            return inbox.Reply(ok=False, error=message.splitlines()[0] if message else type(exc).__name__)
+        except GitflowdError as exc:
+            return _refused(str(exc) or type(exc).__name__, exc.exit_code)
+        except (ValueError, OSError) as exc:
+            return _refused(str(exc) or type(exc).__name__, 1)
+        except KeyError as exc:
+            return _refused(f"request {request.id} is missing {exc}", 1)
+        except Exception as exc:  # a bug: answer the CLI, keep the daemon running
+            log.exception("request %s %s failed", request.kind, request.id)
+            return _refused(f"internal error in the daemon: {type(exc).__name__}: {exc} (see its log)", 1)
 
     # -- kinds -------------------------------------------------------------------------
 
@@ -133,6 +139,11 @@ class Requests:
         for job in jobs:
             self.pool.add(job)
         return inbox.Reply(ok=True, runs=[(job.dag_id, job.run_id) for job in jobs])
+
+
+def _refused(message: str, exit_code: int) -> inbox.Reply:
+    """A reply carrying only the first line of an error (the CLI prints one line)."""
+    return inbox.Reply(ok=False, error=message.splitlines()[0], exit_code=exit_code or 1)
 
 
 def _brief(args: dict[str, Any]) -> str:

@@ -353,10 +353,33 @@ def test_cli_requests_while_the_daemon_runs(make_repo: Callable[..., GitRepo], t
     unknown = daemon.cli("run", "nope", *where)
     assert unknown.returncode == 1 and unknown.stderr.startswith("gitflowd: error: unknown DAG 'nope'")
     bad_param = daemon.cli("run", "ok", "--param", "zone=x", *where)
-    assert bad_param.returncode == 1 and "unknown --param 'zone'" in bad_param.stderr
+    assert bad_param.returncode == 2 and "unknown --param 'zone'" in bad_param.stderr  # a usage error, as in the foreground
     for kind in ("backfill ok", "run bad", "resume bad", "clear bad", "run nope"):
         assert f"request {kind}" in daemon.log
     assert daemon.proc.poll() is None
+
+
+def test_secrets_reach_only_the_dags_that_name_them(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.write_text("API_TOKEN=s3cr3t-value\n")
+    secrets.chmod(0o600)
+    out = tmp_path / "out"
+    out.mkdir()
+    repo = make_repo({
+        "dags/named.toml": f'[dag]\nsecrets = ["API_TOKEN"]\n[tasks.only]\ncmd = "echo token=$API_TOKEN; env > {out}/named"\n',
+        "dags/other.toml": toml(f"env > {out}/other"),
+    })
+    daemon = start(daemons, repo.path, tmp_path / "home", "--secrets-file", str(secrets))
+    for dag in ("named", "other"):
+        done = daemon.cli("run", dag, "--repo", str(repo.path))
+        assert done.returncode == 0, done.stderr
+    assert "API_TOKEN=s3cr3t-value" in (out / "named").read_text()
+    assert "API_TOKEN" not in (out / "other").read_text()
+    (log,) = (daemon.state / "logs" / "named").glob("*/only.1.log")
+    assert "token=***" in log.read_text() and "s3cr3t" not in log.read_text()
+    secrets.chmod(0o644)
+    refused = run_cli("daemon", "--repo", str(repo.path), "--state", str(tmp_path / "other-state"), "--secrets-file", str(secrets), timeout=60)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1 and str(secrets) in refused.stderr
 
 
 # -- schedules with a controlled clock (in process) ----------------------------------------

@@ -40,7 +40,7 @@ def hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool = Tru
     reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path))
     if not reply.ok:
         print(f"gitflowd: error: {reply.error}", file=sys.stderr)
-        return 1
+        return reply.exit_code or 1
     if reply.message:
         print(reply.message, file=sys.stderr if reply.runs else sys.stdout)
     for _, run_id in reply.runs:
