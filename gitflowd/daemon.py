@@ -85,6 +85,7 @@ class Daemon:
         self.dags: dict[str, registry.DagEntry] = {}
         self.loaded: dict[str, Dag] = {}
         self.last_tick: dict[str, datetime | None] = {}
+        self._tick_cache: dict[str, tuple[tuple[str, datetime], datetime | None]] = {}
         self.launcher = Launcher(self.state, None, secrets_file=options.secrets_file, slots=Limiter(options.parallelism),
                                  parallelism=options.parallelism, listeners=lambda: [self.site_listener], kill_grace=KILL_GRACE)
         self.pool = RunPool(self.launcher.execute, self._max_active_runs, lambda: self.waker.wake(RUN_END))
@@ -279,7 +280,8 @@ class Daemon:
     def schedule_due(self, now: datetime) -> None:
         """Create scheduled runs for due ticks (catch-up rules), within max_active_runs."""
         for dag_id, dag in self.loaded.items():
-            if not dag.schedule:
+            upcoming = self._upcoming(dag_id, dag, now)
+            if upcoming is None or upcoming > now:
                 continue
             try:
                 planned = schedule.catchup_plan(dag, self._last_tick(dag_id), now)
@@ -300,16 +302,38 @@ class Daemon:
             log.error("DAG %s: cannot start the run of %s: %s", dag.id, tick.isoformat(), exc)
 
     def next_due(self, now: datetime) -> datetime | None:
-        """The soonest tick still to come of any active DAG."""
+        """The soonest tick still to come of any active DAG (due ones wait for a run to end)."""
         ticks = []
         for dag_id, dag in self.loaded.items():
-            last = self._last_tick(dag_id)
-            try:
-                tick = schedule.next_tick(dag, max(now, last) if last else now)
-            except ValueError:
-                continue
-            ticks += [tick] if tick is not None else []
+            upcoming = self._upcoming(dag_id, dag, now)
+            if upcoming is not None and upcoming <= now and self._last_tick(dag_id) is None:
+                upcoming = self._safe(lambda: schedule.next_tick(dag, now))
+            if upcoming is not None and upcoming > now:
+                ticks.append(upcoming)
         return min(ticks, default=None)
+
+    def _upcoming(self, dag_id: str, dag: Dag, now: datetime) -> datetime | None:
+        """The first tick after the newest scheduled run, cached per DAG version and run.
+
+        A DAG never scheduled gets `now` (catchup_plan decides); None: no tick ever again.
+        """
+        last = self._last_tick(dag_id)
+        if not dag.schedule:
+            return None
+        if last is None:
+            return now
+        key = (self.dags[dag_id].blob, last)
+        cached = self._tick_cache.get(dag_id)
+        if cached is None or cached[0] != key:
+            cached = key, self._safe(lambda: schedule.next_tick(dag, last))
+            self._tick_cache[dag_id] = cached
+        return cached[1]
+
+    def _safe(self, compute: Callable[[], datetime | None]) -> datetime | None:
+        try:
+            return compute()
+        except ValueError:  # reported by schedule_due
+            return None
 
     def _last_tick(self, dag_id: str) -> datetime | None:
         if dag_id not in self.last_tick:
