@@ -6,7 +6,7 @@ the site and tells systemd READY=1 -> then `loop()` repeats until a stop:
   1. drain wake-ups (watcher, finished runs, signals: handlers only set flags);
   2. a git event starts a burst; once it has gone quiet, `reload()` reads the head once;
   3. inbox requests are answered (requests.py), in arrival order;
-  4. finished runs are collected, due ticks become scheduled runs (schedule.py) and
+  4. finished runs are collected, due ticks become scheduled runs (scheduler.py) and
      queued runs start as `max_active_runs` allows (pool.py);
   5. the watchdog is fed; `loop()` returns how long to sleep until the next deadline
      (tick, burst end, watchdog ping, grace end) and `serve()` sleeps on the Waker.
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitflowd import registry, schedule
+from gitflowd import registry
 from gitflowd.atomic import write_atomic
 from gitflowd.dag import Dag
 from gitflowd.errors import GitflowdError, RepoError
@@ -40,6 +40,7 @@ from gitflowd.notify import Notifier
 from gitflowd.pool import Limiter, RunPool
 from gitflowd.repo import Repo, Snapshot
 from gitflowd.requests import Requests
+from gitflowd.scheduler import Scheduler
 from gitflowd.secrets import load_file
 from gitflowd.site import Site, SiteListener
 from gitflowd.state import RunStatus, StateDir
@@ -84,8 +85,7 @@ class Daemon:
         self.head: str | None = None
         self.dags: dict[str, registry.DagEntry] = {}
         self.loaded: dict[str, Dag] = {}
-        self.last_tick: dict[str, datetime | None] = {}
-        self._tick_cache: dict[str, tuple[tuple[str, datetime], datetime | None]] = {}
+        self.scheduler = Scheduler(self.state)
         self.launcher = Launcher(self.state, None, secrets_file=options.secrets_file, slots=Limiter(options.parallelism),
                                  parallelism=options.parallelism, listeners=lambda: [self.site_listener], kill_grace=KILL_GRACE)
         self.pool = RunPool(self.launcher.execute, self._max_active_runs, lambda: self.waker.wake(RUN_END))
@@ -278,68 +278,18 @@ class Daemon:
     # -- schedules ----------------------------------------------------------------------
 
     def schedule_due(self, now: datetime) -> None:
-        """Create scheduled runs for due ticks (catch-up rules), within max_active_runs."""
-        for dag_id, dag in self.loaded.items():
-            upcoming = self._upcoming(dag_id, dag, now)
-            if upcoming is None or upcoming > now:
-                continue
+        """Create the scheduled runs the scheduler says are due."""
+        for dag, tick in self.scheduler.due(self._versions(), self.pool.active, now):
             try:
-                planned = schedule.catchup_plan(dag, self._last_tick(dag_id), now)
-            except ValueError as exc:  # e.g. a timezone this system does not know
-                log.error("DAG %s: %s", dag_id, exc)
-                continue
-            for tick in planned:
-                if self.pool.active(dag_id) >= dag.max_active_runs:
-                    break
-                self.last_tick[dag_id] = tick
-                if not any(run.logical_date == tick for run in self.state.runs(dag_id)):
-                    self._queue_new(dag, tick)
-
-    def _queue_new(self, dag: Dag, tick: datetime) -> None:
-        try:
-            self.pool.add(self.launcher.prepare_new(dag, self.dags[dag.id].commit.sha, "scheduled", tick))
-        except (GitflowdError, OSError) as exc:
-            log.error("DAG %s: cannot start the run of %s: %s", dag.id, tick.isoformat(), exc)
+                self.pool.add(self.launcher.prepare_new(dag, self.dags[dag.id].commit.sha, "scheduled", tick))
+            except (GitflowdError, OSError) as exc:  # the tick is skipped; the next one is tried as usual
+                log.error("DAG %s: cannot start the run of %s: %s", dag.id, tick.isoformat(), exc)
 
     def next_due(self, now: datetime) -> datetime | None:
-        """The soonest tick still to come of any active DAG (due ones wait for a run to end)."""
-        ticks = []
-        for dag_id, dag in self.loaded.items():
-            upcoming = self._upcoming(dag_id, dag, now)
-            if upcoming is not None and upcoming <= now and self._last_tick(dag_id) is None:
-                upcoming = self._safe(lambda: schedule.next_tick(dag, now))
-            if upcoming is not None and upcoming > now:
-                ticks.append(upcoming)
-        return min(ticks, default=None)
+        return self.scheduler.next_due(self._versions(), now)
 
-    def _upcoming(self, dag_id: str, dag: Dag, now: datetime) -> datetime | None:
-        """The first tick after the newest scheduled run, cached per DAG version and run.
-
-        A DAG never scheduled gets `now` (catchup_plan decides); None: no tick ever again.
-        """
-        last = self._last_tick(dag_id)
-        if not dag.schedule:
-            return None
-        if last is None:
-            return now
-        key = (self.dags[dag_id].blob, last)
-        cached = self._tick_cache.get(dag_id)
-        if cached is None or cached[0] != key:
-            cached = key, self._safe(lambda: schedule.next_tick(dag, last))
-            self._tick_cache[dag_id] = cached
-        return cached[1]
-
-    def _safe(self, compute: Callable[[], datetime | None]) -> datetime | None:
-        try:
-            return compute()
-        except ValueError:  # reported by schedule_due
-            return None
-
-    def _last_tick(self, dag_id: str) -> datetime | None:
-        if dag_id not in self.last_tick:
-            ticks = [run.logical_date for run in self.state.runs(dag_id) if run.kind == "scheduled"]
-            self.last_tick[dag_id] = max(ticks, default=None)
-        return self.last_tick[dag_id]
+    def _versions(self) -> dict[str, tuple[Dag, str]]:
+        return {dag_id: (dag, self.dags[dag_id].blob) for dag_id, dag in self.loaded.items()}
 
     def _max_active_runs(self, dag_id: str) -> int:
         dag = self.loaded.get(dag_id)

@@ -1,0 +1,99 @@
+"""Which scheduled runs are due now: the daemon's memory of each DAG's newest tick.
+
+Flow: the daemon asks `due(dags, active, now)` on every loop pass -> for each DAG whose
+first tick after its newest scheduled run has come (cached per DAG version and run, so
+an idle pass does no cron arithmetic), `schedule.catchup_plan` lists the missed ticks
+(all of them with catchup, else only the latest) -> ticks are handed out oldest first
+while the DAG has fewer than `max_active_runs` runs active, skipping ticks that already
+have a run (e.g. from a backfill) -> the daemon creates the runs. `next_due(now)` is when
+the loop must wake next for a tick. Deciding only: nothing here creates or runs anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from gitflowd import schedule
+from gitflowd.dag import Dag
+from gitflowd.state import StateDir
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Due ticks per DAG; `dags` maps id -> (Dag, version key such as its blob sha)."""
+
+    def __init__(self, state: StateDir):
+        self.state = state
+        self.last_tick: dict[str, datetime | None] = {}
+        self._cache: dict[str, tuple[tuple[str, datetime], datetime | None]] = {}
+        self._reported: set[tuple[str, str]] = set()
+
+    def due(self, dags: Mapping[str, tuple[Dag, str]], active: Callable[[str], int], now: datetime) -> list[tuple[Dag, datetime]]:
+        """Runs to create now, oldest first per DAG; each is remembered as handed out."""
+        result = []
+        for dag_id, (dag, version) in dags.items():
+            upcoming = self._upcoming(dag, version, now)
+            if upcoming is None or upcoming > now:
+                continue
+            try:
+                planned = schedule.catchup_plan(dag, self.last(dag_id), now)
+            except ValueError as exc:  # e.g. a timezone this system does not know: say it once
+                self._report(dag_id, str(exc))
+                continue
+            slots = dag.max_active_runs - active(dag_id)
+            for tick in planned:
+                if slots <= 0:
+                    break
+                self.last_tick[dag_id] = tick
+                if not any(run.logical_date == tick for run in self.state.runs(dag_id)):
+                    result.append((dag, tick))
+                    slots -= 1
+        return result
+
+    def next_due(self, dags: Mapping[str, tuple[Dag, str]], now: datetime) -> datetime | None:
+        """The soonest tick after `now` of any DAG (ticks already due wait for a run to end)."""
+        ticks = []
+        for dag_id, (dag, version) in dags.items():
+            upcoming = self._upcoming(dag, version, now)
+            if upcoming is not None and upcoming <= now and self.last(dag_id) is None:
+                upcoming = _quietly(lambda: schedule.next_tick(dag, now))
+            if upcoming is not None and upcoming > now:
+                ticks.append(upcoming)
+        return min(ticks, default=None)
+
+    def last(self, dag_id: str) -> datetime | None:
+        """The logical date of the DAG's newest scheduled run (read from the state once)."""
+        if dag_id not in self.last_tick:
+            ticks = [run.logical_date for run in self.state.runs(dag_id) if run.kind == "scheduled"]
+            self.last_tick[dag_id] = max(ticks, default=None)
+        return self.last_tick[dag_id]
+
+    def _upcoming(self, dag: Dag, version: str, now: datetime) -> datetime | None:
+        """The first tick after the newest scheduled run; `now` for a DAG never scheduled
+        (catchup_plan decides); None when no tick will ever come."""
+        if not dag.schedule:
+            return None
+        last = self.last(dag.id)
+        if last is None:
+            return now
+        key = (version, last)
+        cached = self._cache.get(dag.id)
+        if cached is None or cached[0] != key:
+            cached = key, _quietly(lambda: schedule.next_tick(dag, last))
+            self._cache[dag.id] = cached
+        return cached[1]
+
+    def _report(self, dag_id: str, message: str) -> None:
+        if (dag_id, message) not in self._reported:
+            self._reported.add((dag_id, message))
+            log.error("DAG %s is not scheduled: %s", dag_id, message)
+
+
+def _quietly(compute: Callable[[], datetime | None]) -> datetime | None:
+    try:
+        return compute()
+    except ValueError:  # reported by due()
+        return None
