@@ -121,13 +121,13 @@ class Daemon:
     def start(self) -> None:
         """Open the repository, watch it, load the head, resume unfinished runs."""
         self.state.inbox.mkdir(parents=True, exist_ok=True)
-        self._open_repo()
+        self._open_repo(fail=True)  # a wrong --repo or --branch is an error now, not a retry loop
         self.reload(self.clock())
         self.resume_unfinished()
         self._render(self.site.render_all)
         self.notifier.ready(self.describe())
-        branch = self.repo.branch if self.repo else self.options.branch
-        log.info("daemon ready (pid %d): repo %s, branch %s, state %s, site %s", os.getpid(), self.options.repo, branch, self.options.state, self.options.site)
+        log.info("daemon ready (pid %d): repo %s, branch %s, state %s, site %s", os.getpid(), self.options.repo,
+                 self.repo.branch if self.repo else self.options.branch, self.options.state, self.options.site)
 
     def close(self) -> None:
         self._close_repo()
@@ -249,12 +249,14 @@ class Daemon:
         log.warning("branch %s was rewritten (force-push?): %s is not an ancestor of %s; loading the new head",
                     self.repo.branch, self.head[:8], sha[:8])
 
-    def _open_repo(self) -> bool:
+    def _open_repo(self, fail: bool = False) -> bool:
         """(Re)open the repository and its watcher; False (logged, retried) when it cannot be read."""
         self._close_repo()
         try:
             self.repo = Repo(self.options.repo, self.options.branch)
         except (GitflowdError, OSError) as exc:
+            if fail:
+                raise
             self._repo_broken(exc)
             return False
         self.launcher.repo, self.repo_retry_at = self.repo, None

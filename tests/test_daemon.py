@@ -242,6 +242,31 @@ def test_a_second_daemon_fails_naming_the_first_which_carries_on(make_repo: Call
     assert first.proc.poll() is None
 
 
+@pytest.mark.parametrize(
+    ("setup", "args", "code", "message"),
+    [
+        ("plain dir", [], 1, "is not a Git repository"),
+        ("repo", ["--branch", "mian"], 1, "unknown branch 'mian'"),
+        ("empty repo", [], 1, "has no commits yet"),
+        ("repo", ["--grace", "-1"], 2, "argument --grace: must be zero or more seconds: -1"),
+        ("repo", ["--poll", "0"], 2, "--poll must be more than 0 seconds"),
+        ("repo", ["--parallelism", "0"], 2, "argument --parallelism: must be at least 1"),
+        ("repo", ["--secrets-file", "/nonexistent/secrets"], 1, "/nonexistent/secrets"),
+    ],
+)
+def test_bad_daemon_input_fails_at_once_with_one_line(make_repo: Callable[..., GitRepo], tmp_path: Path,
+                                                      setup: str, args: list[str], code: int, message: str) -> None:
+    if setup == "plain dir":
+        where = tmp_path / "plain"
+        where.mkdir()
+    else:
+        where = make_repo({"dags/a.toml": toml("true")} if setup == "repo" else None).path
+    done = run_cli("daemon", "--repo", str(where), "--state", str(tmp_path / "state"), *args, timeout=60)
+    assert done.returncode == code, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert message in last and "Traceback" not in done.stderr
+
+
 # -- crash and stop ------------------------------------------------------------------------
 
 
