@@ -499,3 +499,20 @@ def test_the_loop_sleeps_until_the_next_tick(make_repo: Callable[..., GitRepo], 
     assert daemon.loop(datetime(2026, 1, 1, 10, 59, 30, tzinfo=UTC)) == pytest.approx(30, abs=1)
     idle = make_repo({"dags/manual.toml": toml("true")})
     assert in_process(idle).loop() == pytest.approx(300, abs=1)  # nothing due: only the periodic clock check
+
+
+def test_logs_carry_journald_priorities_when_stderr_is_the_journal(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    repo = make_repo({"dags/a.toml": "[tasks.t]\ncmd = 'true'\n", "dags/bad.toml": "[tasks.t]\ncmd = 'true'\ndeps = ['x']\n"})
+    args = [sys.executable, "-m", "gitflowd", "daemon", "--once", "--repo", str(repo.path), "--state", str(tmp_path / "state"),
+            "--site", str(tmp_path / "site")]
+    journal_file = tmp_path / "journal.log"
+    with open(journal_file, "w") as stream:
+        info = os.fstat(stream.fileno())
+        env = {**os.environ, **GIT_ENV, "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}
+        assert subprocess.run(args, stderr=stream, env=env, timeout=120).returncode == 0
+    lines = journal_file.read_text().splitlines()
+    assert any(line.startswith("<6>gitflowd.daemon: reloaded ") for line in lines)
+    assert any(line.startswith("<4>gitflowd.daemon: load error: dags/bad.toml:3:") for line in lines)
+    plain = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **GIT_ENV, "JOURNAL_STREAM": "1:2"}, timeout=120)
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO gitflowd\.daemon: daemon ready", plain.stderr, re.M)
+    assert "\x1b[" not in plain.stderr + journal_file.read_text()
