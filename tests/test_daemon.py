@@ -138,6 +138,8 @@ def test_an_invalid_commit_keeps_the_old_version_and_a_fix_loads(make_repo: Call
     daemon.wait_log(r"load error: dags/job\.toml:3: task 'only' depends on unknown task 'ghost'")
     entry = registry.read_registry(daemon.state).dags["job"]
     assert "version-one" in entry.source and entry.errors and not entry.retired
+    index = daemon.site / "index.html"
+    wait_for(lambda: "depends on unknown task" in index.read_text() and bad[:8] in index.read_text(), what="the error on the site")
     done = daemon.cli("run", "job", "--repo", str(repo.path))
     assert done.returncode == 0, done.stderr
     run = journal_of(daemon.state, "job", done.stdout.split()[0])
