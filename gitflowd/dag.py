@@ -10,6 +10,7 @@ pairs so that the loader can attach file and line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -66,7 +67,7 @@ class Task:
         return self.retry_delay * (self.retry_backoff ** max(attempt - 1, 0))
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {name: getattr(self, name) for name in _field_names(Task)}
         data["argv"] = list(self.argv) if self.argv is not None else None
         data["deps"] = list(self.deps)
         data["trigger_rule"] = self.trigger_rule.value
@@ -75,7 +76,7 @@ class Task:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Task:
-        known = {f.name for f in fields(cls)}
+        known = _field_names(cls)
         values = {k: v for k, v in data.items() if k in known}
         if values.get("argv") is not None:
             values["argv"] = tuple(values["argv"])
@@ -83,6 +84,12 @@ class Task:
         values["trigger_rule"] = TriggerRule(values.get("trigger_rule", "all_success"))
         values["env"] = dict(values.get("env", {}))
         return cls(**values)
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """dataclasses.fields() costs more than the rest of Task.from_dict: ask once per class."""
+    return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)
