@@ -77,7 +77,13 @@ class DagEntry:
     errors: tuple[Problem, ...] = ()
 
     def load(self) -> Dag:
-        return Dag.from_dict(self.dag)
+        """The Dag, built once per entry (the daemon's loop and the site's index ask for
+        every DAG each time: for 1,000 DAGs that was 0.4 s of Dag.from_dict)."""
+        built = self.__dict__.get("_built")
+        if built is None:
+            built = Dag.from_dict(self.dag)
+            object.__setattr__(self, "_built", built)  # a cache, not state: not a field
+        return built
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,8 @@ def _loaded(prev: DagEntry | None, loaded: Any, commit: CommitRef) -> tuple[DagE
     same = prev is not None and not prev.retired and (prev.path, prev.blob, prev.source) == (loaded.path, loaded.blob, loaded.source)
     dag = prev.dag if same else loaded.dag.to_dict()  # to_dict of 1,000 unchanged DAGs was most of a reload
     entry = DagEntry(loaded.dag.id, loaded.path, loaded.blob, loaded.source, dag, commit, since)
+    if same and "_built" in prev.__dict__:  # the same dict: the same Dag
+        object.__setattr__(entry, "_built", prev.__dict__["_built"])
     return entry, DagChange(entry.id, kind, entry.path, entry.blob) if kind else None
 
 

@@ -192,3 +192,17 @@ def test_a_moved_file_records_its_new_path_in_the_dag(make_repo, tmp_path):
     record(repo, state)
     entry = read_registry(state).dags["one"]
     assert entry.path == "dags/sub/one.toml" and entry.load().path == "dags/sub/one.toml"
+
+
+def test_an_entry_builds_its_dag_once_and_an_unchanged_file_keeps_it(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD, "dags/two.toml": GOOD2})
+    state = tmp_path / "state"
+    record(repo, state)
+    before = read_registry(state).dags
+    assert before["one"].load() is before["one"].load()
+    built_two = before["two"].load()
+    repo.commit({"dags/one.toml": GOOD.replace("first", "third")}, message="change one")
+    record(repo, state)
+    after = read_registry(state).dags
+    assert after["two"].load() is built_two  # unchanged: not rebuilt
+    assert after["one"].load().description == "third" and before["one"].load().description == "first"
