@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitflowd import registry
+from gitflowd import inbox, registry
 from gitflowd.atomic import write_atomic
 from gitflowd.dag import Dag
 from gitflowd.errors import GitflowdError, RepoError
@@ -121,6 +121,7 @@ class Daemon:
     def start(self) -> None:
         """Open the repository, watch it, load the head, resume unfinished runs."""
         self.state.inbox.mkdir(parents=True, exist_ok=True)
+        inbox.prune_replies(self.state.root)
         self._open_repo(fail=True)  # a wrong --repo or --branch is an error now, not a retry loop
         self.reload(self.clock())
         self.resume_unfinished()

@@ -107,6 +107,20 @@ def set_aside(state: Path, path: Path, reason: str) -> None:
     os.replace(path, bad / path.name)
 
 
+def prune_replies(state: Path, older_than: float = 86400.0) -> int:
+    """Delete replies nobody collected (their command died); returns how many."""
+    folder, removed = replies_dir(state), 0
+    cutoff = time.time() - older_than
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None) -> Reply:
     """Wait for the daemon's reply to `request_id`; `alive()` False means the daemon went away."""
     path = replies_dir(state) / f"{request_id}.json"

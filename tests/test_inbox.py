@@ -63,3 +63,16 @@ def test_unwritable_inbox_is_a_state_error(tmp_path: Path) -> None:
     (tmp_path / "inbox").write_text("a file where a directory should be")
     with pytest.raises(StateError, match="cannot write a request into"):
         inbox.submit(tmp_path, inbox.Request("run", {"dag": "a"}))
+
+
+def test_old_uncollected_replies_are_pruned(tmp_path: Path) -> None:
+    import os
+    import time
+
+    for name, age in (("old", 2 * 86400), ("new", 60)):
+        path = inbox.submit(tmp_path, inbox.Request("run", {"dag": "a"}, id=name))
+        inbox.answer(tmp_path, path, name, inbox.Reply(ok=True))
+        reply = inbox.replies_dir(tmp_path) / f"{name}.json"
+        os.utime(reply, (time.time() - age, time.time() - age))
+    assert inbox.prune_replies(tmp_path) == 1
+    assert [p.name for p in inbox.replies_dir(tmp_path).iterdir()] == ["new.json"]

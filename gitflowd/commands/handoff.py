@@ -87,7 +87,7 @@ class _Follower:
         return self.run is not None and self.run.state in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.INTERRUPTED) and self.run.ended is not None
 
     def poll(self) -> None:
-        if not self.path.exists():
+        if self.ended or not self.path.exists():
             return
         records = journal.read(self.path)
         if self.run is None:
