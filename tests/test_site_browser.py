@@ -179,8 +179,10 @@ def test_injected_markup_never_runs(page, make_repo, tmp_path):
     shoot(page, "escaped-index")
 
 
-def test_a_watched_run_page_goes_green_and_stops_refreshing(page, make_repo):
-    slow = '[dag]\n\n[tasks.wait]\ncmd = "sleep 2"\n\n[tasks.after]\ncmd = "echo done"\ndeps = ["wait"]\n'
+def test_a_watched_run_page_goes_green_and_stops_refreshing(page, make_repo, tmp_path):
+    release = tmp_path / "release"  # the task runs until the test has seen it running: no race
+    slow = (f'[dag]\n\n[tasks.wait]\ncmd = "for i in $(seq 1200); do [ -f {release} ] && exit 0; sleep 0.05; done; exit 1"\n\n'
+            '[tasks.after]\ncmd = "echo done"\ndeps = ["wait"]\n')
     repo = make_repo({"dags/slow.toml": slow})
     site = repo.path / ".gitflowd/site"
     proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "slow"], cwd=repo.path, text=True,
@@ -196,6 +198,7 @@ def test_a_watched_run_page_goes_green_and_stops_refreshing(page, make_repo):
         assert page.locator('meta[http-equiv="refresh"]').count() == 1
         assert page.locator('#tasks tr[data-task="wait"]').get_attribute("data-state") == "running"
         shoot(page, "run-live")
+        release.touch()
         assert proc.wait(timeout=120) == 0
     finally:
         if proc.poll() is None:
