@@ -36,7 +36,6 @@ GLYPHS = {
 }
 TASK_LEGEND = [s.value for s in TaskStatus]
 ACTIVE_RUN = {RunStatus.QUEUED.value, RunStatus.RUNNING.value}
-ACTIVE_TASK = {TaskStatus.RUNNING.value, TaskStatus.UP_FOR_RETRY.value}
 
 
 @functools.lru_cache(maxsize=65536)
