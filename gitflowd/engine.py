@@ -4,21 +4,30 @@ Flow of `Engine.run()`:
 
     run_started -> _seed(): every task to execute waits for its upstream tasks to settle
     loop:
-        _launch_ready()          start ready tasks while slots are free (task_started, written)
-        executor.wait(t)         block until a process ends, a retry is due (t) or a signal
+        _launch_ready()          start ready tasks while slots are free (task_started, written),
+                                 each only once the records that made it ready are durable:
+                                 fsync first if they are not (one fsync covers them all)
+        executor.wait(t)         block until a process ends, a retry is due, listeners have
+                                 waited LISTENER_LAG for records (t), or a signal
         _complete(c)             per completion: task_finished, then a retry (up_for_retry,
                                  retry_at) or _settle(): each downstream task whose upstream
                                  are all settled is judged by its trigger rule -> ready,
                                  or task_skipped (skipped / upstream_failed), which settles
                                  it in turn
-        _emit(sync=True)         one fsync for everything this round decided, then listeners
-    run_finished (success | failed | interrupted)
+        _emit()                  write this round's records as one batch, no fsync yet;
+                                 listeners hear of records once they are durable
+    run_finished (success | failed | interrupted), fsynced before execute() returns
 
 The engine knows nothing of Git or of where time comes from: it is handed the run (a
 RunState replayed or just created), its journal writer, an executor, the checkout to run
-in and a clock. Records are durable before the engine acts on them; `task_started`
-records are written at once but made durable with the next batch (nobody acts on them:
-a task whose start was lost is simply run again, its orphans are found by environment).
+in and a clock. Records are durable before the engine acts on them: a task is launched
+only once every record written before it became ready is on disk (`durable_seq`), so a
+downstream task never runs on an upstream success that a crash could still take back.
+The fsync is lazy (group commit): it happens when a launch needs it, or when listeners
+have waited LISTENER_LAG, so tasks that do not depend on the newest records start without
+one, and one fsync covers every record written since the last. `task_started` records
+are written at once and made durable with the next batch (nobody acts on them: a task
+whose start was lost is simply run again, its orphans are found by environment).
 Signal handlers only call `request_stop()`, which sets a flag and wakes the executor.
 """
 
@@ -45,6 +54,9 @@ from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply
 from gitflowd.templating import render_commands
 
 log = logging.getLogger(__name__)
+
+# Longest a written record waits for its fsync (and listeners for their news).
+LISTENER_LAG = 0.05
 
 FAILED_STATES = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.INTERRUPTED, TaskStatus.UPSTREAM_FAILED})
 
@@ -138,7 +150,9 @@ class Engine:
         self._order = {task_id: i for i, task_id in enumerate(self.dag.topological_order())}
         self._final: dict[str, TaskStatus] = {}
         self._waiting: dict[str, int] = {}
-        self._ready: deque[str] = deque()
+        self._ready: deque[tuple[str, int]] = deque()  # (task, seq that must be durable first)
+        self._undelivered: deque[dict[str, Any]] = deque()  # written, listeners not told yet
+        self._undelivered_since = 0.0  # monotonic time the oldest undelivered record was written
         self._running: dict[str, _Attempt] = {}
         self._retries: list[tuple[float, int, str]] = []  # (due monotonic, order, task)
         self._tries: dict[str, int] = {}
@@ -196,23 +210,29 @@ class Engine:
             self._launch_ready()
             if not self._running and (self._draining or (not self._retries and not self._ready)):
                 return
-            completions = self.executor.wait(self._until_next_retry())
+            completions = self.executor.wait(self._wait_time())
             if self._stop_signal is not None:
                 self._stop()
             for completion in completions:
                 self._complete(completion)
             self._promote_due_retries()
-            self._emit(sync=True)
+            self._emit()
+            if self._undelivered and time.monotonic() - self._undelivered_since >= LISTENER_LAG:
+                self._emit(sync=True)
 
-    def _until_next_retry(self) -> float | None:
-        if not self._retries or self._stopping or self._draining:
-            return None
-        return max(self._retries[0][0] - self.clock.monotonic(), 0.0)
+    def _wait_time(self) -> float | None:
+        """Until the next retry is due or undelivered records have waited long enough."""
+        times = []
+        if self._retries and not self._stopping and not self._draining:
+            times.append(self._retries[0][0] - self.clock.monotonic())
+        if self._undelivered:
+            times.append(self._undelivered_since + LISTENER_LAG - time.monotonic())
+        return max(min(times), 0.0) if times else None
 
     def _promote_due_retries(self) -> None:
         now = self.clock.monotonic()
         while self._retries and self._retries[0][0] <= now and not self._stopping:
-            self._ready.append(heapq.heappop(self._retries)[2])
+            self._make_ready(heapq.heappop(self._retries)[2])
 
     def _stop(self) -> None:
         if not self._stopping:
@@ -254,7 +274,7 @@ class Engine:
         upstream = [self._final[dep] for dep in self.dag.upstream(task_id)]
         verdict = trigger_decision(self.dag.tasks[task_id].trigger_rule, upstream)
         if verdict is None:
-            self._ready.append(task_id)
+            self._make_ready(task_id)
             return
         reason = f"trigger rule {self.dag.tasks[task_id].trigger_rule.value}: upstream " + ", ".join(
             f"{dep}={self._final[dep].value}" for dep in self.dag.upstream(task_id))
@@ -280,13 +300,26 @@ class Engine:
 
     # -- doing ------------------------------------------------------------------------
 
+    def _make_ready(self, task_id: str) -> None:
+        """Queue a task; it may start once every record up to the newest one pending is durable."""
+        self._ready.append((task_id, self.writer.next_seq + len(self._batch) - 1))
+
     def _launch_ready(self) -> None:
-        while self._ready and len(self._running) < self.slots and not self._stopping and not self._draining \
-                and (self.shared_slots is None or self.shared_slots.try_acquire(self.executor.wakeup)):
-            self._launch(self._ready.popleft())
+        while self._ready and len(self._running) < self.slots and not self._stopping and not self._draining:
+            if not self._durable(self._ready[0][1]):
+                return
+            if self.shared_slots is not None and not self.shared_slots.try_acquire(self.executor.wakeup):
+                return
+            self._launch(self._ready.popleft()[0])
             # Written at once, so that only a kill right between spawn and this write leaves
             # an unrecorded orphan (found by environment); durable with the next batch.
-            self._emit(sync=False)
+            self._emit()
+
+    def _durable(self, seq: int) -> bool:
+        """Make record `seq` durable before acting on it (a no-op when it already is)."""
+        if seq > self.writer.durable_seq:
+            self._emit(sync=True)
+        return True
 
     def _launch(self, task_id: str) -> None:
         attempts = self.run.tasks[task_id].attempts  # up to date: every launch round is emitted
@@ -334,13 +367,27 @@ class Engine:
     def _record(self, event: str, **fields: Any) -> None:
         self._batch.append({"event": event, **fields})
 
-    def _emit(self, sync: bool) -> None:
-        """Write the pending records as one batch, fold them into the run, tell listeners."""
-        if not self._batch and not sync:
-            return
-        batch, self._batch = self._batch, []
-        for record in self.writer.append(*batch, sync=sync) if batch else ():
-            apply(self.run, record)
+    def _emit(self, sync: bool = False) -> None:
+        """Write the pending records as one batch and fold them into the run; with `sync`,
+        make everything durable now and tell the listeners."""
+        self.writer.check()  # a failed background fsync is fatal, as a failed write
+        if self._batch:
+            batch, self._batch = self._batch, []
+            if not self._undelivered:
+                self._undelivered_since = time.monotonic()
+            for record in self.writer.append(*batch, sync=sync):
+                apply(self.run, record)
+                self._undelivered.append(record)
+        elif sync:
+            self.writer.sync()
+        if sync:
+            self._deliver()
+
+    def _deliver(self) -> None:
+        """Tell listeners about every record that is durable by now, in order."""
+        durable = self.writer.durable_seq
+        while self._undelivered and self._undelivered[0]["seq"] <= durable:
+            record = self._undelivered.popleft()
             for listener in self.listeners:
                 _notify(listener, record, self.run)
 

@@ -178,6 +178,8 @@ class JournalWriter:
             _fsync_dir(self.path.parent)
         self.records_on_open = self._recover()
         self.next_seq = len(self.records_on_open)
+        self.durable_seq = self.next_seq - 1  # every record up to this seq is on disk
+        self._written_seq = self.next_seq - 1  # every record up to this seq is written
 
     def _recover(self) -> list[dict[str, Any]]:
         """Keep the longest valid prefix; a torn tail is cut off before we append."""
@@ -196,8 +198,7 @@ class JournalWriter:
         With `sync=False` the batch is written (readers see it) but made durable only by
         the next synced batch: for records nobody acts on, e.g. that a task started.
         """
-        if self._broken is not None:
-            raise JournalWriteError(f"{self.path}: journal unusable after an earlier failure: {self._broken}")
+        self.check()
         if not records:
             return []
         ts = utc_timestamp(self._clock())
@@ -205,6 +206,7 @@ class JournalWriter:
         for record in records:
             seq = self.next_seq + len(stamped)
             stamped.append({**record, "v": FORMAT_VERSION, "seq": seq, "ts": record.get("ts", ts)})
+        self._written_seq = self.next_seq + len(stamped) - 1
         self._write_all(b"".join(encode(r) for r in stamped), sync)
         self.next_seq += len(stamped)
         return stamped
@@ -214,13 +216,31 @@ class JournalWriter:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view):]
-            if sync:
-                os.fsync(self._fd)
         except OSError as exc:
-            self._broken = exc
-            error = JournalWriteError(f"{self.path}: journal write failed: {exc.strerror or exc}")
-            error.errno = exc.errno
-            raise error from exc
+            raise self._fail(exc) from exc
+        if sync:
+            self.sync()
+
+    def _fail(self, exc: OSError) -> JournalWriteError:
+        self._broken = self._broken or exc
+        error = JournalWriteError(f"{self.path}: journal write failed: {exc.strerror or exc}")
+        error.errno = exc.errno
+        return error
+
+    def sync(self) -> None:
+        """Make everything written so far durable, now, on the caller's thread."""
+        self.check()
+        target = self._written_seq
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise self._fail(exc) from exc
+        self.durable_seq = max(self.durable_seq, target)
+
+    def check(self) -> None:
+        """Raise JournalWriteError if an earlier write or fsync failed."""
+        if self._broken is not None:
+            raise JournalWriteError(f"{self.path}: journal unusable after an earlier failure: {self._broken}")
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -232,4 +252,3 @@ class JournalWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -356,3 +356,39 @@ def test_shared_slots_limit_tasks_across_engines(tmp_path: Path) -> None:
     assert all(state.load_run("d", f"r{n}").state is RunStatus.SUCCESS for n in range(2))
     assert max(int(line) for line in peak.read_text().split()) <= 2
     assert limiter.used == 0
+
+
+def test_a_task_starts_only_after_its_upstream_records_are_durable(tmp_path: Path) -> None:
+    """Lazy group commit: no fsync per record, yet nothing is launched on a record that a
+    crash could still take back (the journal's durable_seq is checked at every task_started)."""
+    deps = {f"t{i}": ((f"t{i - 4}",) if i >= 4 else ()) for i in range(24)}  # 4 chains
+    dag = _dag(*(Task(name, cmd="true", deps=d) for name, d in deps.items()))
+    violations: list[str] = []
+    fsyncs: list[int] = []
+
+    def check(engine: Engine) -> None:
+        writer = engine.writer
+        finished_seq: dict[str, int] = {}
+        original_append, original_sync = writer.append, writer.sync
+
+        def append(*records, sync=True):
+            stamped = original_append(*records, sync=sync)
+            for record in stamped:
+                if record["event"] == journal.TASK_FINISHED:
+                    finished_seq[record["task"]] = record["seq"]
+                elif record["event"] == journal.TASK_STARTED:
+                    for dep in deps[record["task"]]:
+                        if finished_seq[dep] > writer.durable_seq:
+                            violations.append(f"{record['task']} started before {dep}'s success was durable")
+            return stamped
+
+        def sync():
+            fsyncs.append(writer.next_seq)
+            original_sync()
+
+        writer.append, writer.sync = append, sync
+
+    run = run_dag(tmp_path, dag, parallelism=2, engine_hook=check)
+    assert run.state is RunStatus.SUCCESS
+    assert violations == []
+    assert 0 < len(fsyncs) < 2 * len(deps)  # grouped: fewer fsyncs than records
