@@ -123,7 +123,7 @@ class Daemon:
         self.state.inbox.mkdir(parents=True, exist_ok=True)
         inbox.prune_replies(self.state.root)
         self._open_repo(fail=True)  # a wrong --repo or --branch is an error now, not a retry loop
-        self.reload(self.clock())
+        self.reload(self.clock(), render=False)  # the whole site is rendered once, below
         self.resume_unfinished()
         self._render(self.site.render_all)
         self.notifier.ready(self.describe())
@@ -210,7 +210,7 @@ class Daemon:
 
     # -- reload -------------------------------------------------------------------------
 
-    def reload(self, now: datetime) -> None:
+    def reload(self, now: datetime, render: bool = True) -> None:
         """Load the head of the branch if it moved; record it; re-render what changed."""
         if self.repo is None:
             return
@@ -229,11 +229,12 @@ class Daemon:
             return
         changes = registry.record_snapshot(self.options.state, snapshot, now)
         self.head, self.repo_retry_at = sha, None
-        self.dags = {k: v for k, v in registry.read_registry(self.options.state).dags.items() if not v.retired}
-        self.loaded = {k: v.load() for k, v in self.dags.items()}
+        previous, self.dags = self.dags, {k: v for k, v in registry.read_registry(self.options.state).dags.items() if not v.retired}
+        self.loaded = {k: self.loaded[k] if k in previous and previous[k].blob == v.blob else v.load() for k, v in self.dags.items()}
         self._log_reload(snapshot, changes)
         changed = [c.dag_id for c in changes]
-        self._render(lambda: self.site.render_dags(changed))
+        if render:
+            self._render(lambda: self.site.render_dags(changed))
         self.notifier.status(self.describe())
 
     def _log_reload(self, snapshot: Snapshot, changes: list[registry.DagChange]) -> None:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 GIT = "git"
 INBOX = "inbox"
+FALLBACK_POLL = 1.0  # seconds between polls when inotify cannot be used
 
 
 def _paths(event: FileSystemEvent) -> list[str]:
@@ -87,7 +88,16 @@ class Watcher:
         return self.inbox is not None and os.path.dirname(path) == str(self.inbox) and name.endswith(".json") and not name.startswith(".")
 
     def start(self) -> None:
-        observer = PollingObserver(timeout=self.poll) if self.poll else Observer()
+        try:
+            self._start(PollingObserver(timeout=self.poll) if self.poll else Observer())
+        except OSError as exc:  # e.g. fs.inotify.max_user_instances reached: degrade, do not die
+            if self.poll:
+                raise
+            log.warning("inotify is not available (%s); polling every %gs instead", exc, FALLBACK_POLL)
+            self.poll = FALLBACK_POLL
+            self._start(PollingObserver(timeout=FALLBACK_POLL))
+
+    def _start(self, observer: BaseObserver) -> None:
         git_handler = _Handler(GIT, self.refs_wanted, self.wake)
         observer.schedule(git_handler, str(self.git_dir), recursive=False)
         observer.schedule(_Handler(GIT, self.root_gone, self.wake, ("moved", "deleted")), str(self.repo_root.parent), recursive=False)
@@ -96,7 +106,11 @@ class Watcher:
         if self.inbox is not None:
             observer.schedule(_Handler(INBOX, self.inbox_wanted, self.wake), str(self.inbox), recursive=False)
         observer.daemon = True
-        observer.start()
+        try:
+            observer.start()
+        except OSError:
+            observer.stop()  # the emitters that did start
+            raise
         self._observer = observer
         log.debug("watching %s (branch %s)%s", self.git_dir, self.branch or "HEAD", f" by polling every {self.poll}s" if self.poll else " with inotify")
 
