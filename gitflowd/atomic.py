@@ -10,9 +10,7 @@ place, existing ones replaced atomically.
 from __future__ import annotations
 
 import os
-import queue
 import tempfile
-import threading
 from pathlib import Path
 
 
@@ -43,14 +41,22 @@ def write_page(path: Path, data: str) -> None:
     it, so no reader is sent to a half-written new file; it is several times cheaper than
     a temporary file and a rename (which matters for 20,000 log pages).
     """
+    raw = data.encode("utf-8")
     try:
-        with open(path, "x", encoding="utf-8") as fh:
-            fh.write(data)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     except FileExistsError:
-        write_atomic(path, data)
+        write_atomic(path, raw)
+        return
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_page(path, data)
+        return
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
@@ -61,45 +67,3 @@ def fsync_dir(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-class PageWriter:
-    """`write_page` on a thread of its own, in order, so that creating files (a syscall that
-    releases the GIL and can take 0.3 ms on a busy disk) overlaps with rendering the next page.
-
-    `put` queues a page (blocking when `depth` pages wait, to bound memory); `flush` waits
-    until everything queued is on disk and raises the first error a write hit. One writer
-    keeps the order of `put`, which the site relies on (targets before links).
-    """
-
-    def __init__(self, depth: int = 64):
-        self._queue: queue.Queue[tuple[Path, str] | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="page-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, path: Path, data: str) -> None:
-        if self._error is not None:
-            self.flush()
-        self._queue.put((path, data))
-
-    def flush(self) -> None:
-        self._queue.join()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-    def close(self) -> None:
-        self.flush()
-        self._queue.put(None)
-        self._thread.join()
-
-    def _drain(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                if self._error is None:  # after a failure, drop the rest until flush reports it
-                    write_page(*item)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller by flush()
-                self._error = exc
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()

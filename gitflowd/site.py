@@ -31,7 +31,7 @@ from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, Stric
 from markupsafe import Markup
 
 from gitflowd import journal, sitedata, svg
-from gitflowd.atomic import PageWriter, write_page
+from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError
 from gitflowd.registry import Registry, Reload, dag_history, read_registry
@@ -92,7 +92,6 @@ class Site:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._env = environment()
         self.cache = SiteCache(self.root)
-        self._out: PageWriter | None = None
         self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
 
     # -- entry points -----------------------------------------------------------------
@@ -159,14 +158,6 @@ class Site:
             self._write_index(registry, index)
 
     def _render_all(self) -> None:
-        self._out = self.cache.out = PageWriter()  # file creation overlaps rendering
-        try:
-            self._render_everything()
-        finally:
-            self._out.close()
-            self._out = self.cache.out = None
-
-    def _render_everything(self) -> None:
         self.cache.forget()
         registry = read_registry(self.state.root)
         index: dict[str, dict[str, Any]] = {}
@@ -200,8 +191,8 @@ class Site:
             log.error("site: refusing unsafe ids %r / %r", run.dag_id, run.run_id)
             return
         now = self._clock()
-        spans = [svg.Span(t, a.number, a.state.value, a.started, a.ended,
-                          sitedata.log_url(run.dag_id, run.run_id, t, a.number))
+        spans = [svg.Span(t, a.number, a.state.value, a.started, a.ended, f"{sitedata.q(t)}.{a.number}.html",
+                          old=a is not task.attempts[-1])
                  for t, task in run.tasks.items() for a in task.attempts if a.started]
         order = [t for t in run.dag.topological_order() if t in run.tasks] + [t for t in run.tasks if t not in run.dag.tasks]
         marks = [(r["ts"], f"resume {n}") for n, r in enumerate(run.resumes, 1) if r.get("ts")]
@@ -210,8 +201,8 @@ class Site:
         for task_id, task in run.tasks.items():  # pages before the pages that link to them
             for attempt in task.attempts:
                 self._write_log(run, task_id, task, attempt)
-        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, order=order, gantt=gantt,
-                   duration=duration, refresh=run.state.value in sitedata.ACTIVE_RUN)
+        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now),
+                   gantt=gantt, duration=duration, refresh=run.state.value in sitedata.ACTIVE_RUN)
 
     def _write_log(self, run: RunState, task_id: str, task: Any, attempt: Any) -> None:
         source = self.state.log_path(run.dag_id, run.run_id, task_id, attempt.number)
@@ -222,7 +213,7 @@ class Site:
             sitedata.copy_masked(source, self.root / raw_url, self.secrets)
         self._page(sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number), "log.html",
                    run=run, task=task, attempt=attempt, text=text, raw_ready=raw_ready,
-                   command=_command(run.dag, task_id), refresh=attempt.ended is None)
+                   command=sitedata.command_of(run.dag, task_id), refresh=attempt.ended is None)
 
     # -- DAG pages --------------------------------------------------------------------
 
@@ -289,19 +280,13 @@ class Site:
         self._page("index.html", "index.html", entries=entries, registry=registry, now=now,
                    refresh=any(e.running for e in entries))
         status = sitedata.status_json(entries, registry, now)
-        self._write(self.root / "status.json", json.dumps(status, indent=1, ensure_ascii=False))
+        write_page(self.root / "status.json", json.dumps(status, indent=1, ensure_ascii=False))
 
     # -- helpers ----------------------------------------------------------------------
 
     def _page(self, rel: str, template: str, **context: Any) -> None:
         root = "../" * rel.count("/")
-        self._write(self.root / rel, self._env.get_template(template).render(root=root, generated=self._clock(), **context))
-
-    def _write(self, path: Path, text: str) -> None:
-        if self._out is not None:
-            self._out.put(path, text)
-        else:
-            write_page(path, text)
+        write_page(self.root / rel, self._env.get_template(template).render(root=root, generated=self._clock(), **context))
 
     def _dag_ids(self, registry: Registry) -> list[str]:
         return sorted((set(registry.dags) | set(self.state.dag_ids())) - {d for d in self.state.dag_ids() if not is_valid_id(d)})
@@ -327,13 +312,6 @@ def _newer(target: Path, source: Path) -> bool:
         return target.stat().st_mtime_ns >= source.stat().st_mtime_ns
     except FileNotFoundError:
         return False
-
-
-def _command(dag: Dag, task_id: str) -> str:
-    task = dag.tasks.get(task_id)
-    if task is None:
-        return ""
-    return task.cmd if task.cmd is not None else " ".join(task.argv) if task.argv is not None else f"call {task.call}"
 
 
 def listener_for(state_root: Path, site_root: Path, secrets: Iterable[str] = ()) -> SiteListener:

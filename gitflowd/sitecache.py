@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gitflowd import sitedata
-from gitflowd.atomic import PageWriter, write_atomic
+from gitflowd.atomic import write_atomic
 from gitflowd.sitedata import RunRow
 
 VERSION = "v2"
@@ -35,7 +35,6 @@ class SiteCache:
     def __init__(self, site_root: Path):
         self.dir = Path(site_root) / ".cache" / VERSION
         self._cells: dict[tuple[str, str], Cells] = {}
-        self.out: PageWriter | None = None  # set during a full render: writes go through it
 
     def forget(self) -> None:
         """Drop what is held in memory (other processes may have written since)."""
@@ -81,11 +80,7 @@ class SiteCache:
             raise CacheMissing(f"{path}: {exc}") from None
 
     def _write(self, path: Path, data: Any) -> None:
-        text = json.dumps(data, separators=(",", ":"))
-        if self.out is not None:
-            self.out.put(path, text)
-        else:
-            write_atomic(path, text)
+        write_atomic(path, json.dumps(data, separators=(",", ":")))
 
 
 def upsert(rows: list[RunRow], row: RunRow) -> set[int]:

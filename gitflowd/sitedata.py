@@ -10,6 +10,7 @@ first when large. URLs are built here too, always relative to the site root.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -166,6 +167,43 @@ def grid_tasks(dag: Dag | None, cells: Iterable[dict[str, tuple[str, int]]]) -> 
 
 
 @dataclass(frozen=True)
+class TaskRow:
+    """One line of a run's task table, computed once so the template only prints."""
+
+    id: str
+    state: str
+    reason: str
+    attempts: list[tuple[int, str, str]]  # (number, state, href relative to the run page)
+    started: datetime | None
+    ended: datetime | None
+    seconds: float | None
+    running: bool  # `seconds` is the time so far
+    exit_code: int | None
+    command: str
+
+
+def task_rows(run: RunState, order: Sequence[str], now: datetime) -> list[TaskRow]:
+    rows = []
+    for task_id in order:
+        task = run.tasks[task_id]
+        last = task.attempts[-1] if task.attempts else None
+        running = bool(last and last.started and not last.ended)
+        seconds = (now - last.started).total_seconds() if running and last and last.started else (last.duration if last else None)
+        links = [(a.number, a.state.value, f"{q(task_id)}.{a.number}.html") for a in task.attempts]
+        rows.append(TaskRow(task_id, task.state.value, task.reason, links, task.started, task.ended, seconds, running,
+                            task.exit_code, command_of(run.dag, task_id)))
+    return rows
+
+
+def command_of(dag: Dag, task_id: str) -> str:
+    """What a task runs, as written in the TOML (templates unrendered)."""
+    task = dag.tasks.get(task_id)
+    if task is None:
+        return ""
+    return task.cmd if task.cmd is not None else " ".join(task.argv) if task.argv is not None else f"call {task.call}"
+
+
+@dataclass(frozen=True)
 class LogText:
     text: str
     size: int  # bytes of the whole log
@@ -187,12 +225,14 @@ def clean_text(raw: bytes, secrets: Iterable[str]) -> str:
 def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogText:
     """A log for its page: whole when small, else its last `tail` bytes from a line start."""
     try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, 2)
-            fh.seek(max(0, size - tail))
-            raw = fh.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return LogText("", 0, False, missing=True)
+    try:
+        size = os.fstat(fd).st_size
+        raw = os.pread(fd, tail, max(0, size - tail))  # one call: 20,000 logs in a full render
+    finally:
+        os.close(fd)
     truncated = size > tail
     if truncated and b"\n" in raw:
         raw = raw[raw.index(b"\n") + 1:]

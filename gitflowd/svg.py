@@ -164,6 +164,7 @@ class Span:
     start: datetime
     end: datetime | None  # None while running
     href: str = ""
+    old: bool = False  # an earlier attempt of a task that was tried again
 
 
 @dataclass(frozen=True)
