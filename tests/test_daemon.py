@@ -314,13 +314,19 @@ def test_sigkill_mid_run_then_restart_completes_every_run_without_rerunning_succ
     assert sorted(lines(counts / "last")) == sorted([manual, *scheduled])
 
 
-def test_sigterm_lets_running_tasks_finish_within_grace_and_resumes_the_rest(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+def held_run(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess], *extra: str) -> tuple[GitRepo, DaemonProcess, str, Path, Path]:
+    """A daemon running one run of counting_dag whose `held` task has started and waits for the gate."""
     counts, gate = tmp_path / "counts", tmp_path / "gate"
     counts.mkdir()
     repo = make_repo({"dags/job.toml": counting_dag(counts, gate)})
-    daemon = start(daemons, repo.path, tmp_path / "home", "--grace", "60")
+    daemon = start(daemons, repo.path, tmp_path / "home", *extra)
     run_id = daemon.cli("run", "job", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
     wait_for(lambda: (counts / "held.started").exists(), what="held started")
+    return repo, daemon, run_id, counts, gate
+
+
+def test_sigterm_lets_running_tasks_finish_within_grace_and_resumes_the_rest(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo, daemon, run_id, counts, gate = held_run(make_repo, tmp_path, daemons, "--grace", "60")
     daemon.signal(signal.SIGTERM)
     daemon.wait_log(r"stopping: 1 run\(s\) get 60s")
     gate.touch()  # the running task finishes inside the grace period
@@ -336,12 +342,7 @@ def test_sigterm_lets_running_tasks_finish_within_grace_and_resumes_the_rest(mak
 
 
 def test_sigterm_past_grace_interrupts_tasks_and_the_next_start_resumes_them(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
-    counts, gate = tmp_path / "counts", tmp_path / "gate"
-    counts.mkdir()
-    repo = make_repo({"dags/job.toml": counting_dag(counts, gate)})
-    daemon = start(daemons, repo.path, tmp_path / "home", "--grace", "0.5")
-    run_id = daemon.cli("run", "job", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
-    wait_for(lambda: (counts / "held.started").exists(), what="held started")
+    repo, daemon, run_id, counts, gate = held_run(make_repo, tmp_path, daemons, "--grace", "0.5")
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     daemon.wait_log(r"grace period over: interrupting 1 run\(s\)")
@@ -353,6 +354,21 @@ def test_sigterm_past_grace_interrupts_tasks_and_the_next_start_resumes_them(mak
     run = journal_of(daemon.state, "job", run_id)
     assert run.state is RunStatus.SUCCESS and [a.number for a in run.tasks["held"].attempts] == [1, 2]
     assert lines(counts / "first") == [run_id]
+
+
+def test_a_follower_notices_the_daemon_dying(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo, daemon, run_id, counts, gate = held_run(make_repo, tmp_path, daemons)
+    follower = subprocess.Popen([sys.executable, "-m", "gitflowd", "resume", "job", run_id, "--repo", str(repo.path), "--state", str(daemon.state)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **GIT_ENV})
+    _, err = follower.communicate(timeout=WAIT)  # the run is in progress: refused at once
+    assert follower.returncode == 1 and f"run '{run_id}' of DAG 'job' is queued or running in the daemon" in err
+    follower = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "job", "--repo", str(repo.path), "--state", str(daemon.state)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **GIT_ENV})
+    assert follower.stdout is not None and follower.stdout.readline().startswith("manual__")  # queued behind the first
+    daemon.proc.kill()
+    _, err = follower.communicate(timeout=WAIT)
+    assert follower.returncode == 1 and "the daemon stopped before run(s) manual__" in err and "continue at its next start" in err
+    gate.touch()
 
 
 # -- the inbox -----------------------------------------------------------------------------
