@@ -95,6 +95,7 @@ class Daemon:
         self.interrupted = False
         self._interrupted_runs: list[tuple[str, str]] = []
         self.repo_retry_at: float | None = None
+        self.repo_problem: str | None = None  # the last error reading the repository, until a reload works
         self.next_ping = 0.0
         self._inbox_dirty = True
 
@@ -228,7 +229,9 @@ class Daemon:
             self._repo_broken(exc)
             return
         changes = registry.record_snapshot(self.options.state, snapshot, now)
-        self.head, self.repo_retry_at = sha, None
+        if self.repo_problem is not None:
+            log.info("the repository can be read again")
+        self.head, self.repo_retry_at, self.repo_problem = sha, None, None
         previous, self.dags = self.dags, {k: v for k, v in registry.read_registry(self.options.state).dags.items() if not v.retired}
         self.loaded = {k: self.loaded[k] if k in previous and previous[k].blob == v.blob else v.load() for k, v in self.dags.items()}
         self._log_reload(snapshot, changes)
@@ -274,9 +277,11 @@ class Daemon:
         self.watcher = self.repo = self.launcher.repo = None
 
     def _repo_broken(self, exc: Exception) -> None:
-        if self.repo_retry_at is None:
+        """Log a new problem once (not every retry), keep the DAGs, try again in a while."""
+        if str(exc) != self.repo_problem:
             kept = f"{len(self.dags)} DAG(s) of {self.head[:8]}" if self.head else "no DAGs"
             log.error("cannot read the repository: %s; keeping %s, retrying every %gs", exc, kept, REPO_RETRY)
+        self.repo_problem = str(exc)
         self.repo_retry_at = time.monotonic() + REPO_RETRY
 
     # -- schedules ----------------------------------------------------------------------
