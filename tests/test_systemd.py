@@ -83,7 +83,7 @@ def test_tasks_keep_what_they_need() -> None:
 
 
 def test_example_passes_verify_once_its_program_exists(analyze: str, tmp_path: Path) -> None:
-    text = EXAMPLE_FILE.read_text().replace("/usr/local/bin/gitflowd", sys.executable + " -m gitflowd")
+    text = EXAMPLE_FILE.read_text().replace("/opt/gitflowd/bin/gitflowd", sys.executable + " -m gitflowd")
     done = verify(analyze, write_unit(tmp_path, text))
     assert done.returncode == 0, done.stderr
 

@@ -36,7 +36,7 @@ class UnitPaths:
 
 
 EXAMPLE = UnitPaths(
-    command=("/usr/local/bin/gitflowd",),
+    command=("/opt/gitflowd/bin/gitflowd",),
     repo=Path("/srv/gitflowd/pipelines.git"),
     state=STATE_DIRECTORY / "state",
     site=STATE_DIRECTORY / "site",
