@@ -76,6 +76,10 @@ class LockHeld(StateError):
         super().__init__(f"{lock_path} is held by {holder}: another gitflowd daemon or run uses this state directory")
 
 
+class SiteError(GitflowdError):
+    """The status site cannot be written (full disk, a file where a directory should be)."""
+
+
 class RunError(GitflowdError):
     """A run cannot be started or resumed as asked (e.g. it is still running)."""
 

@@ -22,7 +22,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from markupsafe import Markup
 from gitflowd import journal, sitedata, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
-from gitflowd.errors import GitflowdError
+from gitflowd.errors import GitflowdError, SiteError
 from gitflowd.registry import Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
 from gitflowd.sitecache import CacheMissing, SiteCache, upsert
@@ -98,13 +99,13 @@ class Site:
 
     def render_all(self) -> Path:
         """Rebuild every page from state; returns the path of index.html."""
-        with self.cache.locked():
+        with self._writing(), self.cache.locked():
             self._render_all()
         return self.root / "index.html"
 
     def render_run(self, dag_id: str, run_id: str, run: RunState | None = None) -> None:
         """Rewrite one run's pages and what shows it: its grid page(s), DAG page, index."""
-        with self.cache.locked():
+        with self._writing(), self.cache.locked():
             self.cache.forget()
             try:
                 index = self.cache.index()
@@ -136,7 +137,7 @@ class Site:
 
     def render_dags(self, dag_ids: Iterable[str] = ()) -> None:
         """After a reload: rewrite these DAG pages (new version, errors), new DAGs' pages, the index."""
-        with self.cache.locked():
+        with self._writing(), self.cache.locked():
             self.cache.forget()
             try:
                 index = self.cache.index()
@@ -156,6 +157,15 @@ class Site:
                     self._write_grid_page(info, rows, page)
                 index[dag_id] = self._write_dag_page(info, rows)
             self._write_index(registry, index)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """An OSError while writing the site is one line naming the file, not a traceback."""
+        try:
+            yield
+        except OSError as exc:
+            where = exc.filename or self.root
+            raise SiteError(f"cannot write the site at {self.root}: {where}: {exc.strerror or exc}") from None
 
     def _render_all(self) -> None:
         self.cache.forget()

@@ -447,3 +447,15 @@ def test_raw_log_copies_mask_across_chunks_and_keep_every_byte(tmp_path, chunk):
         source.write_bytes(text.encode())
         copy_masked(source, target, ["SECRET"], chunk=chunk)
         assert target.read_text() == text.replace("SECRET", "****")
+
+
+def test_render_into_a_file_or_an_unwritable_place_is_one_line(cli, tmp_path):
+    state = tmp_path / "state"
+    failing_run(state)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    done = cli("render", "--state", str(state), "--site", str(blocker))
+    assert done.returncode == 1 and done.stderr.strip() == f"gitflowd: error: site path {blocker} exists and is not a directory"
+    done = cli("render", "--state", str(state), "--site", str(blocker / "site"))
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("gitflowd: error: ") and str(blocker) in done.stderr
