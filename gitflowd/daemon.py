@@ -33,7 +33,7 @@ from pathlib import Path
 from gitflowd import inbox, registry
 from gitflowd.atomic import write_atomic
 from gitflowd.dag import Dag
-from gitflowd.errors import GitflowdError, RepoError
+from gitflowd.errors import GitflowdError
 from gitflowd.launch import Launcher
 from gitflowd.lock import StateLock
 from gitflowd.notify import Notifier

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gitflowd.backfill import Action, describe, plan_backfill
+from gitflowd.backfill import describe, plan_backfill
 from gitflowd.state import RunStatus, StateDir, TaskStatus
 from tests.conftest import GIT_ENV, GitRepo
 from tests.runfactory import make_dag, write_run

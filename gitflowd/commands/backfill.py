@@ -24,7 +24,6 @@ from gitflowd.errors import UsageError
 from gitflowd.launch import Launcher
 from gitflowd.lock import StateLock
 from gitflowd.pool import Finished, Job, Limiter, RunPool
-from gitflowd.repo import Repo
 from gitflowd.schedule import aware, parse_when, zone
 from gitflowd.secrets import resolve_path, secrets_for
 from gitflowd.site import listener_for
