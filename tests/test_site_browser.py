@@ -8,7 +8,6 @@ A missing browser skips these tests, unless GITFLOWD_REQUIRE_BROWSER=1 (CI) make
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -213,4 +212,3 @@ def test_a_watched_run_page_goes_green_and_stops_refreshing(page, make_repo, tmp
 def test_screenshots_dir_is_ignored_by_git():
     root = Path(__file__).resolve().parent.parent
     assert "/test-output/" in (root / ".gitignore").read_text().splitlines()
-    assert shutil.which("git")
