@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The two Quickstart commands, with nothing but Python 3.11+ and git needed.
 
-    python3 dev.py demo    # venv + install, example repo, validate, list, run, render
+    python3 dev.py demo    # venv + install, example repo, validate, list, daemon --once, site
     python3 dev.py test    # venv + install with test extras, the whole test suite
     python3 dev.py bench   # the benchmarks of bench/ (figures go to BENCHMARKS.md)
 
@@ -10,7 +10,9 @@ Everything lands in ./.venv and ./demo/; run it again at any time.
 
 from __future__ import annotations
 
+import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,10 @@ def make_demo_repo() -> Path:
     if repo.exists():
         shutil.rmtree(repo)
     shutil.copytree(ROOT / "examples" / "umbrella", repo)
+    # Catch-up should have a few days of work whenever the demo runs, not a year's.
+    dag = repo / "dags" / "umbrella_demand.toml"
+    start = datetime.date.today() - datetime.timedelta(days=4)
+    dag.write_text(re.sub(r"(?m)^start_date = \S+", f"start_date = {start.isoformat()}", dag.read_text()))
     env = {**os.environ, "GIT_AUTHOR_NAME": "gitflowd demo", "GIT_AUTHOR_EMAIL": "demo@example.com",
            "GIT_COMMITTER_NAME": "gitflowd demo", "GIT_COMMITTER_EMAIL": "demo@example.com"}
     sh("git", "init", "-q", "-b", "main", cwd=repo)
@@ -59,7 +65,19 @@ def demo() -> int:
         shutil.rmtree(path, ignore_errors=True)
     sh(*gitflowd[:1], "validate", *gitflowd[1:3])
     sh(*gitflowd, "list")
-    print(f"\nDemo repository: {repo}")
+    # One pass of the daemon: loads the head and runs every due tick of the umbrella DAG
+    # since its start_date (catch-up), both branches in parallel, then renders the site.
+    sh(*gitflowd, "daemon", "--once")
+    sh(*gitflowd, "status")
+    print(f"""
+Demo repository: {repo}
+State (journals, logs): {DEMO / 'state'}
+Site: open {DEMO / 'site' / 'index.html'} in a browser
+
+Try next:
+  {VENV / 'bin' / 'gitflowd'} --repo {repo} --state {DEMO / 'state'} --site {DEMO / 'site'} run umbrella_demand
+  {VENV / 'bin' / 'gitflowd'} --repo {repo} --state {DEMO / 'state'} --site {DEMO / 'site'} daemon   # then commit in {repo}
+""")
     return 0
 
 
