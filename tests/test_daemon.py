@@ -534,3 +534,20 @@ def test_logs_carry_journald_priorities_when_stderr_is_the_journal(make_repo: Ca
     plain = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **GIT_ENV, "JOURNAL_STREAM": "1:2"}, timeout=120)
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO gitflowd\.daemon: daemon ready", plain.stderr, re.M)
     assert "\x1b[" not in plain.stderr + journal_file.read_text()
+
+
+def test_once_over_the_example_repository_catches_up_and_renders(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    """The README demo: the umbrella example, `daemon --once`, scheduled catch-up runs and a site."""
+    examples = Path(__file__).resolve().parent.parent / "examples" / "umbrella"
+    files = {str(p.relative_to(examples)): p.read_text() for p in examples.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()  # a fixed date would grow the catch-up every day
+    files["dags/umbrella_demand.toml"] = re.sub(r"(?m)^start_date = \S+", f"start_date = {three_days_ago}", files["dags/umbrella_demand.toml"])
+    repo = make_repo(files)
+    home = tmp_path / "home"
+    done = run_cli("daemon", "--once", "--repo", str(repo.path), "--state", str(home / "state"), "--site", str(home / "site"), timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = StateDir(home / "state").runs("umbrella_demand")
+    assert len(runs) == 4 and all(r.kind == "scheduled" and r.state is RunStatus.SUCCESS for r in runs)
+    assert "umbrella_demand" in (home / "site" / "index.html").read_text()
+    for run in runs:
+        assert any((home / "site").rglob(f"*{run.run_id}*")), f"no page for {run.run_id}"
