@@ -94,6 +94,7 @@ class Daemon:
         self.stopping_since: float | None = None
         self.interrupted = False
         self._interrupted_runs: list[tuple[str, str]] = []
+        self.unsuccessful = 0  # runs that ended failed (or could not execute) in this daemon's life
         self.repo_retry_at: float | None = None
         self.repo_problem: str | None = None  # the last error reading the repository, until a reload works
         self.next_ping = 0.0
@@ -102,7 +103,8 @@ class Daemon:
     # -- life cycle ---------------------------------------------------------------------
 
     def serve(self) -> int:
-        """Run until stopped (with `once`: until the due runs ended); returns the exit code."""
+        """Run until stopped (with `once`: until the due runs ended); returns the exit code:
+        0, or with `once` 1 when a run did not succeed."""
         self.lock.acquire()
         try:
             self._install_signals()
@@ -117,6 +119,9 @@ class Daemon:
             self.notifier.stopping("stopped")
             self.close()
         log.info("daemon stopped")
+        if self.options.once and self.unsuccessful:
+            log.warning("%d run(s) did not succeed", self.unsuccessful)
+            return 1  # for cron: a failed run is worth a non-zero exit
         return 0
 
     def start(self) -> None:
@@ -334,6 +339,8 @@ class Daemon:
                 log.info("run %s of DAG %s ended: %s", item.job.run_id, item.job.dag_id, item.status)
             if item.status == RunStatus.INTERRUPTED.value and self.stopping_since is not None:
                 self._interrupted_runs.append((item.job.dag_id, item.job.run_id))
+            elif item.status != RunStatus.SUCCESS.value:
+                self.unsuccessful += 1
         if finished:
             self.notifier.status(self.describe())
 

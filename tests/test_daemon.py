@@ -551,3 +551,12 @@ def test_once_over_the_example_repository_catches_up_and_renders(make_repo: Call
     assert "umbrella_demand" in (home / "site" / "index.html").read_text()
     for run in runs:
         assert any((home / "site").rglob(f"*{run.run_id}*")), f"no page for {run.run_id}"
+
+
+def test_once_exits_1_when_a_run_failed(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    repo = make_repo({"dags/broken.toml": toml("exit 4", schedule="@daily", extra=f"start_date = {today}")})
+    done = run_cli("daemon", "--once", "--repo", str(repo.path), "--state", str(tmp_path / "state"), "--site", str(tmp_path / "site"), timeout=120)
+    assert done.returncode == 1 and "1 run(s) did not succeed" in done.stderr
+    (run,) = StateDir(tmp_path / "state").runs("broken")
+    assert run.state is RunStatus.FAILED
