@@ -208,18 +208,35 @@ def _before_everything(dag: Dag, until: datetime) -> datetime:
     if dag.start_date is not None:
         return aware(dag.start_date, zone(dag)) - timedelta(microseconds=1)
     # no start_date: there is no history to catch up; only the latest tick matters
-    latest = prev_tick(dag, until + timedelta(microseconds=1))
+    latest = latest_tick(dag, until)
     return latest - timedelta(microseconds=1) if latest is not None else until
+
+
+def latest_tick(dag: Dag, now: datetime) -> datetime | None:
+    """The newest tick at or before `now`, within start_date and end_date (None: none yet)."""
+    tz = zone(dag)
+    limit = aware(now, tz)
+    if dag.end_date is not None:
+        limit = min(limit, aware(dag.end_date, tz))
+    tick = prev_tick(dag, limit + timedelta(microseconds=1))
+    if tick is None or (dag.start_date is not None and tick < aware(dag.start_date, tz)):
+        return None
+    return tick
 
 
 def catchup_plan(dag: Dag, last_scheduled: datetime | None, now: datetime) -> list[datetime]:
     """Ticks to run now, oldest first: every missed one with catchup, else only the latest.
 
     `last_scheduled` is the logical date of the newest scheduled run that exists (None
-    when there is none); ticks up to and including it are never planned again.
+    when there is none); ticks up to and including it are never planned again. Without
+    catchup the latest tick is found directly, however long the daemon was away.
     """
-    missed = due_ticks(dag, last_scheduled, now)
-    return missed if dag.catchup and dag.start_date is not None else missed[-1:]
+    if dag.catchup and dag.start_date is not None:
+        return due_ticks(dag, last_scheduled, now)
+    latest = latest_tick(dag, now) if dag.schedule else None
+    if latest is None or (last_scheduled is not None and latest <= aware(last_scheduled, zone(dag))):
+        return []
+    return [latest]
 
 
 def backfill_plan(dag: Dag, start: datetime | date, end: datetime | date) -> list[datetime]:

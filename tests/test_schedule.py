@@ -295,3 +295,11 @@ def test_parse_when_names_the_flag_on_bad_input() -> None:
 
     with pytest.raises(UsageError, match="bad --start 'yesterday'"):
         schedule.parse_when("yesterday", make_dag(), flag="--start")
+
+
+def test_catchup_false_finds_the_latest_tick_without_walking_the_gap() -> None:
+    dag = make_dag(schedule="* * * * *", start_date=datetime(2020, 1, 1), catchup=False)  # walking would take minutes
+    assert schedule.catchup_plan(dag, None, utc(2026, 6, 1, 12, 30, 30)) == [utc(2026, 6, 1, 12, 30)]
+    assert schedule.catchup_plan(dag, utc(2020, 1, 1), utc(2026, 6, 1, 12, 30, 30)) == [utc(2026, 6, 1, 12, 30)]
+    assert schedule.latest_tick(make_dag(schedule="@daily", start_date=datetime(2026, 6, 2)), utc(2026, 6, 1)) is None
+    assert schedule.latest_tick(make_dag(schedule="@daily", end_date=datetime(2026, 1, 3)), utc(2026, 6, 1)) == utc(2026, 1, 3)
