@@ -190,14 +190,14 @@ def data_interval(dag: Dag, logical_date: datetime) -> Interval:
     return Interval(previous if previous is not None else tick, tick)
 
 
-def due_ticks(dag: Dag, after: datetime | None, until: datetime) -> list[datetime]:
-    """Every tick in (after, until], oldest first; `after=None` means since start_date."""
-    tz = zone(dag)
+def due_ticks(dag: Dag, after: datetime | None, until: datetime, limit: int | None = None) -> list[datetime]:
+    """Every tick in (after, until], oldest first (the first `limit`); `after=None` means since start_date."""
+    tz, count = zone(dag), limit
     limit = aware(until, tz)
     begin = aware(after, tz) if after is not None else _before_everything(dag, limit)
     result: list[datetime] = []
     for instant in ticks(dag, begin):
-        if instant > limit:
+        if instant > limit or (count is not None and len(result) >= count):
             break
         result.append(instant)
     return result
@@ -224,15 +224,16 @@ def latest_tick(dag: Dag, now: datetime) -> datetime | None:
     return tick
 
 
-def catchup_plan(dag: Dag, last_scheduled: datetime | None, now: datetime) -> list[datetime]:
+def catchup_plan(dag: Dag, last_scheduled: datetime | None, now: datetime, limit: int | None = None) -> list[datetime]:
     """Ticks to run now, oldest first: every missed one with catchup, else only the latest.
 
     `last_scheduled` is the logical date of the newest scheduled run that exists (None
     when there is none); ticks up to and including it are never planned again. Without
-    catchup the latest tick is found directly, however long the daemon was away.
+    catchup the latest tick is found directly, however long the daemon was away; with it,
+    `limit` stops the list after that many ticks (the rest are planned next time).
     """
     if dag.catchup and dag.start_date is not None:
-        return due_ticks(dag, last_scheduled, now)
+        return due_ticks(dag, last_scheduled, now, limit)
     latest = latest_tick(dag, now) if dag.schedule else None
     if latest is None or (last_scheduled is not None and latest <= aware(last_scheduled, zone(dag))):
         return []

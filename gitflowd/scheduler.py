@@ -36,22 +36,28 @@ class Scheduler:
         result = []
         for dag_id, (dag, version) in dags.items():
             upcoming = self._upcoming(dag, version, now)
-            if upcoming is None or upcoming > now:
-                continue
-            try:
-                planned = schedule.catchup_plan(dag, self.last(dag_id), now)
-            except ValueError as exc:  # e.g. a timezone this system does not know: say it once
-                self._report(dag_id, str(exc))
-                continue
-            slots = dag.max_active_runs - active(dag_id)
-            for tick in planned:
-                if slots <= 0:
-                    break
-                self.last_tick[dag_id] = tick
-                if not any(run.logical_date == tick for run in self.state.runs(dag_id)):
-                    result.append((dag, tick))
-                    slots -= 1
+            if upcoming is not None and upcoming <= now:
+                result += [(dag, tick) for tick in self._due_ticks(dag, dag.max_active_runs - active(dag_id), now)]
         return result
+
+    def _due_ticks(self, dag: Dag, slots: int, now: datetime) -> list[datetime]:
+        """Up to `slots` due ticks that have no run yet; `last_tick` moves past every tick seen."""
+        chosen: list[datetime] = []
+        existing: set[datetime] | None = None
+        while len(chosen) < slots:
+            try:  # only as many ticks as can start: a long catch-up is planned a slice at a time
+                planned = schedule.catchup_plan(dag, self.last(dag.id), now, limit=slots - len(chosen))
+            except ValueError as exc:  # e.g. a timezone this system does not know: say it once
+                self._report(dag.id, str(exc))
+                return chosen
+            if not planned:
+                break
+            existing = existing if existing is not None else {run.logical_date for run in self.state.runs(dag.id)}
+            for tick in planned:
+                self.last_tick[dag.id] = tick
+                if tick not in existing:
+                    chosen.append(tick)
+        return chosen
 
     def next_due(self, dags: Mapping[str, tuple[Dag, str]], now: datetime) -> datetime | None:
         """The soonest tick after `now` of any DAG (ticks already due wait for a run to end)."""
