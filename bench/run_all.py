@@ -2,7 +2,9 @@
 """Run every benchmark and report each figure beside its floor or budget, PASS or MISS.
 
 Flow: for each workload (1-2 overhead, 3 reload, 4 latency, 5 site, 6 journal, 7 idle)
-call its module's `figures(quick)` -> one markdown report (machine, load, the table, any
+a fresh interpreter (`run_all.py --worker NAME --out FILE`, so that no workload measures
+another's leftovers: caches, threads, a big heap) calls its module's `figures(quick)` and
+writes the figures as JSON -> one markdown report (machine, load, the table, any
 benchmark that could not run) -> printed, and written into BENCHMARKS.md between the
 RESULTS markers (the rest of the file, e.g. the profiles, is left alone).
 
@@ -16,11 +18,14 @@ with the project's .venv.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
+import sys
+import tempfile
 import time
-import traceback
+from dataclasses import asdict
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -103,16 +108,30 @@ def run(names: list[str], quick: bool) -> tuple[list[Figure], list[str]]:
         start = time.perf_counter()
         print(f"== {name}", flush=True)
         try:
-            found = WORKLOADS[name](quick)
-        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
-            traceback.print_exc()
-            failures.append(f"- `{name}` could not run: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            found = run_isolated(name, quick)
+        except RuntimeError as exc:  # one broken benchmark must not hide the others
+            failures.append(f"- `{name}` could not run: {exc}")
             continue
         for figure in found:
             print(figure.row(), flush=True)
         figures += found
         print(f"   ({time.perf_counter() - start:.0f} s)", flush=True)
     return figures, failures
+
+
+def run_isolated(name: str, quick: bool) -> list[Figure]:
+    """The figures of one workload, measured in a fresh interpreter (its stderr shows here)."""
+    with tempfile.TemporaryDirectory(prefix="gitflowd-bench-") as temp:
+        out = Path(temp) / "figures.json"
+        command = [sys.executable, __file__, "--worker", name, "--out", str(out), *(["--quick"] if quick else [])]
+        done = subprocess.run(command, stdout=subprocess.DEVNULL)
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"its worker exited with {done.returncode} (its error is printed above)")
+        return [Figure(**data) for data in json.loads(out.read_text())]
+
+
+def worker(name: str, quick: bool, out: Path) -> None:
+    out.write_text(json.dumps([asdict(f) for f in WORKLOADS[name](quick)]))
 
 
 def report(figures: list[Figure], failures: list[str], quick: bool, started: datetime,
@@ -141,7 +160,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a fast check")
     parser.add_argument("--only", help=f"comma-separated workloads: {', '.join(WORKLOADS)} (the file is not written)")
     parser.add_argument("--no-write", action="store_true", help="print the report, leave BENCHMARKS.md alone")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure one workload ...
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)  # ... and write its figures here
     args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.quick, args.out)
+        return 0
     names = args.only.split(",") if args.only else list(WORKLOADS)
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:

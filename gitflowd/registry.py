@@ -245,10 +245,11 @@ def read_registry(state_root: Path) -> Registry:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise StateError(f"{path}: unreadable DAG registry ({reason}); delete it and let the daemon reload") from None
-    _READ_CACHE[path] = (identity, registry)  # a replacement between stat and read only costs a re-read
+    _cache(path, identity, registry)  # a replacement between stat and read only costs a re-read
     return registry
 
 
+READ_CACHE_SIZE = 4  # state directories whose parsed registry this process keeps
 _READ_CACHE: dict[Path, tuple[tuple[int, int, int], Registry]] = {}
 
 
@@ -260,7 +261,14 @@ def _identity(path: Path) -> tuple[int, int, int]:
 
 def _remember(path: Path, registry: Registry) -> None:
     """After writing (under the registry lock): this process need not parse it again."""
-    _READ_CACHE[path] = (_identity(path), registry)
+    _cache(path, _identity(path), registry)
+
+
+def _cache(path: Path, identity: tuple[int, int, int], registry: Registry) -> None:
+    _READ_CACHE.pop(path, None)
+    _READ_CACHE[path] = (identity, registry)
+    while len(_READ_CACHE) > READ_CACHE_SIZE:  # e.g. a test session's many state directories
+        del _READ_CACHE[next(iter(_READ_CACHE))]
 
 
 def read_reloads(state_root: Path) -> list[Reload]:
