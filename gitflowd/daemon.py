@@ -81,7 +81,9 @@ class Daemon:
         self.site = Site(options.state, options.site, secrets=_secret_values(options.secrets_file))
         self.site_listener = SiteListener(self.site)
         self.repo: Repo | None = None
+        self.branch = options.branch  # the followed branch, fixed once the repository is first opened
         self.watcher: Watcher | None = None
+        self.inbox_watcher = Watcher(None, None, self.state.inbox, self.waker.wake, options.poll)
         self.head: str | None = None
         self.dags: dict[str, registry.DagEntry] = {}
         self.loaded: dict[str, Dag] = {}
@@ -128,6 +130,7 @@ class Daemon:
         """Open the repository, watch it, load the head, resume unfinished runs."""
         self.state.inbox.mkdir(parents=True, exist_ok=True)
         inbox.prune_replies(self.state.root)
+        self.inbox_watcher.start()
         self._open_repo(fail=True)  # a wrong --repo or --branch is an error now, not a retry loop
         self.reload(self.clock(), render=False)  # the whole site is rendered once, below
         self.resume_unfinished()
@@ -138,6 +141,7 @@ class Daemon:
 
     def close(self) -> None:
         self._close_repo()
+        self.inbox_watcher.stop()
         self.site_listener.close()
         self.waker.close()
         self.notifier.close()
@@ -260,17 +264,22 @@ class Daemon:
                     self.repo.branch, self.head[:8], sha[:8])
 
     def _open_repo(self, fail: bool = False) -> bool:
-        """(Re)open the repository and its watcher; False (logged, retried) when it cannot be read."""
-        self._close_repo()
+        """(Re)open the repository and its watcher; False (logged, retried) when it cannot be read.
+
+        Until a reopen works the previous Repo stays: its objects still serve runs.
+        """
         try:
-            self.repo = Repo(self.options.repo, self.options.branch)
+            repo = Repo(self.options.repo, self.branch)
         except (GitflowdError, OSError) as exc:
             if fail:
                 raise
             self._repo_broken(exc)
             return False
-        self.launcher.repo, self.repo_retry_at = self.repo, None
-        self.watcher = Watcher(self.repo.git_dir, self.repo.branch, self.state.inbox, self.waker.wake, self.options.poll)
+        self._close_repo()
+        # keep following this branch, even if HEAD later names another (the user switched)
+        self.repo, self.branch = repo, self.branch or repo.branch
+        self.launcher.repo, self.repo_retry_at = repo, None
+        self.watcher = Watcher(repo.git_dir, repo.branch, None, self.waker.wake, self.options.poll)
         self.watcher.start()
         return True
 

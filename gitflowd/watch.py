@@ -57,10 +57,14 @@ class _Handler(FileSystemEventHandler):
 
 
 class Watcher:
-    """Watchdog observers on a git directory and an inbox; `start()` / `stop()`."""
+    """Watchdog observers on a git directory and/or an inbox; `start()` / `stop()`.
 
-    def __init__(self, git_dir: Path, branch: str | None, inbox: Path | None, wake: Callable[[str], None], poll: float | None = None):
-        self.git_dir = Path(git_dir).absolute()
+    The daemon keeps one for the inbox and one for the repository, so that reopening a
+    repository that went away never leaves the inbox unwatched.
+    """
+
+    def __init__(self, git_dir: Path | None, branch: str | None, inbox: Path | None, wake: Callable[[str], None], poll: float | None = None):
+        self.git_dir = Path(git_dir).absolute() if git_dir else None
         self.branch = branch
         self.inbox = Path(inbox).absolute() if inbox else None
         self.wake = wake
@@ -98,11 +102,8 @@ class Watcher:
             self._start(PollingObserver(timeout=FALLBACK_POLL))
 
     def _start(self, observer: BaseObserver) -> None:
-        git_handler = _Handler(GIT, self.refs_wanted, self.wake)
-        observer.schedule(git_handler, str(self.git_dir), recursive=False)
-        observer.schedule(_Handler(GIT, self.root_gone, self.wake, ("moved", "deleted")), str(self.repo_root.parent), recursive=False)
-        if (self.git_dir / "refs").is_dir():
-            observer.schedule(git_handler, str(self.git_dir / "refs"), recursive=True)
+        if self.git_dir is not None:
+            self._schedule_git(observer, self.git_dir)
         if self.inbox is not None:
             observer.schedule(_Handler(INBOX, self.inbox_wanted, self.wake), str(self.inbox), recursive=False)
         observer.daemon = True
@@ -113,6 +114,13 @@ class Watcher:
             raise
         self._observer = observer
         log.debug("watching %s (branch %s)%s", self.git_dir, self.branch or "HEAD", f" by polling every {self.poll}s" if self.poll else " with inotify")
+
+    def _schedule_git(self, observer: BaseObserver, git_dir: Path) -> None:
+        git_handler = _Handler(GIT, self.refs_wanted, self.wake)
+        observer.schedule(git_handler, str(git_dir), recursive=False)
+        observer.schedule(_Handler(GIT, self.root_gone, self.wake, ("moved", "deleted")), str(self.repo_root.parent), recursive=False)
+        if (git_dir / "refs").is_dir():
+            observer.schedule(git_handler, str(git_dir / "refs"), recursive=True)
 
     def stop(self) -> None:
         if self._observer is None:
