@@ -237,7 +237,12 @@ class Daemon:
             log.exception("unexpected error reading the repository")
             self._repo_broken(exc)
             return
-        changes = registry.record_snapshot(self.options.state, snapshot, now)
+        try:
+            changes = registry.record_snapshot(self.options.state, snapshot, now)
+        except (GitflowdError, OSError) as exc:  # e.g. a full disk: try again at the next event or retry
+            log.error("cannot record the reload of %s: %s; keeping the DAGs of %s", sha[:8], exc, self.head[:8] if self.head else "no commit")
+            self.repo_retry_at = time.monotonic() + REPO_RETRY
+            return
         if self.repo_problem is not None:
             log.info("the repository can be read again")
         self.head, self.repo_retry_at, self.repo_problem = sha, None, None

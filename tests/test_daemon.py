@@ -222,6 +222,21 @@ def test_a_repository_that_vanishes_and_returns(make_repo: Callable[..., GitRepo
     assert sha_before != added
 
 
+def test_a_reload_that_cannot_be_recorded_is_retried(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/a.toml": toml("true")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    registry_file = daemon.state / "dags.json"
+    saved = registry_file.read_bytes()
+    registry_file.unlink()
+    registry_file.mkdir()  # a directory where the registry file should be: every write fails
+    sha = repo.commit({"dags/b.toml": toml("true")}, message="unrecordable")
+    daemon.wait_log(rf"cannot record the reload of {sha[:8]}: .*; keeping the DAGs of [0-9a-f]{{8}}")
+    assert daemon.proc.poll() is None
+    registry_file.rmdir()
+    registry_file.write_bytes(saved)
+    daemon.wait_log(rf"reloaded {sha} 'unrecordable': 2 DAG\(s\) active; b added")
+
+
 def test_polling_instead_of_inotify(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     repo = make_repo({"dags/a.toml": toml("true")})
     daemon = start(daemons, repo.path, tmp_path / "home", "--poll", "0.2")
