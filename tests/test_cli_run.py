@@ -244,3 +244,15 @@ def test_an_unusable_state_directory_is_a_one_line_error(setup, cli, tmp_path: P
     _one_line_error(done, "cannot write journal", "Not a directory")
     assert done.stdout == ""
     _one_line_error(cli("--state", "/dev/null/x", "run", "pipe", cwd=repo.path), "cannot open lock file")
+
+
+def test_no_render_leaves_the_site_alone_until_render(make_repo, cli) -> None:
+    repo = make_repo({"dags/quick.toml": "[tasks.a]\ncmd = \"true\"\n"})
+    site = repo.path / ".gitflowd" / "site"
+    done = cli("run", "quick", "--no-render", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    assert not site.exists()
+    done = cli("run", "quick", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.splitlines()[0]
+    assert (site / "dags" / "quick" / "runs" / run_id / "index.html").is_file()

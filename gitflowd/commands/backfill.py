@@ -18,7 +18,7 @@ from gitflowd import settings
 from gitflowd.backfill import REPROCESS, Action, Step, describe, plan_backfill
 from gitflowd.commands.common import find_dag, format_time, open_repo, table
 from gitflowd.commands.handoff import daemon_holder, hand_over
-from gitflowd.commands.run import add_execution_options
+from gitflowd.commands.run import add_execution_options, site_listeners
 from gitflowd.dag import Dag
 from gitflowd.errors import UsageError
 from gitflowd.launch import Launcher
@@ -26,7 +26,6 @@ from gitflowd.lock import StateLock
 from gitflowd.pool import Finished, Job, Limiter, RunPool
 from gitflowd.schedule import aware, parse_when, zone
 from gitflowd.secrets import resolve_path, secrets_for
-from gitflowd.site import listener_for
 from gitflowd.state import RunStatus, StateDir
 
 
@@ -62,13 +61,14 @@ def run(args: argparse.Namespace) -> int:
         dag = find_dag(repo.load(sha), args.dag)
         steps = _plan(dag, state, args)
         secrets_file = resolve_path(args.secrets_file)
-        listener = listener_for(where.state, where.site, secrets_for(dag, secrets_file).values())
+        listeners = site_listeners(args, where.state, where.site, secrets_for(dag, secrets_file).values())
         launcher = Launcher(state, repo, secrets_file=secrets_file, parallelism=args.parallelism,
-                            slots=Limiter(args.parallelism) if args.parallelism else None, listeners=lambda: [listener])
+                            slots=Limiter(args.parallelism) if args.parallelism else None, listeners=lambda: listeners)
         try:
             return _Foreground(dag, launcher).run(sha, steps)
         finally:
-            listener.close()
+            for listener in listeners:
+                listener.close()
 
 
 def _plan(dag: Dag, state: StateDir, args: argparse.Namespace) -> list[Step]:

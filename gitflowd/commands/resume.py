@@ -15,12 +15,11 @@ import dataclasses
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
 from gitflowd.commands.handoff import daemon_holder, hand_over
-from gitflowd.commands.run import add_execution_options, execute
+from gitflowd.commands.run import add_execution_options, execute, site_listeners
 from gitflowd.dag import Dag
 from gitflowd.lock import StateLock
 from gitflowd.runs import mask_interrupted, open_resume, open_run, plan_resume
 from gitflowd.secrets import resolve_path, secrets_for
-from gitflowd.site import listener_for
 from gitflowd.state import StateDir
 from gitflowd.templating import render_commands
 
@@ -62,4 +61,4 @@ def run(args: argparse.Namespace) -> int:
         mask_interrupted(state, current, record, secrets)
         print(current.run_id, flush=True)
         return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
-                       listeners=[listener_for(where.state, where.site, secrets.values())])
+                       listeners=site_listeners(args, where.state, where.site, secrets.values()))

@@ -54,6 +54,14 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--secrets-file", metavar="FILE", help="KEY=VALUE secrets, mode 600 (env GITFLOWD_SECRETS_FILE)")
     parser.add_argument("--no-wait", action="store_true",
                         help="while a daemon runs (it then does the work): print the run id and return at once")
+    parser.add_argument("--no-render", action="store_true",
+                        help="do not render the site while and after running (CI, scripts); `gitflowd render` "
+                             "catches up later")
+
+
+def site_listeners(args: argparse.Namespace, state: Path, site: Path, secrets: Iterable[str]) -> list[RunListener]:
+    """The debounced site renderer, unless --no-render."""
+    return [] if args.no_render else [listener_for(state, site, secrets)]
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             writer = create_run(state, new)
             print(new.run_id, flush=True)
             return execute(new, writer, state, checkout, args.parallelism, secrets, commands,
-                           listeners=[listener_for(where.state, where.site, secrets.values())])
+                           listeners=site_listeners(args, where.state, where.site, secrets.values()))
 
 
 def _record(state: Path, snapshot: Snapshot) -> None:
