@@ -4,7 +4,10 @@
 For each shape (chain, fan) and N, times (median of REPEATS):
   floor   bench/floor.py: same commands, same shell, same order, same parallelism, nothing else
   xargs   `xargs -P2` running the same N commands (no dependencies): the machine's limit
-  gitflowd `gitflowd run` of the same DAG from a Git repo, journal durable as in production
+  gitflowd `gitflowd run --no-render` of the same DAG from a Git repo, journal durable as in
+           production: the orchestration overhead the budget is about
+  +site    `gitflowd run` as a user runs it, rendering the site while and after it runs
+           (every attempt's log page, the run page, the DAG page, the index): reported beside it
 and reports ratios and per-task overhead in ms.
 
     python3 bench/bench_overhead.py [N ...]
@@ -32,11 +35,12 @@ def time_xargs(n: int) -> float:
     return time.perf_counter() - start
 
 
-def time_gitflowd(repo: Path, root: Path, dag_id: str) -> float:
-    state = root / "state"
-    cleanup(state)  # a fresh state each time: every run does the full work
-    return timed([*gitflowd_cmd(), "--repo", repo, "--state", state, "--site", root / "site",
-                  "run", dag_id, "--parallelism", PARALLELISM], timeout=TIMEOUT)
+def time_gitflowd(repo: Path, root: Path, dag_id: str, *extra: str) -> float:
+    state, site = root / "state", root / "site"
+    cleanup(state)  # a fresh state (and site) each time: every run does the full work
+    cleanup(site)
+    return timed([*gitflowd_cmd(), "--repo", repo, "--state", state, "--site", site,
+                  "run", dag_id, "--parallelism", PARALLELISM, *extra], timeout=TIMEOUT)
 
 
 def measure(shape: str, n: int) -> dict[str, float]:
@@ -46,21 +50,22 @@ def measure(shape: str, n: int) -> dict[str, float]:
         repo = make_repo(root / "repo", {f"dags/{shape}.toml": to_toml(shape, deps)})
         floor = best_of(REPEATS, timed, [sys.executable, BENCH / "floor.py", shape, n, PARALLELISM])
         xargs = best_of(REPEATS, time_xargs, n)
-        ours = best_of(REPEATS, time_gitflowd, repo, root, shape)
+        ours = best_of(REPEATS, time_gitflowd, repo, root, shape, "--no-render")
+        with_site = best_of(REPEATS, time_gitflowd, repo, root, shape)
     finally:
         cleanup(root)
-    return {"floor": floor, "xargs": xargs, "gitflowd": ours}
+    return {"floor": floor, "xargs": xargs, "gitflowd": ours, "gitflowd_site": with_site}
 
 
 def report(sizes: list[int]) -> list[str]:
-    rows = ["| shape | N | floor s | xargs -P2 s | gitflowd s | ratio to floor | overhead ms/task |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| shape | N | floor s | xargs -P2 s | gitflowd s | ratio to floor | overhead ms/task | with site s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for shape in SHAPES:
         for n in sizes:
             m = measure(shape, n)
             ratio = m["gitflowd"] / m["floor"]
             per_task = (m["gitflowd"] - m["floor"]) / n * 1000
-            rows.append(f"| {shape} | {n:,} | {m['floor']:.2f} | {m['xargs']:.2f} | {m['gitflowd']:.2f} | {ratio:.2f} | {per_task:.3f} |")
+            rows.append(f"| {shape} | {n:,} | {m['floor']:.2f} | {m['xargs']:.2f} | {m['gitflowd']:.2f} | {ratio:.2f} | {per_task:.3f} | {m['gitflowd_site']:.2f} |")
             print(rows[-1], flush=True)
     return rows
 

@@ -59,10 +59,12 @@ def overhead_figures(quick: bool = False) -> list[Figure]:
             per_task[n] = (m["gitflowd"] - m["floor"]) / n * 1000
             floors = f"floor {m['floor']:.2f} s, xargs -P2 {m['xargs']:.2f} s"
             result += [
-                Figure("1 overhead", f"{shape} N={n:,}: gitflowd run wall time", m["gitflowd"], "s", reference=floors),
+                Figure("1 overhead", f"{shape} N={n:,}: gitflowd run --no-render wall time", m["gitflowd"], "s", reference=floors),
                 Figure("1 overhead", f"{shape} N={n:,}: ratio to the Python floor", m["gitflowd"] / m["floor"], "x",
                        OVERHEAD_BUDGETS.get(n)),
                 Figure("1 overhead", f"{shape} N={n:,}: overhead per task", per_task[n], "ms", reference="info"),
+                Figure("1 overhead", f"{shape} N={n:,}: gitflowd run with the site rendered, ratio to the floor",
+                       m["gitflowd_site"] / m["floor"], "x", reference="info"),
             ]
         if 10000 in per_task and per_task[1000] > 0:
             result.append(Figure("2 scaling", f"{shape}: overhead per task at N=10,000 / at N=1,000",
