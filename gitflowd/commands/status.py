@@ -1,7 +1,7 @@
 """`gitflowd status [DAG [RUN_ID]] [--json] [--limit N]`: runs newest first, with task states.
 
 Without arguments: every run of every DAG; with DAG: that DAG's runs; with RUN_ID: one
-run and a row per task. `--json` prints a JSON array of runs (shape in docs/cli-runs.md).
+run and a row per task. `--json` prints a JSON array of runs (shape in the README, `gitflowd status`).
 A damaged journal is reported on stderr and the other runs are still shown.
 """
 

@@ -3,7 +3,7 @@
 Flow: the paths (this Python, the repository, state and site) are resolved -> `unit_text`
 fills the template below -> printed; install it as /etc/systemd/system/gitflowd.service.
 examples/systemd/gitflowd.service is this template with `EXAMPLE` values (a test keeps
-them equal), and docs/service.md explains every line.
+them equal), and the README ("Run as a service") explains every line.
 
 Hardening is chosen so that tasks (shell commands, Python programs) still run: they may
 write the state directory (their workspaces) and a private /tmp, and use the network.
@@ -44,11 +44,11 @@ EXAMPLE = UnitPaths(
 
 TEMPLATE = """\
 # gitflowd as a systemd service: follows a Git repository, runs its DAGs on schedule,
-# and writes the static status site. See docs/service.md; `gitflowd systemd-unit`
+# and writes the static status site. See the README, "Run as a service"; `gitflowd systemd-unit`
 # prints this unit with the paths of an installation.
 [Unit]
 Description=gitflowd workflow daemon (DAGs from Git)
-Documentation=https://github.com/gitflowd/gitflowd/blob/main/docs/service.md
+Documentation=https://github.com/gitflowd/gitflowd#run-as-a-service
 Wants=network-online.target
 After=network-online.target
 

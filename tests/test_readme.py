@@ -1,0 +1,38 @@
+"""The README, the CLI help and the code stay in step: every command and every option the
+CLI accepts is documented in the README, and the Quickstart names the two dev.py commands."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from gitflowd.cli import COMMANDS, build_parser
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_a_readme_section(command: str) -> None:
+    assert f"### `gitflowd {command}" in README
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_is_documented(command: str) -> None:
+    parser = _subparsers()[command]
+    options = {o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    missing = sorted(o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", README))
+    assert missing == [], f"gitflowd {command}: options missing from README.md: {missing}"
+
+
+def test_quickstart_has_the_two_commands() -> None:
+    quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert "python3 dev.py demo" in quickstart and "python3 dev.py test" in quickstart
