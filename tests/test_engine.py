@@ -178,7 +178,7 @@ def test_trigger_decision_table() -> None:
 
 def test_templates_and_environment(tmp_path: Path) -> None:
     cmd = ("echo '{{ ds }} {{ ts }} {{ run_id }} {{ dag_id }} {{ task_id }} {{ commit[:6] }} {{ params.region }} "
-           "{{ data_interval_end.isoformat() }}' > out; env | grep ^GITFLOWD_ | sort >> out; pwd >> out; echo $EXTRA $OWN >> out")
+           "{{ data_interval_end.isoformat() }}' > out; env | grep -E '^GITFLOWD_(ATTEMPT|COMMIT|DAG|LOGICAL_DATE|RUN_ID|TASK|WORKSPACE)=' | sort >> out; pwd >> out; echo $EXTRA $OWN >> out")
     dag = Dag("d", {"t": Task("t", cmd=cmd, env={"OWN": "task"})}, params={"region": "seoul"}, env={"EXTRA": "dag"},
               timezone="Asia/Seoul")
     run = run_dag(tmp_path, dag, params={"region": "busan"})
