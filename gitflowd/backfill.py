@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 
-from gitflowd import schedule
 from gitflowd.dag import Dag
 from gitflowd.state import RunState, RunStatus
 
@@ -50,6 +49,8 @@ def latest_by_tick(runs: Iterable[RunState]) -> dict[datetime, RunState]:
 
 def plan_backfill(dag: Dag, runs: Iterable[RunState], start: date | datetime, end: date | datetime, reprocess: str = "none") -> list[Step]:
     """One step per tick in [start, end], oldest first."""
+    from gitflowd import schedule  # here: the CLI imports this module for REPROCESS and starts without croniter
+
     if reprocess not in REPROCESS:
         raise ValueError(f"--reprocess must be one of {', '.join(REPROCESS)}, not {reprocess!r}")
     existing = latest_by_tick(runs)

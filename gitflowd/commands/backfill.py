@@ -13,20 +13,22 @@ import argparse
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from gitflowd import settings
 from gitflowd.backfill import REPROCESS, Action, Step, describe, plan_backfill
 from gitflowd.commands.common import find_dag, format_time, open_repo, table
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, site_listeners
-from gitflowd.dag import Dag
 from gitflowd.errors import UsageError
-from gitflowd.launch import Launcher
 from gitflowd.lock import StateLock
 from gitflowd.pool import Finished, Job, Limiter, RunPool
-from gitflowd.schedule import aware, parse_when, zone
 from gitflowd.secrets import resolve_path, secrets_for
 from gitflowd.state import RunStatus, StateDir
+
+if TYPE_CHECKING:
+    from gitflowd.dag import Dag
+    from gitflowd.launch import Launcher
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -46,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    from gitflowd.launch import Launcher
+
     where = settings.resolve(args.repo, args.state, args.site)
     state = StateDir(where.state)
     if args.dry_run:
@@ -72,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(dag: Dag, state: StateDir, args: argparse.Namespace) -> list[Step]:
+    from gitflowd.schedule import aware, parse_when, zone
+
     start = parse_when(args.start, dag, flag="--start")
     end = parse_when(args.end, dag, flag="--end")
     if end < start:

@@ -11,7 +11,6 @@ import argparse
 from gitflowd import settings
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.lock import StateLock
-from gitflowd.runs import clear_tasks, open_run, tasks_to_clear
 from gitflowd.state import StateDir
 
 
@@ -28,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    from gitflowd.runs import clear_tasks, open_run, tasks_to_clear
+
     state = StateDir(settings.resolve(args.repo, args.state, args.site).state)
     if daemon_holder(state):
         return hand_over(state, "clear", {"dag": args.dag, "run_id": args.run_id, "tasks": args.task, "downstream": args.downstream})

@@ -1,6 +1,7 @@
 """Helpers shared by the commands: open the repository, load a snapshot, format values.
 
-Not a command itself (it is not listed in cli.COMMANDS).
+Not a command itself (it is not listed in cli.COMMANDS). Importing it stays cheap:
+GitPython and the loader (Jinja2, croniter) are imported only when a repository is opened.
 """
 
 from __future__ import annotations
@@ -8,17 +9,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from gitflowd import settings
-from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, DagNotFound, Problem
-from gitflowd.loader import suggest
-from gitflowd.repo import Repo, Snapshot, load_worktree
+
+if TYPE_CHECKING:
+    from gitflowd.dag import Dag
+    from gitflowd.repo import Repo, Snapshot
 
 
 def open_repo(args: argparse.Namespace) -> Repo:
     """The repository named by --repo / GITFLOWD_REPO / the current directory."""
+    from gitflowd.repo import Repo
     where = settings.resolve(args.repo, args.state, args.site)
     return Repo(where.repo)
 
@@ -26,6 +30,7 @@ def open_repo(args: argparse.Namespace) -> Repo:
 def load_snapshot(args: argparse.Namespace, rev: str | None = None, worktree: bool = False) -> Snapshot:
     """The DAGs of `rev` (default: the branch head), or of the files on disk."""
     if worktree:
+        from gitflowd.repo import load_worktree
         return load_worktree(settings.resolve(args.repo, args.state, args.site).repo)
     with open_repo(args) as repo:
         return repo.load(repo.resolve(rev))
@@ -38,6 +43,7 @@ def find_dag(snapshot: Snapshot, dag_id: str) -> Dag:
     problems = [p for p in snapshot.problems if _stem(p.path) == dag_id]
     if problems:
         raise DagFileError(problems)
+    from gitflowd.loader import suggest
     ids = list(snapshot.dags)
     hint = suggest(dag_id, ids) or (f" (DAGs: {', '.join(ids[:10])})" if ids else " (there are no valid DAGs)")
     raise DagNotFound(dag_id, hint)

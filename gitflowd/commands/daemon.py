@@ -16,7 +16,6 @@ import sys
 
 from gitflowd import settings
 from gitflowd.commands.run import positive_int
-from gitflowd.daemon import Daemon, Options
 from gitflowd.errors import UsageError
 from gitflowd.notify import Notifier
 from gitflowd.secrets import load_file, resolve_path
@@ -54,6 +53,8 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gitflowd.daemon import Daemon, Options
+
     setup_logging(args.verbose)
     where = settings.resolve(args.repo, args.state, args.site)
     if args.poll == 0:

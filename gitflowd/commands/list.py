@@ -11,10 +11,12 @@ import argparse
 import json
 import sys
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from gitflowd import schedule
 from gitflowd.commands.common import format_time, load_snapshot, problem_dict, table
-from gitflowd.repo import Snapshot
+
+if TYPE_CHECKING:
+    from gitflowd.repo import Snapshot
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _row(dag, now: datetime) -> dict[str, object]:
-    upcoming = schedule.next_tick(dag, now) if dag.schedule else None
+    from gitflowd.schedule import next_tick
+    upcoming = next_tick(dag, now) if dag.schedule else None
     return {
         "id": dag.id,
         "schedule": dag.schedule,

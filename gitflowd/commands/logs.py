@@ -13,7 +13,6 @@ import sys
 
 from gitflowd import settings
 from gitflowd.errors import GitflowdError, RunError, TaskNotFound
-from gitflowd.loader import suggest
 from gitflowd.secrets import Masker, load_file, resolve_path
 from gitflowd.state import RunState, StateDir
 
@@ -50,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _attempt_number(run: RunState, task_id: str, wanted: int | None) -> int:
     if task_id not in run.tasks:
+        from gitflowd.loader import suggest
         raise TaskNotFound(run.dag_id, task_id, suggest(task_id, list(run.tasks)))
     numbers = [a.number for a in run.tasks[task_id].attempts]
     if not numbers:

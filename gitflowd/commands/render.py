@@ -10,7 +10,6 @@ import argparse
 
 from gitflowd import settings
 from gitflowd.errors import StateError
-from gitflowd.site import Site
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -23,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    from gitflowd.site import Site
+
     where = settings.resolve(args.repo, args.state, args.site)
     if not where.state.is_dir():
         raise StateError(f"no state directory at {where.state}: run a DAG first, or pass --state DIR")

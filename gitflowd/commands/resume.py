@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import TYPE_CHECKING
 
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, execute, site_listeners
-from gitflowd.dag import Dag
 from gitflowd.lock import StateLock
-from gitflowd.runs import mask_interrupted, open_resume, open_run, plan_resume
 from gitflowd.secrets import resolve_path, secrets_for
 from gitflowd.state import StateDir
-from gitflowd.templating import render_commands
+
+if TYPE_CHECKING:
+    from gitflowd.dag import Dag
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -38,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    from gitflowd.runs import mask_interrupted, open_resume, open_run, plan_resume
+    from gitflowd.templating import render_commands
+
     where = settings.resolve(args.repo, args.state, args.site)
     state = StateDir(where.state)
     if daemon_holder(state):

@@ -15,25 +15,21 @@ import signal
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gitflowd import schedule, settings
-from gitflowd.schedule import parse_when
+from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
 from gitflowd.commands.handoff import daemon_holder, hand_over
-from gitflowd.dag import Dag
-from gitflowd.engine import Engine, RunListener
-from gitflowd.executors.local import LocalExecutor
-from gitflowd.journal import JournalWriter
+from gitflowd.errors import StateError
 from gitflowd.lock import StateLock
 from gitflowd.progress import Progress
-from gitflowd.registry import record_snapshot
-from gitflowd.errors import StateError
-from gitflowd.repo import CommitInfo, Snapshot
-from gitflowd.runs import create_run, parse_params, plan_run
 from gitflowd.secrets import resolve_path, secrets_for
-from gitflowd.site import listener_for
 from gitflowd.state import RunState, RunStatus, StateDir
-from gitflowd.templating import render_commands
+
+if TYPE_CHECKING:
+    from gitflowd.engine import RunListener
+    from gitflowd.journal import JournalWriter
+    from gitflowd.repo import CommitInfo, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +56,11 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
 
 
 def site_listeners(args: argparse.Namespace, state: Path, site: Path, secrets: Iterable[str]) -> list[RunListener]:
-    """The debounced site renderer, unless --no-render."""
-    return [] if args.no_render else [listener_for(state, site, secrets)]
+    """The debounced site renderer, unless --no-render (then the site is not even imported)."""
+    if args.no_render:
+        return []
+    from gitflowd.site import listener_for
+    return [listener_for(state, site, secrets)]
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -84,6 +83,10 @@ def commit_dict(info: CommitInfo) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gitflowd.runs import create_run, parse_params, plan_run
+    from gitflowd.schedule import data_interval, parse_when
+    from gitflowd.templating import render_commands
+
     where = settings.resolve(args.repo, args.state, args.site)
     state = StateDir(where.state)
     if daemon_holder(state):
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         logical = parse_when(args.date, dag)
         params = parse_params(args.param, dag)
         secrets = secrets_for(dag, resolve_path(args.secrets_file))
-        interval = schedule.data_interval(dag, logical)
+        interval = data_interval(dag, logical)
         settings.exclude_from_git(where)
         with StateLock(state.lock_path, "run"):
             if args.rev is None:  # the branch head, as the daemon would load it: the site shows its source
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(state: Path, snapshot: Snapshot) -> None:
     """The registry is for the site: failing to update it must not stop the run."""
+    from gitflowd.registry import record_snapshot
     try:
         record_snapshot(state, snapshot)
     except StateError as exc:
@@ -124,6 +128,9 @@ def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkou
             secrets: Mapping[str, str], commands: Mapping[str, tuple[str | None, tuple[str, ...] | None]] | None = None,
             listeners: Iterable[RunListener] = ()) -> int:
     """Run the engine in the foreground with signals wired to a clean stop; the exit code."""
+    from gitflowd.engine import Engine
+    from gitflowd.executors.local import LocalExecutor
+
     executor = LocalExecutor()
     engine = Engine(run_state, writer, executor, state, checkout, parallelism=parallelism, secrets=secrets,
                     listeners=[Progress(run_state, sys.stdout), *listeners], commands=commands)

@@ -11,7 +11,6 @@ import argparse
 import json
 from datetime import datetime, timezone
 
-from gitflowd import schedule
 from gitflowd.commands.common import find_dag, format_duration, format_time, load_snapshot, table
 from gitflowd.dag import Dag, Task
 
@@ -56,7 +55,8 @@ def describe(dag: Dag, where: str = "") -> str:
 
 
 def _settings(dag: Dag) -> list[str]:
-    upcoming = schedule.next_tick(dag, datetime.now(timezone.utc)) if dag.schedule else None
+    from gitflowd.schedule import next_tick
+    upcoming = next_tick(dag, datetime.now(timezone.utc)) if dag.schedule else None
     items = [f"schedule: {dag.schedule or 'manual'} ({dag.timezone})"]
     if dag.schedule:
         items.append(f"next run: {format_time(upcoming, dag.timezone)}")

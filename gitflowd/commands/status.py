@@ -17,7 +17,6 @@ from typing import Any
 from gitflowd import settings
 from gitflowd.commands.common import format_duration, table
 from gitflowd.errors import DagNotFound
-from gitflowd.loader import suggest
 from gitflowd.lock import is_locked
 from gitflowd.state import RunState, RunStatus, StateDir, TaskState
 
@@ -40,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         runs = [state.load_run(args.dag, args.run_id)]
     else:
         if args.dag and args.dag not in state.dag_ids():
+            from gitflowd.loader import suggest
             known = state.dag_ids()
             raise DagNotFound(args.dag, suggest(args.dag, known) or f" (no runs recorded; DAGs with runs: {', '.join(known) or 'none'})")
         runs = state.runs(args.dag)

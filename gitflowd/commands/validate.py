@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from gitflowd.commands.common import load_snapshot, problem_dict
-from gitflowd.repo import Snapshot
+
+if TYPE_CHECKING:
+    from gitflowd.repo import Snapshot
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
