@@ -62,6 +62,15 @@ def _no_children_left() -> bool:
     return False
 
 
+@pytest.fixture(params=["popen", "posix_spawn"])
+def start_mode(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Tasks whose cwd is the runner's own are started with posix_spawn, others with Popen:
+    every test taking this fixture runs both ways."""
+    if request.param == "posix_spawn":
+        monkeypatch.chdir(tmp_path)
+    return request.param
+
+
 @pytest.fixture
 def executor():
     ex = LocalExecutor(kill_grace=0.5)
@@ -69,7 +78,7 @@ def executor():
     ex.shutdown()
 
 
-def test_cmd_argv_and_call_write_their_logs(tmp_path: Path, executor: LocalExecutor) -> None:
+def test_cmd_argv_and_call_write_their_logs(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
     (tmp_path / "pkg" / "jobs.py").write_text(textwrap.dedent("""
@@ -96,7 +105,7 @@ def test_cmd_argv_and_call_write_their_logs(tmp_path: Path, executor: LocalExecu
     assert _no_children_left()
 
 
-def test_a_task_that_cannot_start_is_an_error_with_its_reason_in_the_log(tmp_path: Path, executor: LocalExecutor) -> None:
+def test_a_task_that_cannot_start_is_an_error_with_its_reason_in_the_log(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
     done = _run_all(executor, TaskSpec("x", str(tmp_path), str(tmp_path / "x.log"), argv=("no-such-program-gitflowd",)),
                     TaskSpec("y", str(tmp_path / "missing-dir"), str(tmp_path / "y.log"), cmd="true"))
     assert done["x"].outcome is Outcome.ERROR and done["x"].exit_code is None
@@ -104,7 +113,7 @@ def test_a_task_that_cannot_start_is_an_error_with_its_reason_in_the_log(tmp_pat
     assert done["y"].outcome is Outcome.ERROR and "missing-dir" in (tmp_path / "y.log").read_text()
 
 
-def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path, executor: LocalExecutor) -> None:
+def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
     marker = uuid.uuid4().hex
     cmd = "sleep 1000 & trap '' TERM; echo started; sleep 1000"
     done = _run_all(executor, TaskSpec("t", str(tmp_path), str(tmp_path / "t.log"), {"MARKER": marker}, cmd=cmd, timeout=0.3))
@@ -113,7 +122,7 @@ def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Pa
     assert _no_children_left()
 
 
-def test_a_finished_task_leaves_no_background_process_behind(tmp_path: Path, executor: LocalExecutor) -> None:
+def test_a_finished_task_leaves_no_background_process_behind(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
     marker = uuid.uuid4().hex
     done = _run_all(executor, TaskSpec("bg", str(tmp_path), str(tmp_path / "bg.log"), {"MARKER": marker}, cmd="sleep 1000 & exit 0"))
     assert done["bg"].succeeded
@@ -196,3 +205,18 @@ def test_orphans_of_a_dead_runner_are_found_by_environment_and_killed(tmp_path: 
     while find_run_processes("d", env["GITFLOWD_RUN_ID"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert find_run_processes("d", env["GITFLOWD_RUN_ID"]) == {}
+
+
+def test_a_program_is_found_on_the_task_path_and_leads_its_own_group(tmp_path: Path, start_mode: str,
+                                                                    executor: LocalExecutor) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "hello-gitflowd").write_text("#!/bin/sh\necho from tools; ps -o pgid= -p $$\n")
+    (tools / "hello-gitflowd").chmod(0o755)
+    spec = TaskSpec("t", str(tmp_path), str(tmp_path / "t.log"), {"PATH": f"{tools}:/usr/bin:/bin"}, argv=("hello-gitflowd",))
+    started = executor.submit(spec)
+    done = _run_all(executor)  # collects the task submitted above
+    words = (tmp_path / "t.log").read_text().split()
+    assert done["t"].succeeded and words[:2] == ["from", "tools"]
+    assert int(words[2]) == started.pid  # setsid: the task leads its own process group
+    assert _no_children_left()

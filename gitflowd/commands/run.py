@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterable, Mapping
@@ -131,6 +132,9 @@ def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkou
     from gitflowd.engine import Engine
     from gitflowd.executors.local import LocalExecutor
 
+    # Tasks run in the checkout; being there ourselves lets the executor use posix_spawn
+    # (no fork of this process per task). Every path we hold is absolute.
+    os.chdir(checkout)
     executor = LocalExecutor()
     engine = Engine(run_state, writer, executor, state, checkout, parallelism=parallelism, secrets=secrets,
                     listeners=[Progress(run_state, sys.stdout), *listeners], commands=commands)
