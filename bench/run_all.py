@@ -97,6 +97,7 @@ def header(quick: bool, started: datetime, load: tuple[float, float, float]) -> 
         f"Measured {started:%Y-%m-%d %H:%M} UTC on {machine()} ({cpu_model()}).",
         f"Load average when the run started: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min); "
         "anything near or above the core count means other work shared the machine and the figures are noisy.",
+        f"Scratch repositories, state and sites under `{tempfile.gettempdir()}` (set TMPDIR to move them).",
     ]
     if quick:
         lines.append("**Quick run (`--quick`): reduced sizes; the budgets are for the full sizes and only indicative here.**")
