@@ -6,7 +6,7 @@ Builds the same repository as bench_overhead.py (shape, N no-op tasks), runs
 by cumulative time. cProfile sees the main thread only (the engine, and the final site
 render it waits for); the site's timer thread shows up as time the main thread waits.
 
-    python3 bench/profile_run.py {chain|fan} N [LINES]
+    python3 bench/profile_run.py {chain|fan} N [LINES [RUN OPTIONS...]]   e.g. 40 --no-render
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from common import cleanup, make_repo, scratch, timed
 from shapes import SHAPES, to_toml
 
 
-def profile_run(shape: str, n: int, lines: int) -> None:
+def profile_run(shape: str, n: int, lines: int, *options: str) -> None:
     root = scratch(f"profile-{shape}{n}")
     try:
         repo = make_repo(root / "repo", {f"dags/{shape}.toml": to_toml(shape, SHAPES[shape](n))})
         out = root / "run.prof"
         seconds = timed([sys.executable, "-m", "cProfile", "-o", out, "-m", "gitflowd", "--repo", repo, "--state", root / "state",
-                         "--site", root / "site", "run", shape, "--parallelism", 2], cwd=root)
+                         "--site", root / "site", "run", shape, "--parallelism", 2, *options], cwd=root)
         print(f"{shape} N={n:,}: {seconds:.2f} s under cProfile")
         pstats.Stats(str(out)).strip_dirs().sort_stats("cumulative").print_stats(lines)
     finally:
@@ -32,4 +32,4 @@ def profile_run(shape: str, n: int, lines: int) -> None:
 
 
 if __name__ == "__main__":
-    profile_run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 40)
+    profile_run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 40, *sys.argv[4:])
