@@ -93,9 +93,11 @@ def cpu_model() -> str:
 
 
 def header(quick: bool, started: datetime, load: tuple[float, float, float]) -> list[str]:
+    end = os.getloadavg()
     lines = [
         f"Measured {started:%Y-%m-%d %H:%M} UTC on {machine()} ({cpu_model()}).",
-        f"Load average when the run started: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min); "
+        f"Load average when the run started: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min), "
+        f"when it ended: {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f}; "
         "anything near or above the core count means other work shared the machine and the figures are noisy.",
         f"Scratch repositories, state and sites under `{tempfile.gettempdir()}` (set TMPDIR to move them).",
     ]
