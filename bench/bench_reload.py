@@ -152,7 +152,9 @@ def profiles(quick: bool = False) -> None:
         print("## cold load\n" + profile(lambda: cold_load(path, files)))
         changer = Changer(path, root, files)
         changer.commit_one()
-        print("## one-file change, daemon reload\n" + profile(lambda: daemon_reload(changer.repo, changer.state, files)))
+        changes: list[registry.DagChange] = []
+        print("## one-file change, daemon reload\n" + profile(lambda: changes.extend(daemon_reload(changer.repo, changer.state, files))))
+        print("## one-file change, site render\n" + profile(lambda: changer.renderer.render_dags([c.dag_id for c in changes])))
         changer.close()
     finally:
         cleanup(root)
