@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ import bench_latency
 import bench_overhead
 import bench_reload
 import bench_site
-from common import BENCH, TABLE_HEAD, Figure, machine
+from common import BENCH, TABLE_HEAD, TRASH, Figure, machine
 
 REPORT = BENCH.parent / "BENCHMARKS.md"
 BEGIN, END = "<!-- RESULTS:BEGIN (written by bench/run_all.py) -->", "<!-- RESULTS:END -->"
@@ -176,7 +177,12 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
     started, load = datetime.now(timezone.utc), os.getloadavg()
-    figures, failures = run(names, args.quick)
+    trash = tempfile.mkdtemp(prefix="gitflowd-bench-trash-")
+    os.environ[TRASH] = trash  # the workers' clean-ups wait until every figure is taken
+    try:
+        figures, failures = run(names, args.quick)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
     text = report(figures, failures, args.quick, started, load)
     print("\n" + text)
     if not (args.only or args.no_write):
