@@ -306,8 +306,7 @@ class Engine:
 
     def _launch_ready(self) -> None:
         while self._ready and len(self._running) < self.slots and not self._stopping and not self._draining:
-            if not self._durable(self._ready[0][1]):
-                return
+            self._make_durable(self._ready[0][1])
             if self.shared_slots is not None and not self.shared_slots.try_acquire(self.executor.wakeup):
                 return
             self._launch(self._ready.popleft()[0])
@@ -315,11 +314,10 @@ class Engine:
             # an unrecorded orphan (found by environment); durable with the next batch.
             self._emit()
 
-    def _durable(self, seq: int) -> bool:
-        """Make record `seq` durable before acting on it (a no-op when it already is)."""
+    def _make_durable(self, seq: int) -> None:
+        """Record `seq` must be on disk before we act on it: fsync now if it is not yet."""
         if seq > self.writer.durable_seq:
             self._emit(sync=True)
-        return True
 
     def _launch(self, task_id: str) -> None:
         attempts = self.run.tasks[task_id].attempts  # up to date: every launch round is emitted
