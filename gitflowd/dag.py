@@ -169,6 +169,11 @@ class Dag:
     # -- snapshot for the journal -----------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON snapshot (journal, registry): built once per Dag, shared, never to be mutated."""
+        return self._snapshot
+
+    @functools.cached_property
+    def _snapshot(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "path": self.path,

@@ -12,14 +12,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import functools
 import re
 from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
-
-import jinja2
-import jinja2.meta
 
 from gitflowd.dag import TriggerRule, is_valid_id
 from gitflowd.schedule import check_schedule
@@ -30,7 +28,6 @@ MAX_DURATION = 365 * 86400.0
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # module:function or module:Class.method
-_TEMPLATES = jinja2.Environment()  # parsing only; tasks are rendered in a sandbox at run time
 _SIMPLE_EXPRESSION = re.compile(r"(?<!\{)\{\{ *([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)* *\}\}")
 # The names templating.py gives every task (tests/test_loader.py checks the two agree).
 TEMPLATE_NAMES = frozenset({
@@ -220,13 +217,22 @@ def _template(text: str) -> str:
     """Check Jinja syntax and names now, so a typo fails `validate`, not a run at 3 a.m."""
     if _simple_template(text):
         return text
+    import jinja2.meta  # here: most commands never need Jinja's parser (20 ms of imports)
+
     try:
-        tree = _TEMPLATES.parse(text)
+        tree = _parser().parse(text)
     except jinja2.TemplateSyntaxError as exc:
         raise BadValue(f": invalid template: {exc.message}") from None
     for name in sorted(jinja2.meta.find_undeclared_variables(tree) - TEMPLATE_NAMES):
         raise BadValue(f": unknown template variable {name!r}{suggest(name, sorted(TEMPLATE_NAMES))}")
     return text
+
+
+@functools.cache
+def _parser() -> Any:
+    import jinja2
+
+    return jinja2.Environment()  # parsing only; tasks are rendered in a sandbox at run time
 
 
 def _simple_template(text: str) -> bool:

@@ -88,7 +88,7 @@ def plan_run(state_dir: StateDir, dag: Dag, *, kind: str, logical_date: datetime
         data_interval_start=data_interval[0] or logical_date, data_interval_end=data_interval[1] or logical_date,
         params=dict(params or {}), commit_info=dict(commit_info or {}),
     ))
-    return new_run_state(record, str(state_dir.journal_path(dag.id, run_id)))
+    return new_run_state(record, str(state_dir.journal_path(dag.id, run_id)), dag=dag)
 
 
 def _state_error(path: object, exc: OSError) -> StateError:

@@ -27,9 +27,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from croniter.croniter import CroniterError
-
 from gitflowd.dag import Dag
 from gitflowd.errors import UsageError
 
@@ -57,6 +54,9 @@ def check_schedule(expr: str) -> str | None:
     fields = text.split()
     if len(fields) != 5:
         return f"cron expression {text!r} has {len(fields)} fields; expected 5 (minute hour day-of-month month day-of-week)"
+    from croniter import croniter  # here: a manual run never needs cron (30 ms of imports)
+    from croniter.croniter import CroniterError
+
     try:
         croniter(text, _PROBE).get_next(datetime)
     except CroniterError as exc:
@@ -126,6 +126,8 @@ def _walk(expr: str, tz: ZoneInfo, anchor: datetime, backwards: bool) -> Iterato
     both_folds = cron.split()[1] == "*"
     sign = -1 if backwards else 1
     wall_anchor = anchor.astimezone(tz).replace(tzinfo=None)
+    from croniter import croniter
+
     matches = croniter(cron, wall_anchor - sign * _SLACK)
     step = matches.get_prev if backwards else matches.get_next
     heap: list[tuple[float, datetime]] = []

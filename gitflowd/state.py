@@ -140,9 +140,10 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def new_run_state(record: dict[str, Any], path: str = "") -> RunState:
-    """The RunState that a `run_created` record describes."""
-    dag = Dag.from_dict(record["dag"])
+def new_run_state(record: dict[str, Any], path: str = "", dag: Dag | None = None) -> RunState:
+    """The RunState that a `run_created` record describes; `dag`, when given, is the Dag the
+    record's snapshot was taken of (it rebuilds to an equal Dag: no need to build it again)."""
+    dag = dag if dag is not None else Dag.from_dict(record["dag"])
     return RunState(
         dag_id=record["dag_id"],
         run_id=record["run_id"],

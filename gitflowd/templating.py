@@ -11,18 +11,15 @@ Seoul date); `GITFLOWD_LOGICAL_DATE` in the environment stays UTC.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from gitflowd.dag import Dag, Task
 from gitflowd.errors import RunError
 from gitflowd.state import RunState
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 _MARKERS = ("{{", "{%", "{#")
 
 
@@ -53,7 +50,16 @@ def render(text: str, variables: dict[str, Any]) -> str:
     """One template string; text without Jinja markers is returned as is (fast path)."""
     if not any(marker in text for marker in _MARKERS):
         return text
-    return _ENV.from_string(text).render(variables)
+    return _sandbox().from_string(text).render(variables)
+
+
+@functools.cache
+def _sandbox() -> Any:
+    """Jinja is imported on the first template (a run of plain commands never needs it)."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 def _where(dag: Dag, task: Task) -> str:
@@ -63,6 +69,8 @@ def _where(dag: Dag, task: Task) -> str:
 
 
 def _describe(exc: Exception) -> str:
+    import jinja2
+
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return f"template syntax error: {exc.message} (template line {exc.lineno})"
     if isinstance(exc, jinja2.UndefinedError):

@@ -75,7 +75,16 @@ def test_run_no_render_imports_neither_the_site_nor_the_daemon(make_repo):
     code, modules = _probe("run", "quick", "--no-render", cwd=repo.path)
     assert code == 0
     assert _heavy(modules, ("watchdog", "gitflowd.daemon", "gitflowd.site", "gitflowd.watch")) == []
-    assert "git" in modules and "jinja2" in modules  # it did load the DAG from Git and render its commands
+    assert "git" in modules  # it did load the DAG from Git
+    assert _heavy(modules, ("jinja2", "croniter")) == []  # plain commands and no schedule need neither
+
+
+def test_templates_and_schedules_import_jinja_and_croniter_when_used(make_repo):
+    repo = make_repo({"dags/quick.toml": '[dag]\nschedule = "0 3 * * *"\nstart_date = 2026-01-01\n\n'
+                                         '[tasks.a]\ncmd = "echo {{ ds }} {% if params %}x{% endif %}"\n'})
+    code, modules = _probe("run", "quick", "--no-render", cwd=repo.path)
+    assert code == 0
+    assert "jinja2" in modules and "croniter" in modules
 
 
 def test_run_with_the_site_imports_the_site(make_repo):

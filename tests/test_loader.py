@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitflowd.dag import TriggerRule
+from gitflowd.dag import Dag, TriggerRule
 from gitflowd.errors import DagFileError
 from gitflowd.fields import TEMPLATE_NAMES
 from gitflowd.loader import DAG_KEYS, TASK_KEYS, dag_from_data, load_dag, parse_duration
@@ -250,7 +251,12 @@ def test_any_unicode_raises_only_dag_file_error(text):
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(DATA)
 def test_any_data_shape_raises_only_dag_file_error(data):
-    _only_dag_file_errors(lambda: dag_from_data(data, "dags/fuzz.toml"))
+    _only_dag_file_errors(lambda: _round_trips(dag_from_data(data, "dags/fuzz.toml")))
+
+
+def _round_trips(dag: Dag) -> None:
+    """A run's snapshot rebuilds the very same Dag (runs.plan_run relies on it)."""
+    assert Dag.from_dict(json.loads(json.dumps(dag.to_dict()))) == dag
 
 
 def test_loaded_values_are_the_declared_types():

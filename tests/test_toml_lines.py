@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gitflowd import toml_lines
 from gitflowd.toml_lines import locate, parse_key
 
 TEXT = '''\
@@ -72,3 +80,30 @@ def test_parse_key():
     assert parse_key('"x\\u0041y" . \'lit\' = 2') == (["xAy", "lit"], " = 2")
     assert parse_key("= 1") == (None, "= 1")
     assert parse_key('"open') == (None, '"open')
+
+
+LINES = st.sampled_from([
+    "[dag]", "[tasks.a]", "[tasks.b-c] # note", '[tasks."x.y"]', "[[arr]]", "[ tasks.d ]", "[tasks.e]]",
+    'k = 1', 'k=1', 'cmd = "echo {{ ds }}"', "deps = ['a']", 'env = { A = "1", b.c = 2 }', 'e = {}',
+    'x.y = 2', '"q k" = 3', 'm = """', 'm = """one"""', "n = '''", '"""', "'''", 'k =', 'k = {x=1}',
+    '', '# c', '  indented = true', 'k\t= 2', '= 3', 'weird',
+])
+
+
+@given(st.lists(LINES, max_size=25))
+def test_fast_paths_agree_with_the_general_reader(lines: list[str]) -> None:
+    """The regex fast paths record exactly what the general key parser records."""
+    text = "\n".join(lines)
+    fast = locate(text).lines
+    with _fast_paths_off():
+        assert locate(text).lines == fast
+
+
+@contextmanager
+def _fast_paths_off() -> Iterator[None]:
+    saved = toml_lines._PLAIN_KEY, toml_lines._PLAIN_HEADER
+    toml_lines._PLAIN_KEY = toml_lines._PLAIN_HEADER = re.compile(r"(?!)")  # matches nothing
+    try:
+        yield
+    finally:
+        toml_lines._PLAIN_KEY, toml_lines._PLAIN_HEADER = saved
