@@ -14,8 +14,11 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes | str, durable: bool = False) -> None:
-    """Replace `path` with `data` in one step; parent directories are created."""
+def write_atomic(path: Path, data: bytes | str, durable: bool = False, sync_dir: bool = True) -> None:
+    """Replace `path` with `data` in one step; parent directories are created.
+
+    `sync_dir=False` leaves the directory's fsync to a caller writing a batch of files.
+    """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,7 +33,7 @@ def write_atomic(path: Path, data: bytes | str, durable: bool = False) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)
 
 

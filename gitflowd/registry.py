@@ -3,10 +3,15 @@
 Flow: the daemon (on every commit) and `run` call `record_snapshot(state, snapshot)` ->
 under `STATE/registry.lock`, `apply_snapshot(old, snapshot)` decides per DAG what changed
 (DESIGN.md section 2: an invalid file keeps its DAG's last valid version and records the
-error; a deleted file retires the DAG; nothing is forgotten) -> a reload that changed
-anything is appended to `STATE/reloads.jsonl` -> `STATE/dags.json` is replaced atomically.
-Readers: `read_registry(state)` (the current picture) and `dag_history(state, dag_id)`
-(the versions of one DAG, newest first). The site reads these and never opens Git.
+error; a deleted file retires the DAG; nothing is forgotten) -> versions seen for the first
+time are written to `STATE/dag_versions/` (dagversions.py: source and task graph, one file
+per version, written once) -> a reload that changed anything is appended to
+`STATE/reloads.jsonl` -> `STATE/dags.json` (the small index: per DAG its path, blob,
+version key, commits, errors) is replaced atomically.
+Readers: `read_registry(state)` (the current picture; an entry reads its version file when
+its source or graph is first asked for) and `dag_history(state, dag_id)` (the versions of
+one DAG, newest first). The site reads these and never opens Git.
+A `dags.json` of format 1 (sources inline) is read as well; the next record rewrites it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, Protocol
 
 from gitflowd.atomic import fsync_dir, write_atomic
 from gitflowd.dag import Dag
+from gitflowd.dagversions import DagVersion, VersionRef, VersionStore
 from gitflowd.errors import Problem, StateError
 
 log = logging.getLogger(__name__)
@@ -32,7 +38,8 @@ log = logging.getLogger(__name__)
 REGISTRY_FILE = "dags.json"
 RELOADS_FILE = "reloads.jsonl"
 LOCK_FILE = "registry.lock"
-FORMAT = 1
+FORMAT = 2  # of dags.json; 1 kept each DAG's source and graph inline
+RELOADS_FORMAT = 1
 
 
 class ChangeKind(str, Enum):
@@ -69,21 +76,25 @@ class DagEntry:
     id: str
     path: str
     blob: str
-    source: str
-    dag: dict[str, Any]  # Dag.to_dict() of the current version
+    version: VersionRef  # the current version: its file is read when first needed
     commit: CommitRef  # newest commit it was loaded from (Flux's lastAppliedRevision)
     since: CommitRef  # the commit that brought the current version
     retired: bool = False
     errors: tuple[Problem, ...] = ()
 
+    @property
+    def source(self) -> str:
+        """The TOML text of the current version (StateError if its file is unreadable)."""
+        return self.version.get().source
+
+    @property
+    def dag(self) -> dict[str, Any]:
+        """Dag.to_dict() of the current version."""
+        return self.version.get().dag
+
     def load(self) -> Dag:
-        """The Dag, built once per entry (the daemon's loop and the site's index ask for
-        every DAG each time: for 1,000 DAGs that was 0.4 s of Dag.from_dict)."""
-        built = self.__dict__.get("_built")
-        if built is None:
-            built = Dag.from_dict(self.dag)
-            object.__setattr__(self, "_built", built)  # a cache, not state: not a field
-        return built
+        """The Dag, built once per version: an unchanged file's entry keeps it across reloads."""
+        return self.version.build()
 
 
 @dataclass(frozen=True)
@@ -143,17 +154,22 @@ def apply_snapshot(old: Registry, snapshot: SnapshotLike) -> tuple[Registry, lis
 def _loaded(prev: DagEntry | None, loaded: Any, commit: CommitRef) -> tuple[DagEntry, DagChange | None]:
     if prev is None or prev.retired:
         kind: ChangeKind | None = ChangeKind.ADDED
-    elif (prev.blob, prev.source) != (loaded.blob, loaded.source):
+    elif not _same_text(prev, loaded):
         kind = ChangeKind.CHANGED
     else:
         kind = ChangeKind.FIXED if prev.errors else None
     since = commit if kind in (ChangeKind.ADDED, ChangeKind.CHANGED) or prev is None else prev.since
-    same = prev is not None and not prev.retired and (prev.path, prev.blob, prev.source) == (loaded.path, loaded.blob, loaded.source)
-    dag = prev.dag if same else loaded.dag.to_dict()  # to_dict of 1,000 unchanged DAGs was most of a reload
-    entry = DagEntry(loaded.dag.id, loaded.path, loaded.blob, loaded.source, dag, commit, since)
-    if same and "_built" in prev.__dict__:  # the same dict: the same Dag
-        object.__setattr__(entry, "_built", prev.__dict__["_built"])
+    if prev is not None and not prev.retired and prev.path == loaded.path and _same_text(prev, loaded):
+        version = prev.version  # unchanged: no to_dict (it was most of a reload of 1,000 DAGs), its Dag kept
+    else:
+        version = VersionRef.of(DagVersion(loaded.source, loaded.dag.to_dict()))
+    entry = DagEntry(loaded.dag.id, loaded.path, loaded.blob, version, commit, since)
     return entry, DagChange(entry.id, kind, entry.path, entry.blob) if kind else None
+
+
+def _same_text(prev: DagEntry, loaded: Any) -> bool:
+    """The blob SHA names the text; only a work-tree file (no blob) compares the text itself."""
+    return prev.blob == loaded.blob and (bool(loaded.blob) or prev.source == loaded.source)
 
 
 def _missing(prev: DagEntry, problems: list[Problem]) -> tuple[DagEntry, DagChange | None]:
@@ -182,10 +198,12 @@ def record_snapshot(state_root: Path, snapshot: SnapshotLike, now: datetime | No
         with _locked(state_root):
             old = read_registry(state_root)
             new, changes = apply_snapshot(old, snapshot)
+            unsaved = [e.version for e in new.dags.values() if not e.version.saved]  # new, or inline in format 1
+            VersionStore(state_root).save(unsaved)  # durable before any registry names them
             if changes or set(new.errors) != set(old.errors):
                 when = (now or datetime.now(timezone.utc)).isoformat()
                 _append_reload(state_root, Reload(when, new.attempted or CommitRef(""), tuple(changes), new.errors))
-            if new != old:  # compact: json's C encoder (indent= falls back to Python, 4x slower)
+            if new != old or unsaved:  # compact: json's C encoder (indent= falls back to Python, 4x slower)
                 write_atomic(state_root / REGISTRY_FILE, json.dumps(_registry_json(new), separators=(",", ":")), durable=True)
                 _remember(state_root / REGISTRY_FILE, new)
     except OSError as exc:  # full disk, read-only state: one line, and the old registry stays whole
@@ -225,8 +243,8 @@ def _append_reload(state_root: Path, reload: Reload) -> None:
 def read_registry(state_root: Path) -> Registry:
     """The current registry; empty when nothing was recorded yet.
 
-    Parsed once per version of the file in each process (a 1,000-DAG registry is 10 MB):
-    callers share the result and must not mutate it.
+    Parsed once per version of the file in each process (its version files once per
+    version): callers share the result and must not mutate it.
     """
     path = Path(state_root) / REGISTRY_FILE
     try:
@@ -234,12 +252,7 @@ def read_registry(state_root: Path) -> Registry:
         cached = _READ_CACHE.get(path)
         if cached is not None and cached[0] == identity:
             return cached[1]
-        data = json.loads(path.read_text(encoding="utf-8"))
-        registry = Registry(
-            attempted=_commit(data["attempted"]) if data.get("attempted") else None,
-            dags={d["id"]: _entry(d) for d in data["dags"]},
-            errors=tuple(_problem(p) for p in data.get("errors", ())),
-        )
+        registry = _registry(json.loads(path.read_text(encoding="utf-8")), VersionStore(Path(state_root)))
     except FileNotFoundError:
         return Registry()
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -317,9 +330,24 @@ def _commit_json(commit: CommitRef) -> dict[str, Any]:
     return {"sha": commit.sha, "subject": commit.subject, "author": commit.author, "email": commit.email, "time": commit.time}
 
 
-def _entry(data: dict[str, Any]) -> DagEntry:
+def _registry(data: dict[str, Any], store: VersionStore) -> Registry:
+    if data.get("v") not in (1, FORMAT):
+        raise ValueError(f"format {data.get('v')!r}, this gitflowd reads 1 and {FORMAT}")
+    return Registry(
+        attempted=_commit(data["attempted"]) if data.get("attempted") else None,
+        dags={d["id"]: _entry(d, _version(d, store, data["v"])) for d in data["dags"]},
+        errors=tuple(_problem(p) for p in data.get("errors", ())),
+    )
+
+
+def _version(data: dict[str, Any], store: VersionStore, form: int) -> VersionRef:
+    """Format 1 kept the version inline: it becomes an unsaved ref (written at the next record)."""
+    return store.ref(data["version"]) if form == FORMAT else VersionRef.of(DagVersion(data["source"], data["dag"]))
+
+
+def _entry(data: dict[str, Any], version: VersionRef) -> DagEntry:
     return DagEntry(
-        id=data["id"], path=data["path"], blob=data["blob"], source=data["source"], dag=data["dag"],
+        id=data["id"], path=data["path"], blob=data["blob"], version=version,
         commit=_commit(data["commit"]), since=_commit(data["since"]), retired=bool(data["retired"]),
         errors=tuple(_problem(p) for p in data["errors"]),
     )
@@ -327,9 +355,9 @@ def _entry(data: dict[str, Any]) -> DagEntry:
 
 def _entry_json(entry: DagEntry) -> dict[str, Any]:
     return {
-        "id": entry.id, "path": entry.path, "blob": entry.blob, "commit": _commit_json(entry.commit),
-        "since": _commit_json(entry.since), "retired": entry.retired,
-        "errors": [_problem_json(p) for p in entry.errors], "dag": entry.dag, "source": entry.source,
+        "id": entry.id, "path": entry.path, "blob": entry.blob, "version": entry.version.key,
+        "commit": _commit_json(entry.commit), "since": _commit_json(entry.since), "retired": entry.retired,
+        "errors": [_problem_json(p) for p in entry.errors],
     }
 
 
@@ -357,5 +385,5 @@ def _reload_json(reload: Reload) -> dict[str, Any]:
         {"dag": c.dag_id, "change": c.change.value, "path": c.path, "blob": c.blob, "errors": [_problem_json(p) for p in c.errors]}
         for c in reload.changes
     ]
-    return {"v": FORMAT, "ts": reload.ts, "commit": _commit_json(reload.commit), "changes": changes,
+    return {"v": RELOADS_FORMAT, "ts": reload.ts, "commit": _commit_json(reload.commit), "changes": changes,
             "errors": [_problem_json(p) for p in reload.errors]}

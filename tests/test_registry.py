@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from gitflowd.errors import StateError
-from gitflowd.registry import ChangeKind, dag_history, read_registry, read_reloads, record_snapshot
+from gitflowd.registry import ChangeKind, CommitRef, dag_history, read_registry, read_reloads, record_snapshot
 from gitflowd.repo import Repo
 
 GOOD = '[dag]\ndescription = "first"\nschedule = "@daily"\n\n[tasks.a]\ncmd = "echo a"\n'
@@ -132,8 +134,10 @@ def test_registry_file_is_plain_json(make_repo, tmp_path):
     state = tmp_path / "state"
     record(repo, state)
     data = json.loads((state / "dags.json").read_text())
-    assert data["v"] == 1 and data["dags"][0]["dag"]["tasks"][0]["id"] == "a"
-    assert not list(state.glob(".*.tmp"))
+    assert data["v"] == 2 and "source" not in data["dags"][0] and "dag" not in data["dags"][0]
+    version = json.loads((state / "dag_versions" / f"{data['dags'][0]['version']}.json").read_text())
+    assert version["source"] == GOOD and version["dag"]["tasks"][0]["id"] == "a"
+    assert not list(state.glob(".*.tmp")) and not list(state.glob("dag_versions/.*.tmp"))
 
 
 def test_a_write_failure_is_one_state_error_and_the_old_registry_stays(make_repo, tmp_path):
@@ -149,6 +153,23 @@ def test_a_write_failure_is_one_state_error_and_the_old_registry_stays(make_repo
     assert done.returncode == 1 and "StateError" in done.stderr
     assert re.search(r"dags.json: cannot record the DAGs of [0-9a-f]{8}: File too large", done.stderr)
     assert (state / "dags.json").read_bytes() == before and not list(state.glob(".*.tmp"))
+
+
+def test_a_version_that_cannot_be_written_leaves_the_registry_and_history_alone(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    before = {name: (state / name).read_bytes() for name in ("dags.json", "reloads.jsonl")}
+    repo.commit({"dags/one.toml": GOOD2.replace("second", "x" * 8000)}, message="big")  # its version file is over the limit
+    script = ("import sys, resource; from gitflowd.repo import Repo; from gitflowd.registry import record_snapshot\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (4000,) * 2)\n"
+              "r = Repo(sys.argv[1]); record_snapshot(sys.argv[2], r.load(r.resolve()))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(repo.path), str(state)], capture_output=True, text=True)
+    assert re.search(r"dags.json: cannot record the DAGs of [0-9a-f]{8}: File too large", done.stderr), done.stderr
+    assert {name: (state / name).read_bytes() for name in before} == before  # the version comes first: nothing names it
+    assert len(list((state / "dag_versions").iterdir())) == 1 and not list(state.glob("dag_versions/.*.tmp"))
+    assert kinds(record(repo, state)) == {("one", ChangeKind.CHANGED)}  # without the limit it is recorded
+    assert "x" * 8000 in reread(state).dags["one"].source
 
 
 def test_an_unreadable_registry_is_a_state_error(make_repo, tmp_path):
@@ -206,3 +227,135 @@ def test_an_entry_builds_its_dag_once_and_an_unchanged_file_keeps_it(make_repo, 
     after = read_registry(state).dags
     assert after["two"].load() is built_two  # unchanged: not rebuilt
     assert after["one"].load().description == "third" and before["one"].load().description == "first"
+
+
+# -- version files ----------------------------------------------------------------------
+
+
+def version_file(state: Path, dag_id: str) -> Path:
+    entry = next(d for d in json.loads((state / "dags.json").read_text())["dags"] if d["id"] == dag_id)
+    return state / "dag_versions" / f"{entry['version']}.json"
+
+
+def reread(state: Path):
+    """The registry parsed again from disk, as another process would see it (a new mtime is
+    what the read cache watches for)."""
+    path = state / "dags.json"
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000))
+    return read_registry(state)
+
+
+def test_a_version_file_is_written_once_and_unchanged_dags_are_not_rewritten(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD, "dags/two.toml": GOOD2})
+    state = tmp_path / "state"
+    record(repo, state)
+    two, one_first = version_file(state, "two"), version_file(state, "one")
+    before = (two.stat().st_ino, two.stat().st_mtime_ns)
+    first_inode = one_first.stat().st_ino
+    repo.commit({"dags/one.toml": GOOD.replace("first", "third")}, message="change one")
+    assert kinds(record(repo, state)) == {("one", ChangeKind.CHANGED)}
+    assert (two.stat().st_ino, two.stat().st_mtime_ns) == before
+    assert version_file(state, "one") != one_first and len(list((state / "dag_versions").iterdir())) == 3
+    repo.commit({"dags/one.toml": GOOD}, message="revert one")  # a version seen before: its file is reused
+    record(repo, state)
+    assert version_file(state, "one") == one_first and one_first.stat().st_ino == first_inode
+    assert len(list((state / "dag_versions").iterdir())) == 3
+    again = reread(state)
+    assert again.dags["one"].source == GOOD and list(again.dags["two"].load().tasks) == ["a", "b"]
+
+
+def test_a_missing_or_damaged_version_file_is_one_state_error_naming_it(make_repo, tmp_path, cli):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    path = version_file(state, "one")
+    path.unlink()
+    entry = reread(state).dags["one"]  # the index reads without it; its source needs it
+    assert entry.path == "dags/one.toml" and entry.blob
+    with pytest.raises(StateError, match=rf"^{re.escape(str(path))}: unreadable DAG version \(No such file or directory\); "
+                                         rf"delete {re.escape(str(state / 'dags.json'))} and let the daemon reload$"):
+        entry.source
+    path.write_text(json.dumps({"v": 1, "source": "[dag]\n", "dag": {}}))  # whole JSON, wrong content
+    with pytest.raises(StateError, match=rf"^{re.escape(str(path))}: unreadable DAG version \(its content does not match its name\)"):
+        reread(state).dags["one"].load()
+    done = cli("render", "--state", str(state), "--site", str(tmp_path / "site"))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"{path}: unreadable DAG version" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    (state / "dags.json").unlink()  # the remedy the message gives: the next reload writes the file again
+    record(repo, state)
+    assert reread(state).dags["one"].source == GOOD and json.loads(path.read_text())["source"] == GOOD
+
+
+def test_a_registry_of_format_1_is_read_and_rewritten_with_version_files(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD, "dags/broken.toml": BAD})
+    with Repo(repo.path) as git_repo:  # the head's commit and problems, as the old code recorded them
+        snapshot = git_repo.load(repo.head())
+    head, blob = snapshot.commit.sha, snapshot.dags["one"].blob
+    first = "1" * 40  # the commit that brought the current version of one, before `head`
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "reloads.jsonl").write_text('{"v":1,"ts":"2026-01-01T00:00:00+00:00","commit":{"sha":"' + first + '"},'
+                                         '"changes":[{"dag":"one","change":"added","path":"dags/one.toml","blob":"' + blob + '"}]}\n')
+    reloads_before = (state / "reloads.jsonl").read_bytes()
+    (state / "dags.json").write_text(FORMAT_1 % {"head": json.dumps(asdict(CommitRef.of(snapshot.commit))), "first": first, "blob": blob,
+                                                 "errors": json.dumps([asdict(p) for p in snapshot.problems])})
+    old = read_registry(state)
+    assert old.attempted.sha == head and [(p.path, p.line) for p in old.errors] == [("dags/broken.toml", 6)]
+    assert old.dags["one"].source == GOOD and old.dags["one"].load().schedule == "@daily"
+    assert old.dags["gone"].retired and old.dags["gone"].source.startswith("[dag]\n# retired")
+    assert list(old.dags["gone"].load().tasks) == ["x"] and old.dags["gone"].errors == ()
+    assert record(repo, state) == []  # the same commit: nothing changed, yet the file moves to format 2
+    data = json.loads((state / "dags.json").read_text())
+    assert data["v"] == 2 and all("source" not in d and "dag" not in d for d in data["dags"])
+    assert len(list((state / "dag_versions").iterdir())) == 2
+    new = reread(state)
+    assert new == old  # the same registry, read from the new files
+    one, gone = new.dags["one"], new.dags["gone"]
+    assert one.source == GOOD and one.since.sha == first and one.commit.sha == head and one.blob == blob
+    assert gone.retired and gone.source == old.dags["gone"].source and gone.dag == old.dags["gone"].dag
+    assert gone.since.subject == "add gone" and gone.commit.subject == "drop gone"
+    assert (state / "reloads.jsonl").read_bytes() == reloads_before  # nothing recorded is lost or rewritten
+    repo.commit({"dags/one.toml": GOOD2}, message="second")  # and the migrated registry carries on
+    assert kinds(record(repo, state)) == {("one", ChangeKind.CHANGED)}
+    assert reread(state).dags["gone"].retired and len(list((state / "dag_versions").iterdir())) == 3
+    assert (state / "reloads.jsonl").read_bytes().startswith(reloads_before) and len(read_reloads(state)) == 2
+
+
+def test_a_registry_of_an_unknown_format_is_a_state_error(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "dags.json").write_text('{"v": 3, "dags": []}')
+    with pytest.raises(StateError, match=r"dags.json: unreadable DAG registry \(format 3, this gitflowd reads 1 and 2\)"):
+        read_registry(state)
+
+
+# dags.json as gitflowd wrote it before version files (format 1): every DAG's source and graph inline.
+FORMAT_1 = """{
+  "v": 1,
+  "attempted": %(head)s,
+  "errors": %(errors)s,
+  "dags": [
+    {"id": "gone", "path": "dags/gone.toml", "blob": "2222222222222222222222222222222222222222",
+     "commit": {"sha": "%(first)s", "subject": "drop gone", "author": "A", "email": "a@example.com", "time": "2026-01-01T12:00:00+00:00"},
+     "since": {"sha": "3333333333333333333333333333333333333333", "subject": "add gone", "author": "A", "email": "a@example.com", "time": "2025-12-01T00:00:00+00:00"},
+     "retired": true, "errors": [],
+     "dag": {"id": "gone", "path": "dags/gone.toml", "description": "", "schedule": null, "timezone": "UTC",
+             "start_date": null, "end_date": null, "catchup": false, "max_active_runs": 1, "max_active_tasks": 16,
+             "params": {}, "env": {}, "secrets": [], "tags": [],
+             "tasks": [{"id": "x", "cmd": "true", "argv": null, "call": null, "deps": [], "retries": 0, "retry_delay": 0.0,
+                        "retry_backoff": 1.0, "timeout": null, "trigger_rule": "all_success", "env": {}, "description": "", "line": 4}]},
+     "source": "[dag]\\n# retired\\n[tasks.x]\\ncmd = \\"true\\"\\n"},
+    {"id": "one", "path": "dags/one.toml", "blob": "%(blob)s",
+     "commit": %(head)s,
+     "since": {"sha": "%(first)s", "subject": "first", "author": "Test Author", "email": "t@example.com", "time": "2026-01-01T00:00:00+00:00"},
+     "retired": false, "errors": [],
+     "dag": {"id": "one", "path": "dags/one.toml", "description": "first", "schedule": "@daily", "timezone": "UTC",
+             "start_date": null, "end_date": null, "catchup": false, "max_active_runs": 1, "max_active_tasks": 16,
+             "params": {}, "env": {}, "secrets": [], "tags": [],
+             "tasks": [{"id": "a", "cmd": "echo a", "argv": null, "call": null, "deps": [], "retries": 0, "retry_delay": 0.0,
+                        "retry_backoff": 1.0, "timeout": null, "trigger_rule": "all_success", "env": {}, "description": "", "line": 5}]},
+     "source": "[dag]\\ndescription = \\"first\\"\\nschedule = \\"@daily\\"\\n\\n[tasks.a]\\ncmd = \\"echo a\\"\\n"}
+  ]
+}
+"""
