@@ -15,6 +15,7 @@ Budgets: cold <= 3 s, one-file change <= 50 ms.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,8 +64,7 @@ def daemon_reload(repo: Repo, state: Path, files: int) -> list[registry.DagChang
 
 
 def daemon_cold(path: Path, root: Path, files: int) -> None:
-    state = root / "state-cold"
-    cleanup(state)
+    state = Path(tempfile.mkdtemp(prefix="state-cold-", dir=root))  # deleting the last one's 1,000 files is no part of a start
     with Repo(path) as repo:
         daemon_reload(repo, state, files)
 
