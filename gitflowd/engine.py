@@ -50,7 +50,7 @@ from gitflowd.errors import StateError
 from gitflowd.executors.base import Completion, Executor, Outcome, TaskSpec
 from gitflowd.journal import JournalWriter, JournalWriteError
 from gitflowd.secrets import Masker
-from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply
+from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, log_name
 from gitflowd.templating import render_commands
 
 log = logging.getLogger(__name__)
@@ -106,13 +106,11 @@ def trigger_decision(rule: TriggerRule, upstream: Sequence[TaskStatus]) -> TaskS
     return TaskStatus.UPSTREAM_FAILED if failed else None  # NONE_FAILED
 
 
-def task_environment(run: RunState, task_id: str, attempt: int, workspace: Path) -> dict[str, str]:
-    """The GITFLOWD_* variables of one attempt."""
+def run_environment(run: RunState, workspace: Path) -> dict[str, str]:
+    """The GITFLOWD_* variables shared by every attempt of a run (built once per run)."""
     return {
         "GITFLOWD_DAG": run.dag_id,
         "GITFLOWD_RUN_ID": run.run_id,
-        "GITFLOWD_TASK": task_id,
-        "GITFLOWD_ATTEMPT": str(attempt),
         "GITFLOWD_LOGICAL_DATE": journal.utc_timestamp(run.logical_date),
         "GITFLOWD_COMMIT": run.commit,
         "GITFLOWD_WORKSPACE": str(workspace),
@@ -145,7 +143,10 @@ class Engine:
         self.secrets = dict(secrets or {})
         self.masker = Masker(self.secrets.values())
         self.workspace = state_dir.workspace(run.dag_id, run.run_id)
-        self._static_env = {**self.dag.env, **self.secrets}
+        # Per run, not per task: the environment every attempt shares, and where logs go.
+        self._run_env = {**run_environment(run, self.workspace), **self.dag.env, **self.secrets}
+        self._log_dir = state_dir.log_dir(run.dag_id, run.run_id)
+        self._sys_path = (str(self.cwd),)
         self._downstream = self.dag.downstream_map()
         self._order = {task_id: i for i, task_id in enumerate(self.dag.topological_order())}
         self._final: dict[str, TaskStatus] = {}
@@ -210,6 +211,7 @@ class Engine:
             self._launch_ready()
             if not self._running and (self._draining or (not self._retries and not self._ready)):
                 return
+            self._sync_ahead()
             completions = self.executor.wait(self._wait_time())
             if self._stop_signal is not None:
                 self._stop()
@@ -308,11 +310,17 @@ class Engine:
         while self._ready and len(self._running) < self.slots and not self._stopping and not self._draining:
             self._make_durable(self._ready[0][1])
             if self.shared_slots is not None and not self.shared_slots.try_acquire(self.executor.wakeup):
-                return
+                break
             self._launch(self._ready.popleft()[0])
-            # Written at once, so that only a kill right between spawn and this write leaves
-            # an unrecorded orphan (found by environment); durable with the next batch.
-            self._emit()
+        # Written at once, so that only a kill right between a spawn and this write leaves
+        # an unrecorded orphan (found by environment); durable with the next batch.
+        self._emit()
+
+    def _sync_ahead(self) -> None:
+        """Every slot is busy: make the next ready task's records durable while tasks run,
+        rather than after a slot frees, when its launch would wait for the fsync."""
+        if self._ready and len(self._running) >= self.slots and self._ready[0][1] > self.writer.durable_seq:
+            self._emit(sync=True)
 
     def _make_durable(self, seq: int) -> None:
         """Record `seq` must be on disk before we act on it: fsync now if it is not yet."""
@@ -332,11 +340,10 @@ class Engine:
     def _spec(self, task_id: str, attempt: int) -> TaskSpec:
         task = self.dag.tasks[task_id]
         cmd, argv = self.commands[task_id]
-        env = {**task_environment(self.run, task_id, attempt, self.workspace), **self._static_env, **task.env}
+        env = {"GITFLOWD_TASK": task_id, "GITFLOWD_ATTEMPT": str(attempt), **self._run_env, **task.env}
         return TaskSpec(
-            key=f"{task_id}.{attempt}", cwd=str(self.cwd),
-            log_path=str(self.state_dir.log_path(self.run.dag_id, self.run.run_id, task_id, attempt)),
-            env=env, cmd=cmd, argv=argv, call=task.call, sys_path=(str(self.cwd),), timeout=task.timeout,
+            key=f"{task_id}.{attempt}", cwd=self._sys_path[0],
+            log_path=os.path.join(self._log_dir, log_name(task_id, attempt)), env=env, cmd=cmd, argv=argv, call=task.call, sys_path=self._sys_path, timeout=task.timeout,
         )
 
     def _complete(self, completion: Completion) -> None:

@@ -58,7 +58,8 @@ class JournalWriteError(OSError):
 def utc_timestamp(moment: datetime | None = None) -> str:
     """ISO-8601 in UTC with microseconds and a `Z`, e.g. `2026-11-25T08:15:00.000000Z`."""
     moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: a third of the cost, and every record is stamped.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def encode(record: dict[str, Any]) -> bytes:

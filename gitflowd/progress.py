@@ -31,6 +31,8 @@ class Progress:
     def _reset(self, run: RunState) -> None:
         self._states = {task_id: task.state for task_id, task in run.tasks.items()}
         self._counts = Counter(self._states.values())
+        self._done = sum(self._counts[s] for s in _DONE)
+        self._failed = sum(self._counts[s] for s in _FAILED)
 
     def on_record(self, record: dict[str, Any], run: RunState) -> None:
         event = record["event"]
@@ -46,14 +48,17 @@ class Progress:
     def _set(self, task_id: str, state: TaskStatus) -> None:
         old = self._states.get(task_id)
         if old is not None:
-            self._counts[old] -= 1
+            self._tally(old, -1)
         self._states[task_id] = state
-        self._counts[state] += 1
+        self._tally(state, 1)
+
+    def _tally(self, state: TaskStatus, change: int) -> None:
+        self._counts[state] += change
+        self._done += change if state in _DONE else 0
+        self._failed += change if state in _FAILED else 0
 
     def summary(self) -> str:
-        done = sum(n for s, n in self._counts.items() if s in _DONE)
-        failed = sum(n for s, n in self._counts.items() if s in _FAILED)
-        return f"{done}/{len(self._states)} done, {self._counts[TaskStatus.RUNNING]} running, {failed} failed"
+        return f"{self._done}/{len(self._states)} done, {self._counts[TaskStatus.RUNNING]} running, {self._failed} failed"
 
     def _draw(self, final: bool) -> None:
         now = time.monotonic()

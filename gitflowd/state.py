@@ -294,6 +294,11 @@ def _run_id_key(run_id: str) -> tuple[str, int, str]:
     return base, int(counter) if counter.isdigit() else 1, run_id
 
 
+def log_name(task_id: str, attempt: int) -> str:
+    """The file name of one attempt's log, in its run's log directory."""
+    return f"{task_id}.{attempt}.log"
+
+
 class StateDir:
     """The layout of a state directory (DESIGN.md section 4) and read access to its runs."""
 
@@ -311,8 +316,11 @@ class StateDir:
     def journal_path(self, dag_id: str, run_id: str) -> Path:
         return self.runs_dir / dag_id / f"{run_id}.jsonl"
 
+    def log_dir(self, dag_id: str, run_id: str) -> Path:
+        return self.logs_dir / dag_id / run_id
+
     def log_path(self, dag_id: str, run_id: str, task_id: str, attempt: int) -> Path:
-        return self.logs_dir / dag_id / run_id / f"{task_id}.{attempt}.log"
+        return self.log_dir(dag_id, run_id) / log_name(task_id, attempt)
 
     def workspace(self, dag_id: str, run_id: str) -> Path:
         return self.workspaces / dag_id / run_id

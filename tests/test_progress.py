@@ -57,3 +57,20 @@ def test_one_redrawn_line_on_a_terminal(tmp_path: Path) -> None:
     text = out.getvalue()
     assert text.count("\n") == 1 and text.endswith("\r\x1b[K2/2 done, 0 running, 2 failed\n")
     assert "\r\x1b[K0/2 done, 1 running, 0 failed" in text
+
+
+def test_counts_kept_in_step_match_a_recount(tmp_path: Path) -> None:
+    # The counts are updated per record (O(1)), never recounted: after every record of a run,
+    # a resume and a clear they must equal a count from scratch.
+    run = _run(tmp_path)
+    progress = Progress(run, io.StringIO(), tty=False)
+    more = ({"event": "run_resumed", "commit": "d" * 40, "tasks": ["a", "b"], "dag": run.dag.to_dict()},
+            {"event": "task_started", "task": "a", "attempt": 3},
+            {"event": "task_finished", "task": "a", "attempt": 3, "state": "success", "exit_code": 0, "duration": 0.1},
+            {"event": "tasks_cleared", "tasks": ["a"]})
+    for seq, record in enumerate((*RECORDS, *more), start=1):
+        full = {"seq": seq, "ts": "2026-01-01T00:00:00Z", **record}
+        apply(run, full)
+        progress.on_record(full, run)
+        fresh = Progress(run, io.StringIO(), tty=False)
+        assert progress.summary() == fresh.summary(), record
