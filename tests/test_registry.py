@@ -135,6 +135,7 @@ def test_registry_file_is_plain_json(make_repo, tmp_path):
     record(repo, state)
     data = json.loads((state / "dags.json").read_text())
     assert data["v"] == 2 and "source" not in data["dags"][0] and "dag" not in data["dags"][0]
+    assert data["commits"][data["dags"][0]["commit"]]["subject"] == "initial"  # each commit once, named by SHA
     version = json.loads((state / "dag_versions" / f"{data['dags'][0]['version']}.json").read_text())
     assert version["source"] == GOOD and version["dag"]["tasks"][0]["id"] == "a"
     assert not list(state.glob(".*.tmp")) and not list(state.glob("dag_versions/.*.tmp"))
@@ -337,7 +338,7 @@ FORMAT_1 = """{
   "errors": %(errors)s,
   "dags": [
     {"id": "gone", "path": "dags/gone.toml", "blob": "2222222222222222222222222222222222222222",
-     "commit": {"sha": "%(first)s", "subject": "drop gone", "author": "A", "email": "a@example.com", "time": "2026-01-01T12:00:00+00:00"},
+     "commit": {"sha": "4444444444444444444444444444444444444444", "subject": "drop gone", "author": "A", "email": "a@example.com", "time": "2026-01-01T12:00:00+00:00"},
      "since": {"sha": "3333333333333333333333333333333333333333", "subject": "add gone", "author": "A", "email": "a@example.com", "time": "2025-12-01T00:00:00+00:00"},
      "retired": true, "errors": [],
      "dag": {"id": "gone", "path": "dags/gone.toml", "description": "", "schedule": null, "timezone": "UTC",
