@@ -198,7 +198,7 @@ def record_snapshot(state_root: Path, snapshot: SnapshotLike, now: datetime | No
         with _locked(state_root):
             old = read_registry(state_root)
             new, changes = apply_snapshot(old, snapshot)
-            unsaved = [e.version for e in new.dags.values() if not e.version.saved]  # new, or inline in format 1
+            unsaved = [e.version for e in (*old.dags.values(), *new.dags.values()) if not e.version.saved]  # new, or format 1's
             VersionStore(state_root).save(unsaved)  # durable before any registry names them
             if changes or set(new.errors) != set(old.errors):
                 when = (now or datetime.now(timezone.utc)).isoformat()

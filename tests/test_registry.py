@@ -299,8 +299,9 @@ def test_a_registry_of_format_1_is_read_and_rewritten_with_version_files(make_re
     (state / "reloads.jsonl").write_text('{"v":1,"ts":"2026-01-01T00:00:00+00:00","commit":{"sha":"' + first + '"},'
                                          '"changes":[{"dag":"one","change":"added","path":"dags/one.toml","blob":"' + blob + '"}]}\n')
     reloads_before = (state / "reloads.jsonl").read_bytes()
-    (state / "dags.json").write_text(FORMAT_1 % {"head": json.dumps(asdict(CommitRef.of(snapshot.commit))), "first": first, "blob": blob,
-                                                 "errors": json.dumps([asdict(p) for p in snapshot.problems])})
+    fields = {"head": json.dumps(asdict(CommitRef.of(snapshot.commit))), "first": first, "blob": blob,
+              "errors": json.dumps([asdict(p) for p in snapshot.problems])}
+    (state / "dags.json").write_text(FORMAT_1 % fields)
     old = read_registry(state)
     assert old.attempted.sha == head and [(p.path, p.line) for p in old.errors] == [("dags/broken.toml", 6)]
     assert old.dags["one"].source == GOOD and old.dags["one"].load().schedule == "@daily"
@@ -321,6 +322,12 @@ def test_a_registry_of_format_1_is_read_and_rewritten_with_version_files(make_re
     assert kinds(record(repo, state)) == {("one", ChangeKind.CHANGED)}
     assert reread(state).dags["gone"].retired and len(list((state / "dag_versions").iterdir())) == 3
     assert (state / "reloads.jsonl").read_bytes().startswith(reloads_before) and len(read_reloads(state)) == 2
+    other = tmp_path / "other"  # a format 1 file met by a change: the replaced version's source is kept too
+    other.mkdir()
+    (other / "dags.json").write_text(FORMAT_1 % fields)
+    assert kinds(record(repo, other)) == {("one", ChangeKind.CHANGED)}
+    sources = {json.loads(f.read_text())["source"] for f in (other / "dag_versions").iterdir()}
+    assert sources == {GOOD, GOOD2, old.dags["gone"].source}
 
 
 def test_a_registry_of_an_unknown_format_is_a_state_error(tmp_path):
