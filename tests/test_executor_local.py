@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -127,6 +128,20 @@ def test_a_finished_task_leaves_no_background_process_behind(tmp_path: Path, sta
     done = _run_all(executor, TaskSpec("bg", str(tmp_path), str(tmp_path / "bg.log"), {"MARKER": marker}, cmd="sleep 1000 & exit 0"))
     assert done["bg"].succeeded
     assert _gone(marker)
+
+
+def test_tasks_start_with_default_signal_handling(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
+    # Python ignores SIGPIPE; a task must not inherit that, or `yes | head -1` makes `yes`
+    # fail loudly with EPIPE ("Broken pipe" in the log) instead of ending quietly.
+    assert signal.getsignal(signal.SIGPIPE) is signal.SIG_IGN  # the runner's own, as in production
+    done = _run_all(executor, TaskSpec("p", str(tmp_path), str(tmp_path / "p.log"),
+                                       cmd="grep SigIgn /proc/self/status; yes | head -1"))
+    assert done["p"].succeeded
+    ignored_line, rest = (tmp_path / "p.log").read_text().split("\n", 1)
+    ignored = int(ignored_line.removeprefix("SigIgn:\t"), 16)
+    assert rest == "y\n"  # nothing about a broken pipe
+    # No signal a program may use is ignored (glibc's spawn ignores its own internal 32 and 33).
+    assert ignored & ~(1 << 31 | 1 << 32) == 0, hex(ignored)
 
 
 def test_cancel_terminates_and_reports_cancelled(tmp_path: Path, executor: LocalExecutor) -> None:

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 DROPPED_ENV = ("NOTIFY_SOCKET", "GITFLOWD_SECRETS_FILE")
 DROPPED_ENV_PREFIXES = ("WATCHDOG_",)
 _WAKE = object()
+# Python ignores SIGPIPE and SIGXFSZ; a task gets their default actions back, as Popen's
+# restore_signals gives them. (glibc's posix_spawn leaves its own two internal signals, 32
+# and 33, ignored in the child; it refuses to reset them, and programs never see them.)
+_RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def task_base_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -132,7 +136,8 @@ class LocalExecutor(Executor):
         checkout); every fd of ours is close-on-exec (PEP 446), the log is dup2'ed in."""
         actions = [(os.POSIX_SPAWN_DUP2, self._devnull, 0), (os.POSIX_SPAWN_DUP2, log_fd, 1),
                    (os.POSIX_SPAWN_DUP2, log_fd, 2)]
-        return os.posix_spawn(_executable(args[0], env.get("PATH")), args, env, file_actions=actions, setsid=True)
+        return os.posix_spawn(_executable(args[0], env.get("PATH")), args, env, file_actions=actions, setsid=True,
+                              setsigdef=_RESTORED_SIGNALS)
 
     def _not_started(self, spec: TaskSpec, error: str) -> Started:
         self._done.append(Completion(spec.key, Outcome.ERROR, None, 0.0, error))
