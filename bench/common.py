@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -23,8 +24,21 @@ GIT_ENV = {
 
 def gitflowd_cmd() -> list[str]:
     """The installed console script next to this interpreter, else `python -m gitflowd`."""
+    compile_package()
     script = Path(sys.executable).parent / "gitflowd"
     return [str(script)] if script.exists() else [sys.executable, "-m", "gitflowd"]
+
+
+@functools.cache
+def compile_package() -> None:
+    """Byte-compile gitflowd, as `pip install` does. Without it, an environment that sets
+    PYTHONDONTWRITEBYTECODE (this one does) or an editable checkout never written to makes
+    every measured process compile its modules from source: 50 ms of a 140 ms start."""
+    import compileall
+
+    import gitflowd
+
+    compileall.compile_dir(Path(gitflowd.__file__).parent, quiet=1)
 
 
 def timed(cmd: Sequence[object], **kwargs: object) -> float:
