@@ -99,7 +99,11 @@ class Requests:
         dag, commit = self._dag_at(args["dag"], None)
         start = parse_when(args["start"], dag, now, "--start")
         end = parse_when(args["end"], dag, now, "--end")
-        steps = plan_backfill(dag, self.launcher.state.runs(dag.id), start, end, args.get("reprocess", "none"))
+        state = self.launcher.state
+        runs = state.runs(dag.id)
+        for _path, error in state.broken:  # a tick whose journal cannot be read looks unrun: say so
+            log.error("backfill of %s: %s", dag.id, error)
+        steps = plan_backfill(dag, runs, start, end, args.get("reprocess", "none"))
         jobs = [self._backfill_job(dag, commit, step.action, step.tick, step.run_id) for step in steps if step.action is not Action.SKIP]
         reply = self._queued(jobs)
         return inbox.Reply(ok=True, runs=reply.runs, message=describe(steps))

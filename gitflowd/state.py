@@ -7,7 +7,6 @@ ask questions of `RunState` values and never open journals themselves.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,8 +18,6 @@ from typing import Any
 from gitflowd import journal
 from gitflowd.dag import Dag
 from gitflowd.errors import JournalCorrupt, RunNotFound, StateError
-
-log = logging.getLogger(__name__)
 
 
 class TaskStatus(str, Enum):
@@ -345,8 +342,10 @@ class StateDir:
         return read_run(path)
 
     def runs(self, dag_id: str | None = None) -> list[RunState]:
-        """Every run (of one DAG or all), newest first; a damaged journal is logged,
-        listed in `self.broken` and skipped so that the others still load.
+        """Every run (of one DAG or all), newest first; a damaged journal is listed in
+        `self.broken` and skipped so that the others still load. The caller reports it, once,
+        to its own audience (the CLI on stderr, the daemon in its log): logging it here too
+        showed every damaged journal twice.
 
         Results are cached by file identity and size: do not mutate them.
         """
@@ -368,7 +367,6 @@ class StateDir:
                 return hit[1]
             run = read_run(path)
         except (OSError, JournalCorrupt, StateError) as exc:
-            log.error("%s", exc)
             self.broken.append((str(path), str(exc)))
             return None
         self._cache[path] = (key, run)

@@ -123,6 +123,26 @@ def test_logs_and_status_of_all_runs(setup, cli) -> None:
     assert first in table.stdout and "failed" in table.stdout
 
 
+def test_status_reports_a_corrupt_journal_once_and_lists_the_other_runs(setup, cli) -> None:
+    repo, _ = setup
+    bad = cli("run", "pipe", "--date", "2026-01-02", cwd=repo.path).stdout.splitlines()[0]
+    good = cli("run", "pipe", "--date", "2026-01-03", cwd=repo.path).stdout.splitlines()[0]
+    journal = _journal(repo, bad)
+    lines = journal.read_bytes().splitlines(keepends=True)
+    assert len(lines) > 3 and b'"ts":"20' in lines[1]
+    journal.write_bytes(lines[0] + lines[1].replace(b'"ts":"20', b'"ts":"21', 1) + b"".join(lines[2:]))  # crc no longer matches
+    before = journal.read_bytes()
+    for args in [(), ("pipe",), ("--json",)]:
+        done = cli("status", *args, cwd=repo.path)
+        assert done.returncode == 1, args
+        expected = f"gitflowd: error: {journal}:2: corrupt journal record"
+        assert done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done.stderr
+        assert (done.stdout + done.stderr).count(f"{journal}:2") == 1, done.stdout + done.stderr
+        assert good in done.stdout and bad not in done.stdout
+    _one_line_error(cli("status", "pipe", bad, cwd=repo.path), f"{journal}:2: corrupt journal record")
+    assert journal.read_bytes() == before  # reading reports, never repairs
+
+
 def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path: Path) -> None:
     repo, _ = setup
     run_id = cli("run", "pipe", cwd=repo.path).stdout.splitlines()[0]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from gitflowd import settings
 from gitflowd.backfill import REPROCESS, Action, Step, describe, plan_backfill
-from gitflowd.commands.common import find_dag, format_time, open_repo, table
+from gitflowd.commands.common import find_dag, format_time, open_repo, report_broken, table
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, site_listeners
 from gitflowd.errors import UsageError
@@ -87,7 +87,9 @@ def _plan(dag: Dag, state: StateDir, args: argparse.Namespace) -> list[Step]:
     for bound, outside, word in ((dag.start_date, start, "before its start_date"), (dag.end_date, end, "after its end_date")):
         if bound is not None and (outside < aware(bound, zone(dag)) if word.startswith("before") else outside > aware(bound, zone(dag))):
             print(f"note: DAG {dag.id!r} has no runs {word} {bound}; those ticks are not planned", file=sys.stderr)
-    return plan_backfill(dag, state.runs(dag.id), start, end, args.reprocess)
+    runs = state.runs(dag.id)
+    report_broken(state)  # a tick whose journal cannot be read looks unrun: say so
+    return plan_backfill(dag, runs, start, end, args.reprocess)
 
 
 def _print_plan(dag: Dag, steps: list[Step]) -> int:

@@ -7,6 +7,7 @@ GitPython and the loader (Jinja2, croniter) are imported only when a repository 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from gitflowd.errors import DagFileError, DagNotFound, Problem
 if TYPE_CHECKING:
     from gitflowd.dag import Dag
     from gitflowd.repo import Repo, Snapshot
+    from gitflowd.state import StateDir
 
 
 def open_repo(args: argparse.Namespace) -> Repo:
@@ -85,3 +87,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         cells = [str(cell).ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [str(row[-1])]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def report_broken(state: StateDir) -> bool:
+    """One error line per journal the last `state.runs()` could not read; True if any."""
+    for _path, error in state.broken:
+        print(f"gitflowd: error: {error}", file=sys.stderr)
+    return bool(state.broken)

@@ -2,20 +2,19 @@
 
 Without arguments: every run of every DAG; with DAG: that DAG's runs; with RUN_ID: one
 run and a row per task. `--json` prints a JSON array of runs (shape in the README, `gitflowd status`).
-A damaged journal is reported on stderr and the other runs are still shown.
+A damaged journal is one error line on stderr (exit 1); the other runs are still shown.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
 from gitflowd import settings
-from gitflowd.commands.common import format_duration, table
+from gitflowd.commands.common import format_duration, report_broken, table
 from gitflowd.errors import DagNotFound
 from gitflowd.lock import is_locked
 from gitflowd.state import RunState, RunStatus, StateDir, TaskState
@@ -43,17 +42,17 @@ def run(args: argparse.Namespace) -> int:
             known = state.dag_ids()
             raise DagNotFound(args.dag, suggest(args.dag, known) or f" (no runs recorded; DAGs with runs: {', '.join(known) or 'none'})")
         runs = state.runs(args.dag)
-        for path, error in state.broken:
-            print(f"gitflowd: error: {error}", file=sys.stderr)
+    # A damaged journal is an error (exit 1), but the runs that could be read are still shown.
+    code = 1 if report_broken(state) else 0
     if args.json:
         print(json.dumps([run_dict(r) for r in runs], indent=2))
-        return 0
+        return code
     orphaned = not is_locked(state.lock_path)  # "running" with nobody holding the lock: the runner died
     if args.run_id:
         print(describe_run(runs[0], orphaned))
     else:
         print(runs_table(runs[: args.limit], orphaned) if runs else "no runs")
-    return 0
+    return code
 
 
 def _state(run: RunState, orphaned: bool) -> str:
