@@ -129,9 +129,9 @@ class Site:
         except CacheMissing:  # the DAG's first run here (or its cache was lost): this DAG only
             rows = self._render_runs_of(run.dag_id)
             return rows, set(range(1, sitedata.page_count(rows) + 1))
-        self._write_run(run)
+        logged = self._write_run(run)
         pages = upsert(rows, RunRow.of(run))
-        self.cache.save_cells(run.dag_id, run.run_id, sitedata.task_cells(run))
+        self.cache.save_cells(run.dag_id, run.run_id, sitedata.task_cells(run, logged))
         self.cache.save_rows(run.dag_id, rows)
         return rows, pages
 
@@ -189,32 +189,44 @@ class Site:
             except GitflowdError as exc:  # one damaged journal must not hide the others
                 log.error("site: skipping run %s of %s: %s", run_id, dag_id, exc)
                 continue
-            self._write_run(run)
-            self.cache.save_cells(dag_id, run_id, sitedata.task_cells(run))
+            logged = self._write_run(run)
+            self.cache.save_cells(dag_id, run_id, sitedata.task_cells(run, logged))
             rows.append(RunRow.of(run))
         rows.sort(key=lambda r: r.key)
         self.cache.save_rows(dag_id, rows)
         return rows
 
-    def _write_run(self, run: RunState) -> None:
+    def _write_run(self, run: RunState) -> sitedata.Logged:
+        """The run page and its log pages; returns the attempts that have a log page."""
         if not (is_valid_id(run.dag_id) and is_valid_id(run.run_id)):
             log.error("site: refusing unsafe ids %r / %r", run.dag_id, run.run_id)
-            return
+            return frozenset()
         now = self._clock()
-        spans = [svg.Span(t, a.number, a.state.value, a.started, a.ended, f"{sitedata.q(t)}.{a.number}.html",
+        logged = self._write_logs(run)  # pages before the pages that link to them
+        spans = [svg.Span(t, a.number, a.state.value, a.started, a.ended, sitedata.attempt_href(t, a.number, logged),
                           old=a is not task.attempts[-1])
                  for t, task in run.tasks.items() for a in task.attempts if a.started]
         order = [t for t in run.dag.topological_order() if t in run.tasks] + [t for t in run.tasks if t not in run.dag.tasks]
         marks = [(r["ts"], f"resume {n}") for n, r in enumerate(run.resumes, 1) if r.get("ts")]
         gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now, marks)
         duration = ((run.ended or now) - run.started).total_seconds() if run.started else None
-        for task_id, task in run.tasks.items():  # pages before the pages that link to them
-            for attempt in task.attempts:
-                self._write_log(run, task_id, task, attempt)
-        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now),
+        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now, logged),
                    gantt=gantt, duration=duration, refresh=run.state.value in sitedata.ACTIVE_RUN)
+        return logged
 
-    def _write_log(self, run: RunState, task_id: str, task: Any, attempt: Any) -> None:
+    def _write_logs(self, run: RunState) -> sitedata.Logged:
+        """A page per attempt whose log has output. Decided afresh at every render (a log
+        written after an earlier render gets its page now); a page written for a log that
+        is empty now is left alone."""
+        attempts = [(task_id, task, a) for task_id, task in run.tasks.items() for a in task.attempts]
+        logged = frozenset((task_id, a.number) for task_id, _, a in attempts
+                           if sitedata.has_output(self.state.log_path(run.dag_id, run.run_id, task_id, a.number)))
+        for task_id, task, attempt in attempts:
+            if (task_id, attempt.number) in logged:
+                self._write_log(run, task_id, task, attempt, logged)
+        return logged
+
+    def _write_log(self, run: RunState, task_id: str, task: Any, attempt: Any, logged: sitedata.Logged) -> None:
         source = self.state.log_path(run.dag_id, run.run_id, task_id, attempt.number)
         text = sitedata.read_log(source, self.secrets)
         raw_url = sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number, raw=True)
@@ -222,7 +234,7 @@ class Site:
         if raw_ready and not _newer(self.root / raw_url, source):
             sitedata.copy_masked(source, self.root / raw_url, self.secrets)
         self._page(sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number), "log.html",
-                   run=run, task=task, attempt=attempt, text=text, raw_ready=raw_ready,
+                   run=run, task=task, attempt=attempt, text=text, raw_ready=raw_ready, logged=logged,
                    command=sitedata.command_of(run.dag, task_id), refresh=attempt.ended is None)
 
     # -- DAG pages --------------------------------------------------------------------

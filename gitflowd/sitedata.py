@@ -4,7 +4,7 @@ Flow: a `RunState` becomes a `RunRow` (one light line per run, cached on disk so
 DAG page never replays old journals) plus its task states; rows of one DAG are kept
 oldest first and cut into fixed grid pages; `DagInfo` joins a registry entry with what
 the runs know; `read_log` turns a log file into escaped-later, secret-masked text, tail
-first when large. URLs are built here too, always relative to the site root.
+first when large (`has_output`: an empty or missing log gets no page). URLs are built here too, always relative to the site root.
 """
 
 from __future__ import annotations
@@ -114,9 +114,15 @@ class RunRow:
         return dict(vars(self))
 
 
-def task_cells(run: RunState) -> dict[str, tuple[str, int]]:
-    """task -> (state, number of its latest attempt, 0 if it never started)."""
-    return {t: (s.state.value, s.attempts[-1].number if s.attempts else 0) for t, s in run.tasks.items()}
+Logged = frozenset[tuple[str, int]]  # (task, attempt) of the attempts whose log has a page
+
+
+def task_cells(run: RunState, logged: Logged) -> dict[str, tuple[str, int]]:
+    """task -> (state, number of its latest attempt when that attempt has a log page, else 0:
+    the square then links to the run page). Saved at every render of the run, so a log that
+    grows after an empty render gets its link at the next one."""
+    return {t: (s.state.value, s.attempts[-1].number if s.attempts and (t, s.attempts[-1].number) in logged else 0)
+            for t, s in run.tasks.items()}
 
 
 def page_count(rows: Sequence[RunRow]) -> int:
@@ -173,7 +179,7 @@ class TaskRow:
     id: str
     state: str
     reason: str
-    attempts: list[tuple[int, str, str]]  # (number, state, href relative to the run page)
+    attempts: list[tuple[int, str, str]]  # (number, state, href relative to the run page; "" if no output)
     started: datetime | None
     ended: datetime | None
     seconds: float | None
@@ -182,17 +188,22 @@ class TaskRow:
     command: str
 
 
-def task_rows(run: RunState, order: Sequence[str], now: datetime) -> list[TaskRow]:
+def task_rows(run: RunState, order: Sequence[str], now: datetime, logged: Logged) -> list[TaskRow]:
     rows = []
     for task_id in order:
         task = run.tasks[task_id]
         last = task.attempts[-1] if task.attempts else None
         running = bool(last and last.started and not last.ended)
         seconds = (now - last.started).total_seconds() if running and last and last.started else (last.duration if last else None)
-        links = [(a.number, a.state.value, f"{q(task_id)}.{a.number}.html") for a in task.attempts]
+        links = [(a.number, a.state.value, attempt_href(task_id, a.number, logged)) for a in task.attempts]
         rows.append(TaskRow(task_id, task.state.value, task.reason, links, task.started, task.ended, seconds, running,
                             task.exit_code, command_of(run.dag, task_id)))
     return rows
+
+
+def attempt_href(task_id: str, attempt: int, logged: Logged) -> str:
+    """The attempt's log page relative to its run page; "" when it has none (no output)."""
+    return f"{q(task_id)}.{attempt}.html" if (task_id, attempt) in logged else ""
 
 
 def command_of(dag: Dag, task_id: str) -> str:
@@ -220,6 +231,15 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
 def clean_text(raw: bytes, secrets: Iterable[str]) -> str:
     """Log bytes to display text: UTF-8 (lossy), ANSI colour codes dropped, secrets masked."""
     return mask_secrets(_ANSI.sub("", raw.decode("utf-8", errors="replace")), secrets)
+
+
+def has_output(path: Path) -> bool:
+    """Whether a log has anything to show: an empty or missing one gets no page (a run of
+    10,000 quiet tasks would otherwise spend most of its render on them)."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogText:

@@ -109,6 +109,50 @@ def test_every_link_resolves_and_every_page_is_reachable(tmp_path):
     assert (site / umbrella["runs"][0]["url"]).is_file()
 
 
+def test_an_attempt_with_an_empty_or_missing_log_gets_no_page_but_says_no_output(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("quiet", {"loud": [], "mute": ["loud"], "gone": ["loud"], "retry": []})
+    run_id = "manual__20260101T000000Z"
+    write_run(state, dag, run_id, T0, {"loud": ["success"], "mute": ["success"], "gone": ["success"], "retry": ["failed", "success"]},
+              logs={("loud", 1): "hello\n", ("mute", 1): "", ("retry", 1): b""})
+    StateDir(state).log_path("quiet", run_id, "gone", 1).unlink()
+    Site(state, site, clock=fixed_clock).render_all()
+    run_dir = site / "dags/quiet/runs" / run_id
+    assert {p.name for p in run_dir.glob("*.html")} == {"index.html", "loud.1.html", "retry.2.html"}
+    page = (run_dir / "index.html").read_text()
+    rows = dict(re.findall(r'<tr id="task-([^"]+)" data-task="[^"]+" data-state="[^"]+">(.*?)</tr>', page, re.S))
+    assert set(rows) == {"loud", "mute", "gone", "retry"}  # hooks unchanged, one row per task
+    for task in ("mute", "gone"):
+        assert "no output" in rows[task] and "href" not in rows[task]
+        assert f'<g data-task="{task}" data-state="success">' in page
+    assert 'href="loud.1.html"' in rows["loud"] and "no output" not in rows["loud"]
+    assert rows["retry"].count('<span class="muted">no output</span>') == 1 and 'href="retry.2.html"' in rows["retry"] and "retry.1.html" not in page
+    assert 'href="loud.1.html"' in page.split('id="gantt"')[1].split("</svg>")[0]  # the timeline links only logs
+    assert "mute.1.html" not in page and "gone.1.html" not in page
+    assert "retry.1.html" not in (run_dir / "retry.2.html").read_text()  # nor does the other attempt's page
+    dag_page = (site / "dags/quiet/index.html").read_text()
+    assert re.search(rf'data-task="mute" data-state="success" data-run="{run_id}" href="../../dags/quiet/runs/{run_id}/index.html"', dag_page)
+    assert f'href="../../dags/quiet/runs/{run_id}/loud.1.html"' in dag_page
+    crawl(site)  # no broken link anywhere
+
+
+def test_a_log_that_grows_after_an_empty_render_gets_its_page_at_the_next_render(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("quiet", {"slow": []})
+    run_id = "manual__20260101T000000Z"
+    write_run(state, dag, run_id, T0, {"slow": ["running"]}, logs={("slow", 1): ""}, finish=None)
+    renderer = Site(state, site, clock=fixed_clock)
+    renderer.render_all()
+    log_page = site / "dags/quiet/runs" / run_id / "slow.1.html"
+    assert not log_page.exists() and "no output" in (log_page.parent / "index.html").read_text()
+    StateDir(state).log_path("quiet", run_id, "slow", 1).write_text("first line\n")
+    renderer.render_run("quiet", run_id)  # the incremental path: the cache must not remember "empty"
+    assert "first line" in log_page.read_text()
+    assert 'href="slow.1.html"' in (log_page.parent / "index.html").read_text()
+    assert f'href="../../dags/quiet/runs/{run_id}/slow.1.html"' in (site / "dags/quiet/index.html").read_text()
+    crawl(site)
+
+
 def test_hooks_carry_task_and_run_states(tmp_path):
     state, site = tmp_path / "state", tmp_path / "site"
     failing_run(state)
@@ -394,6 +438,7 @@ def test_a_resumed_run_lists_its_resumes_and_marks_them_on_the_timeline(tmp_path
         writer.append({"event": journal.TASK_STARTED, "task": "b", "attempt": 2})
         writer.append({"event": journal.TASK_FINISHED, "task": "b", "attempt": 2, "state": "success", "exit_code": 0})
         writer.append({"event": journal.RUN_FINISHED, "state": "success"})
+    StateDir(state).log_path("umbrella", "manual__20260101T000000Z", "b", 2).write_text("b again\n")
     Site(state, site, clock=fixed_clock).render_all()
     page = (site / "dags/umbrella/runs/manual__20260101T000000Z/index.html").read_text()
     assert page.count('<line class="mark"') == 1 and ">resume 1</text>" in page
