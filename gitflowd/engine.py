@@ -84,7 +84,8 @@ class Slots(Protocol):
 
 
 class RunListener(Protocol):
-    """Told about every record after it is written (and folded into `run`)."""
+    """Told about every record after it is written (and folded into `run`); a listener with
+    a `batch_done()` method has it called after each batch of records."""
 
     def on_record(self, record: dict[str, Any], run: RunState) -> None: ...
 
@@ -391,10 +392,14 @@ class Engine:
     def _deliver(self) -> None:
         """Tell listeners about every record that is durable by now, in order."""
         durable = self.writer.durable_seq
+        delivered = False
         while self._undelivered and self._undelivered[0]["seq"] <= durable:
             record = self._undelivered.popleft()
+            delivered = True
             for listener in self.listeners:
                 _notify(listener, record, self.run)
+        for listener in self.listeners if delivered else ():
+            _batch_done(listener)
 
 
 def _state_of(completion: Completion) -> TaskStatus:
@@ -403,6 +408,13 @@ def _state_of(completion: Completion) -> TaskStatus:
     if completion.outcome is Outcome.CANCELLED:
         return TaskStatus.INTERRUPTED
     return TaskStatus.SUCCESS if completion.succeeded else TaskStatus.FAILED
+
+
+def _batch_done(listener: RunListener) -> None:
+    try:
+        getattr(listener, "batch_done", lambda: None)()
+    except Exception:  # noqa: BLE001 - a broken listener must not break the run
+        log.exception("listener %r failed at the end of a batch", listener)
 
 
 def _notify(listener: RunListener, record: dict[str, Any], run: RunState) -> None:

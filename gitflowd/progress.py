@@ -21,10 +21,12 @@ _FAILED = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.UPSTREAM_
 
 
 class Progress:
-    def __init__(self, run: RunState, stream: TextIO | None = None, tty: bool | None = None, interval: float = 0.1):
+    def __init__(self, run: RunState, stream: TextIO | None = None, tty: bool | None = None, interval: float = 0.1,
+                 autoflush: bool = True):
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         self.interval = interval
+        self.autoflush = autoflush  # False: lines are flushed by batch_done(), which the engine calls
         self._drawn = 0.0
         self._reset(run)
 
@@ -37,7 +39,7 @@ class Progress:
     def on_record(self, record: dict[str, Any], run: RunState) -> None:
         event = record["event"]
         if "task" in record and record["task"] in run.tasks:
-            self._set(record["task"], run.tasks[record["task"]].state)
+            self._set(record["task"], _task_state(record, run))
         if event == journal.TASKS_CLEARED or (event == journal.RUN_RESUMED and record.get("dag")):
             self._reset(run)
         if self.tty:
@@ -72,7 +74,25 @@ class Progress:
         text = describe(record, run)
         if text:
             self.stream.write(f"{text}  [{self.summary()}]\n" if "task" in record else f"{text}\n")
-            self.stream.flush()
+            if self.autoflush:
+                self.stream.flush()
+
+    def batch_done(self) -> None:
+        """The engine delivered a batch of records: show their lines now (one flush per batch)."""
+        self.stream.flush()
+
+
+def _task_state(record: dict[str, Any], run: RunState) -> TaskStatus:
+    """The task's state as of this record: listeners hear of records after `run` has moved
+    on (a task's start is delivered with its end), and a line must count as of its record."""
+    event = record["event"]
+    if event == journal.TASK_STARTED:
+        return TaskStatus.RUNNING
+    if event == journal.TASK_FINISHED:
+        return TaskStatus.UP_FOR_RETRY if record.get("retry_at") else TaskStatus(record["state"])
+    if event == journal.TASK_SKIPPED:
+        return TaskStatus(record["state"])
+    return run.tasks[record["task"]].state
 
 
 def describe(record: dict[str, Any], run: RunState) -> str:

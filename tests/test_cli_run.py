@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -191,12 +193,19 @@ def test_secrets_are_given_only_when_named_and_masked(make_repo, cli, tmp_path: 
                     "missing from", "TOKEN")
 
 
-def _start_run(repo: GitRepo, *args: str) -> subprocess.Popen[str]:
+def _start_run(repo: GitRepo, *args: str, buffered: bool = False) -> subprocess.Popen[str]:
     env = {**os.environ, **GIT_ENV}
-    for key in ("GITFLOWD_REPO", "GITFLOWD_STATE", "GITFLOWD_SITE"):
+    for key in ("GITFLOWD_REPO", "GITFLOWD_STATE", "GITFLOWD_SITE", *(["PYTHONUNBUFFERED"] if buffered else [])):
         env.pop(key, None)
     return subprocess.Popen([sys.executable, "-m", "gitflowd", "run", *args], cwd=repo.path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _read_lines(proc: subprocess.Popen[str], count: int, timeout: float) -> list[str]:
+    """The first `count` lines of the process's stdout; fails (never hangs) after `timeout`."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in proc.stdout], daemon=True).start()
+    return [lines.get(timeout=timeout) for _ in range(count)]
 
 
 def _wait_for(predicate, timeout: float = 60) -> None:
@@ -226,6 +235,22 @@ def test_a_signal_interrupts_the_run_and_resume_finishes_it(make_repo, cli, tmp_
     assert done.returncode == 0, done.stderr
     (status,) = _status(cli, repo, "slow", run_id)
     assert status["state"] == "success" and status["tasks"]["wait"]["attempts"] == 2
+
+
+def test_progress_lines_reach_a_pipe_while_the_run_goes_on(make_repo, tmp_path: Path) -> None:
+    # Lines are flushed once per batch of records, not per line: a batch must still not
+    # wait for the run's end (here, a task that runs until it is stopped).
+    repo = make_repo({"dags/slow.toml": '[tasks.quick]\ncmd = "true"\n\n'
+                                        '[tasks.wait]\ncmd = "sleep 1000"\ndeps = ["quick"]\n'})
+    proc = _start_run(repo, "slow", buffered=True)  # stdout a pipe, as under systemd or `| tee`
+    try:
+        lines = _read_lines(proc, 4, timeout=60)
+        assert lines[1:] == ["quick: running (attempt 1)  [0/2 done, 1 running, 0 failed]",
+                             "quick: success (attempt 1, 0.0s)  [1/2 done, 0 running, 0 failed]",
+                             "wait: running (attempt 1)  [1/2 done, 1 running, 0 failed]"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
 
 
 def test_a_failing_journal_write_stops_the_run_with_one_line_and_kills_its_tasks(make_repo, tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkou
     os.chdir(checkout)
     executor = LocalExecutor()
     engine = Engine(run_state, writer, executor, state, checkout, parallelism=parallelism, secrets=secrets,
-                    listeners=[Progress(run_state, sys.stdout), *listeners], commands=commands)
+                    listeners=[Progress(run_state, sys.stdout, autoflush=False), *listeners], commands=commands)
     previous = {sig: signal.signal(sig, lambda signum, _frame: engine.request_stop(signum))
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
