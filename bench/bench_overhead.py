@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Workloads 1 and 2: orchestration overhead of whole `gitflowd run` processes against the floor.
 
-For each shape (chain, fan) and N, times (median of REPEATS):
+For each shape (chain, fan) and N, times (medians; floor and gitflowd in REPEATS adjacent pairs,
+the ratio and the overhead per task taken per pair):
   floor   bench/floor.py: same commands, same shell, same order, same parallelism, nothing else
   xargs   `xargs -P2` running the same N commands (no dependencies): the machine's limit
   gitflowd `gitflowd run --no-render` of the same DAG from a Git repo, journal durable as in
@@ -15,6 +16,7 @@ and reports ratios and per-task overhead in ms.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +25,8 @@ from common import BENCH, best_of, cleanup, gitflowd_cmd, make_repo, scratch, ti
 from shapes import SHAPES, to_toml
 
 PARALLELISM = 2
-REPEATS = 3
+REPEATS = 5  # pairs of (floor, gitflowd); the medians are reported
+SIDE_REPEATS = 3  # xargs and the run with the site, reported for information
 TIMEOUT = 600  # seconds for one `gitflowd run`: a pathological slowdown ends the benchmark, not the session
 
 
@@ -44,17 +47,22 @@ def time_gitflowd(repo: Path, root: Path, dag_id: str, *extra: str) -> float:
 
 
 def measure(shape: str, n: int) -> dict[str, float]:
+    """Floor and gitflowd timed in adjacent pairs, the ratio taken per pair: this VM's speed
+    drifts over tens of seconds (disk, scheduler), and a pair sees the same conditions."""
     root = scratch(f"{shape}{n}")
     try:
         deps = SHAPES[shape](n)
         repo = make_repo(root / "repo", {f"dags/{shape}.toml": to_toml(shape, deps)})
-        floor = best_of(REPEATS, timed, [sys.executable, BENCH / "floor.py", shape, n, PARALLELISM])
-        xargs = best_of(REPEATS, time_xargs, n)
-        ours = best_of(REPEATS, time_gitflowd, repo, root, shape, "--no-render")
-        with_site = best_of(REPEATS, time_gitflowd, repo, root, shape)
+        pairs = [(timed([sys.executable, BENCH / "floor.py", shape, n, PARALLELISM]),
+                  time_gitflowd(repo, root, shape, "--no-render")) for _ in range(REPEATS)]
+        xargs = best_of(SIDE_REPEATS, time_xargs, n)
+        with_site = best_of(SIDE_REPEATS, time_gitflowd, repo, root, shape)
     finally:
         cleanup(root)
-    return {"floor": floor, "xargs": xargs, "gitflowd": ours, "gitflowd_site": with_site}
+    floors, ours = [f for f, _ in pairs], [g for _, g in pairs]
+    return {"floor": statistics.median(floors), "xargs": xargs, "gitflowd": statistics.median(ours),
+            "gitflowd_site": with_site, "ratio": statistics.median(g / f for f, g in pairs),
+            "per_task_ms": statistics.median((g - f) / n * 1000 for f, g in pairs)}
 
 
 def report(sizes: list[int]) -> list[str]:
@@ -63,8 +71,7 @@ def report(sizes: list[int]) -> list[str]:
     for shape in SHAPES:
         for n in sizes:
             m = measure(shape, n)
-            ratio = m["gitflowd"] / m["floor"]
-            per_task = (m["gitflowd"] - m["floor"]) / n * 1000
+            ratio, per_task = m["ratio"], m["per_task_ms"]
             rows.append(f"| {shape} | {n:,} | {m['floor']:.2f} | {m['xargs']:.2f} | {m['gitflowd']:.2f} | {ratio:.2f} | {per_task:.3f} | {m['gitflowd_site']:.2f} |")
             print(rows[-1], flush=True)
     return rows
