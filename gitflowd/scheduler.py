@@ -17,7 +17,7 @@ from datetime import datetime
 
 from gitflowd import schedule
 from gitflowd.dag import Dag
-from gitflowd.state import StateDir
+from gitflowd.state import RunState, StateDir
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Scheduler:
                 return chosen
             if not planned:
                 break
-            existing = existing if existing is not None else {run.logical_date for run in self.state.runs(dag.id)}
+            existing = existing if existing is not None else {run.logical_date for run in self._runs(dag.id)}
             for tick in planned:
                 self.last_tick[dag.id] = tick
                 if tick not in existing:
@@ -73,7 +73,7 @@ class Scheduler:
     def last(self, dag_id: str) -> datetime | None:
         """The logical date of the DAG's newest scheduled run (read from the state once)."""
         if dag_id not in self.last_tick:
-            ticks = [run.logical_date for run in self.state.runs(dag_id) if run.kind == "scheduled"]
+            ticks = [run.logical_date for run in self._runs(dag_id) if run.kind == "scheduled"]
             self.last_tick[dag_id] = max(ticks, default=None)
         return self.last_tick[dag_id]
 
@@ -91,6 +91,15 @@ class Scheduler:
             cached = key, _quietly(lambda: schedule.next_tick(dag, last))
             self._cache[dag.id] = cached
         return cached[1]
+
+    def _runs(self, dag_id: str) -> list[RunState]:
+        """The DAG's runs; a journal that cannot be read is said once (its tick looks unrun)."""
+        runs = self.state.runs(dag_id)
+        for path, error in self.state.broken:
+            if (path, error) not in self._reported:
+                self._reported.add((path, error))
+                log.error("run journal %s cannot be read; its tick counts as not run: %s", path, error)
+        return runs
 
     def _report(self, dag_id: str, message: str) -> None:
         if (dag_id, message) not in self._reported:

@@ -64,3 +64,21 @@ def test_a_bad_timezone_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptu
     with caplog.at_level(logging.ERROR):
         scheduler.due({"d": (dag, "v2")}, lambda _: 0, datetime(2026, 1, 1, tzinfo=UTC))
     assert caplog.text.count("unknown timezone 'Mars/Olympus'") == 1
+
+
+def test_an_unreadable_journal_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A journal that goes bad while the daemon runs: its tick looks unrun, and the error is
+    # logged once, not on every pass of the loop.
+    fake = make_dag("d", {"t": []})
+    path = write_run(tmp_path, fake, "scheduled__20260102T000000Z", datetime(2026, 1, 2, tzinfo=UTC), {"t": ["success"]})
+    write_run(tmp_path, fake, "scheduled__20260103T000000Z", datetime(2026, 1, 3, tzinfo=UTC), {"t": ["success"]})
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b'"seq":1', b'"seq":7')  # the checksum no longer matches
+    path.write_bytes(b"\n".join(lines))
+    scheduler = Scheduler(StateDir(tmp_path))
+    dag = daily(start_date=datetime(2026, 1, 1), catchup=True, max_active_runs=5)
+    with caplog.at_level(logging.ERROR):
+        for day in (4, 5):
+            scheduler.due({"d": (dag, "v1")}, lambda _: 0, datetime(2026, 1, day, 1, tzinfo=UTC))
+    assert caplog.text.count(f"run journal {path} cannot be read") == 1
+    assert ":2: corrupt journal record" in caplog.text
