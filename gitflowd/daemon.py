@@ -42,7 +42,8 @@ from gitflowd.repo import Repo, Snapshot
 from gitflowd.requests import Requests
 from gitflowd.scheduler import Scheduler
 from gitflowd.secrets import load_file
-from gitflowd.site import Site, SiteListener
+from gitflowd.site import Site
+from gitflowd.site_listener import SiteListener
 from gitflowd.state import RunStatus, StateDir
 from gitflowd.watch import GIT, INBOX, Burst, Waker, Watcher
 

@@ -8,7 +8,7 @@ Flow: `Site(state, site)`
                           it changes -> its DAG page -> index.html + status.json: the cost of
                           one DAG page, not of the history
   render_dags(ids)        after a reload without runs: those DAG pages and the index
-`SiteListener` feeds render_run from engine events, debounced. A page is written before
+`SiteListener` (site_listener.py) feeds render_run from engine events, debounced. A page is written before
 any page that links to it, and an existing page is replaced atomically (temporary file,
 rename), so a browser or web server never reads half a page. Pages use relative links
 only and carry their CSS inline, so the site works from file:// and any static server.
@@ -20,8 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -334,75 +332,3 @@ def _newer(target: Path, source: Path) -> bool:
         return target.stat().st_mtime_ns >= source.stat().st_mtime_ns
     except FileNotFoundError:
         return False
-
-
-def listener_for(state_root: Path, site_root: Path, secrets: Iterable[str] = ()) -> SiteListener:
-    """What `run` and `resume` hand the engine so that the site follows the run."""
-    return SiteListener(Site(state_root, site_root, secrets=secrets))
-
-
-class SiteListener:
-    """Engine listener: re-renders a run at most every `interval` seconds, and at its end.
-
-    Renders between events happen on a timer thread reading the journal from disk (always at
-    least as new as the event); the end of a run renders at once. A failing render is logged,
-    never raised: the site must not break a run.
-    """
-
-    def __init__(self, site: Site, interval: float = 0.5):
-        self.site = site
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._render_lock = threading.Lock()
-        self._pending: set[tuple[str, str]] = set()
-        self._timer: threading.Timer | None = None
-        self._last = 0.0
-        self._cost = 0.0  # seconds the last render took
-
-    def on_record(self, record: dict[str, Any], run: RunState) -> None:
-        key = (run.dag_id, run.run_id)
-        if record.get("event") == journal.RUN_FINISHED:
-            with self._lock:
-                self._pending.discard(key)
-            self._render(key, run)
-            return
-        with self._lock:
-            self._pending.add(key)
-            if self._timer is None:
-                self._start_timer()
-
-    def _start_timer(self) -> None:
-        """Called with `_lock` held. The gap between renders is at least twice the last
-        render's cost, so a big run's pages take at most a third of a core from its tasks."""
-        gap = max(self.interval, 2 * self._cost)
-        self._timer = threading.Timer(max(0.0, self._last + gap - time.monotonic()), self.flush)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def flush(self) -> None:
-        """Render every run with unrendered events (also called by close)."""
-        with self._lock:
-            keys, self._pending = self._pending, set()
-        for key in sorted(keys):
-            self._render(key, None)
-        with self._lock:  # only now may the next timer start: renders never queue up
-            self._timer = None
-            if self._pending:
-                self._start_timer()
-
-    def close(self) -> None:
-        with self._lock:
-            timer = self._timer
-        if timer is not None:
-            timer.cancel()
-        self.flush()
-
-    def _render(self, key: tuple[str, str], run: RunState | None) -> None:
-        with self._render_lock:
-            start = time.monotonic()
-            try:
-                self.site.render_run(*key, run=run)
-            except Exception:  # noqa: BLE001 - the site must never fail a run
-                log.exception("site: rendering run %s of %s failed", key[1], key[0])
-            self._last = time.monotonic()
-            self._cost = self._last - start

@@ -17,7 +17,8 @@ import pytest
 from gitflowd import journal
 from gitflowd.registry import record_snapshot
 from gitflowd.repo import Repo
-from gitflowd.site import Site, SiteListener, templates_dir
+from gitflowd.site import Site, templates_dir
+from gitflowd.site_listener import SiteListener
 from gitflowd.sitedata import PAGE_SIZE
 from gitflowd.state import StateDir
 from runfactory import T0, make_dag, write_run

@@ -7,7 +7,8 @@ import time
 from datetime import timedelta
 
 from gitflowd import journal
-from gitflowd.site import Site, SiteListener
+from gitflowd.site import Site
+from gitflowd.site_listener import SiteListener
 from gitflowd.state import StateDir
 from runfactory import T0, make_dag, write_run
 

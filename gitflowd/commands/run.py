@@ -60,7 +60,7 @@ def site_listeners(args: argparse.Namespace, state: Path, site: Path, secrets: I
     """The debounced site renderer, unless --no-render (then the site is not even imported)."""
     if args.no_render:
         return []
-    from gitflowd.site import listener_for
+    from gitflowd.site_listener import listener_for
     return [listener_for(state, site, secrets)]
 
 

@@ -1,0 +1,94 @@
+"""The site following a run: an engine listener that re-renders the run's pages as it goes.
+
+Flow: the engine hands every durable record to `on_record` -> the run is marked pending
+and a timer is started if none runs -> the timer renders every pending run (`flush`), one
+render at a time, the gap between renders at least twice the last render's cost -> the
+run's `run_finished` record renders it at once; `close()` renders what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from gitflowd import journal
+from gitflowd.site import Site
+from gitflowd.state import RunState
+
+log = logging.getLogger(__name__)
+
+
+def listener_for(state_root: Path, site_root: Path, secrets: Iterable[str] = ()) -> SiteListener:
+    """What `run` and `resume` hand the engine so that the site follows the run."""
+    return SiteListener(Site(state_root, site_root, secrets=secrets))
+
+
+class SiteListener:
+    """Engine listener: re-renders a run at most every `interval` seconds, and at its end.
+
+    Renders between events happen on a timer thread reading the journal from disk (always at
+    least as new as the event); the end of a run renders at once. A failing render is logged,
+    never raised: the site must not break a run.
+    """
+
+    def __init__(self, site: Site, interval: float = 0.5):
+        self.site = site
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._render_lock = threading.Lock()
+        self._pending: set[tuple[str, str]] = set()
+        self._timer: threading.Timer | None = None
+        self._last = 0.0
+        self._cost = 0.0  # seconds the last render took
+
+    def on_record(self, record: dict[str, Any], run: RunState) -> None:
+        key = (run.dag_id, run.run_id)
+        if record.get("event") == journal.RUN_FINISHED:
+            with self._lock:
+                self._pending.discard(key)
+            self._render(key, run)
+            return
+        with self._lock:
+            self._pending.add(key)
+            if self._timer is None:
+                self._start_timer()
+
+    def _start_timer(self) -> None:
+        """Called with `_lock` held. The gap between renders is at least twice the last
+        render's cost, so a big run's pages take at most a third of a core from its tasks."""
+        gap = max(self.interval, 2 * self._cost)
+        self._timer = threading.Timer(max(0.0, self._last + gap - time.monotonic()), self.flush)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def flush(self) -> None:
+        """Render every run with unrendered events (also called by close)."""
+        with self._lock:
+            keys, self._pending = self._pending, set()
+        for key in sorted(keys):
+            self._render(key, None)
+        with self._lock:  # only now may the next timer start: renders never queue up
+            self._timer = None
+            if self._pending:
+                self._start_timer()
+
+    def close(self) -> None:
+        with self._lock:
+            timer = self._timer
+        if timer is not None:
+            timer.cancel()
+        self.flush()
+
+    def _render(self, key: tuple[str, str], run: RunState | None) -> None:
+        with self._render_lock:
+            start = time.monotonic()
+            try:
+                self.site.render_run(*key, run=run)
+            except Exception:  # noqa: BLE001 - the site must never fail a run
+                log.exception("site: rendering run %s of %s failed", key[1], key[0])
+            self._last = time.monotonic()
+            self._cost = self._last - start
