@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GitRepo, git
-from gitflowd.watch import GIT, INBOX, Burst, Watcher
+from gitflowd.watch import FALLBACK_POLL, GIT, INBOX, Burst, Watcher
 
 WAIT = 20.0  # generous: the machine is shared
 
@@ -151,3 +155,34 @@ def test_the_repository_moved_away_or_deleted_wakes(make_repo: Callable[..., Git
         assert wakes.wait_for(GIT)
     finally:
         watcher.stop()
+
+
+def test_when_inotify_runs_out_it_polls_instead(make_repo: Callable[..., GitRepo], caplog: pytest.LogCaptureFixture) -> None:
+    # Real exhaustion: take every inotify instance this user may have (fs.inotify.
+    # max_user_instances), start the watcher, and give them back once it has started.
+    repo = make_repo({"a.txt": "1"})
+    held = _take_all_inotify_instances()
+    try:
+        with caplog.at_level(logging.WARNING):
+            watcher, wakes = watching(repo.path / ".git", "main", None)
+    finally:
+        for fd in held:
+            os.close(fd)
+    try:
+        assert "inotify is not available" in caplog.text and watcher.poll == FALLBACK_POLL
+        repo.commit({"a.txt": "2"})
+        assert wakes.wait_for(GIT)  # found by polling
+    finally:
+        watcher.stop()
+
+
+def _take_all_inotify_instances() -> list[int]:
+    libc = ctypes.CDLL(None, use_errno=True)
+    held: list[int] = []
+    while len(held) < 100_000:
+        fd = libc.inotify_init1(os.O_CLOEXEC)
+        if fd < 0:
+            assert ctypes.get_errno() == errno.EMFILE, os.strerror(ctypes.get_errno())
+            return held
+        held.append(fd)
+    raise AssertionError("no inotify limit was reached")
