@@ -38,27 +38,26 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from gitflowd import journal
-from gitflowd.dag import Dag, TriggerRule
+from gitflowd.dag import Dag
 from gitflowd.errors import StateError
 from gitflowd.executors.base import Completion, Executor, Outcome, TaskSpec
 from gitflowd.journal import JournalWriter, JournalWriteError
 from gitflowd.secrets import Masker
 from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, log_name
 from gitflowd.templating import render_commands
+from gitflowd.triggers import FAILED_STATES, trigger_decision
 
 log = logging.getLogger(__name__)
 
 # Longest a written record waits for its fsync (and listeners for their news).
 LISTENER_LAG = 0.05
-
-FAILED_STATES = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.INTERRUPTED, TaskStatus.UPSTREAM_FAILED})
 
 
 class Clock(Protocol):
@@ -88,23 +87,6 @@ class RunListener(Protocol):
     a `batch_done()` method has it called after each batch of records."""
 
     def on_record(self, record: dict[str, Any], run: RunState) -> None: ...
-
-
-def trigger_decision(rule: TriggerRule, upstream: Sequence[TaskStatus]) -> TaskStatus | None:
-    """None if a task with these settled upstream states runs, else the state it takes."""
-    if not upstream or rule in (TriggerRule.ALWAYS, TriggerRule.ALL_DONE):
-        return None
-    failed = sum(s in FAILED_STATES for s in upstream)
-    success = sum(s is TaskStatus.SUCCESS for s in upstream)
-    if rule is TriggerRule.ALL_SUCCESS:
-        return None if success == len(upstream) else TaskStatus.UPSTREAM_FAILED if failed else TaskStatus.SKIPPED
-    if rule is TriggerRule.ALL_FAILED:
-        return None if failed == len(upstream) else TaskStatus.SKIPPED
-    if rule is TriggerRule.ONE_SUCCESS:
-        return None if success else TaskStatus.UPSTREAM_FAILED if failed else TaskStatus.SKIPPED
-    if rule is TriggerRule.ONE_FAILED:
-        return None if failed else TaskStatus.SKIPPED
-    return TaskStatus.UPSTREAM_FAILED if failed else None  # NONE_FAILED
 
 
 def run_environment(run: RunState, workspace: Path) -> dict[str, str]:

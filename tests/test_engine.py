@@ -12,12 +12,13 @@ import pytest
 
 from gitflowd import journal
 from gitflowd.dag import Dag, Task, TriggerRule
-from gitflowd.engine import Engine, trigger_decision
+from gitflowd.engine import Engine
 from gitflowd.errors import RunError
 from gitflowd.executors.local import LocalExecutor
 from gitflowd.runs import create_run, open_resume, open_run, plan_resume, plan_run
 from gitflowd.secrets import Masker
 from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, replay
+from gitflowd.triggers import trigger_decision
 
 LOGICAL = datetime(2026, 11, 25, 8, 15, tzinfo=UTC)
 S, F, K, U = TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.UPSTREAM_FAILED
