@@ -6,7 +6,7 @@ ahead, so no tick is due); a real `gitflowd daemon` follows it. Once it is ready
 settled (SETTLE seconds: the first site render), CPU seconds (utime + stime from
 /proc/<pid>/stat) are read before and after WINDOW seconds of idling, and the resident
 memory (VmRSS from /proc/<pid>/status) at the end; also the same for the daemon together
-with its child processes (GitPython's `git cat-file` helpers), for information.
+with its child processes (the Repo's `git cat-file --batch` process), for information.
 Budgets: CPU <= 0.3 s over 30 s, RSS <= 80 MB.
 
     python3 bench/bench_idle.py [--quick]

@@ -108,7 +108,7 @@ def _kb(value: str | None) -> float:
 
 
 def descendants(pid: int) -> list[int]:
-    """Live processes below `pid` (e.g. GitPython's `git cat-file` helpers)."""
+    """Live processes below `pid` (e.g. the Repo's `git cat-file --batch` process)."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

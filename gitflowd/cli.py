@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gitflowd {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Every command module is imported here, even for --version and --help, so each keeps its
-    # top-level imports light and imports the heavy parts (GitPython, Jinja2, watchdog, croniter,
+    # top-level imports light and imports the heavy parts (the loader, Jinja2, watchdog, croniter,
     # the daemon, the site) in the functions that run the command (tests/test_cli_startup.py).
     for name in COMMANDS:
         importlib.import_module(f"gitflowd.commands.{name.replace('-', '_')}").register(subparsers, common)

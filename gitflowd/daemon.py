@@ -234,7 +234,7 @@ class Daemon:
         except (GitflowdError, ValueError, OSError) as exc:
             self._repo_broken(exc)
             return
-        except Exception as exc:  # GitPython on a repository changing under it: survive, say so
+        except Exception as exc:  # git output we did not foresee (a repository changing under it): survive, say so
             log.exception("unexpected error reading the repository")
             self._repo_broken(exc)
             return

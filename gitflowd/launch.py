@@ -8,8 +8,8 @@ journal (the only writer from then on), builds an Engine with a LocalExecutor, t
 listener and the shared task slots, and maps the pool's control to the engine (stopping
 -> `request_drain`, interrupting -> `request_stop`).
 
-Everything that touches Git happens in `prepare_*` (the owner's thread): GitPython objects
-are not shared with pool threads, which only read the checkout on disk.
+Everything that touches Git happens in `prepare_*` (the owner's thread): the Repo (and its
+`git cat-file` process) is not shared with pool threads, which only read the checkout on disk.
 """
 
 from __future__ import annotations

@@ -1,47 +1,42 @@
 """The Git side of gitflowd: branch head, DAG files at a commit, checkouts per commit.
 
-Flow: `Repo(path, branch)` opens a work tree or a bare repository (GitPython) and checks
-that it has commits -> `resolve(rev)` names a commit (None = head of the followed branch)
--> `dag_files(sha)` lists `dags/**/*.toml` from the commit's tree -> `load(sha)` parses
-each file through the loader, reusing results cached by (path, blob sha), so a commit
-that changes one file of a thousand parses one -> a frozen `Snapshot` of valid DAGs by
-id plus every problem. `checkout(sha, root)` materialises a commit's tree, read-only, at
+Flow: `Repo(path, branch)` opens a work tree or a bare repository and checks that it has
+commits (`git rev-parse`, `git for-each-ref`) -> `resolve(rev)` names a commit (None = head
+of the followed branch; `git rev-parse --verify`) -> `dag_files(sha)` lists
+`dags/**/*.toml` from the commit's tree (`git ls-tree`) -> `load(sha)` parses each file
+through the loader, reusing results cached by (path, blob sha), so a commit that changes
+one file of a thousand parses one; blobs come from the Repo's one `git cat-file --batch`
+process -> a frozen `Snapshot` of valid DAGs by id plus every problem.
+`checkout(sha, root)` materialises a commit's tree (`git archive`), read-only, at
 `root/<sha>` for the runs pinned to it.
 
 Everything is read from Git objects, never from the work tree; only `load_worktree`
-reads files on disk (for `validate --worktree`, a pre-commit hook).
+reads files on disk (for `validate --worktree`, a pre-commit hook). Git is run as the `git`
+command (gitcli.py), not through a library: see docs/repo.md for why.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import stat
+import re
 import subprocess
-import tarfile
-import tempfile
-import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-import git
-from gitdb.exc import BadName, BadObject
-
-from gitflowd.atomic import fsync_dir
+from gitflowd import checkouts, gitcli
 from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, Problem, RepoError
 from gitflowd.loader import load_dag, suggest
 from gitflowd.toml_lines import locate
 
-log = logging.getLogger(__name__)
-
 DAGS_DIR = "dags"
 _SYMLINK = 0o120000
 CACHE_SIZE = 4096  # parsed files kept; a reload re-parses only what is not in here
-STALE_TEMP_SECONDS = 3600
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# author name, email, date (strict ISO 8601) and raw message; NUL never occurs in them
+_COMMIT_FORMAT = "--format=%H%x00%an%x00%ae%x00%aI%x00%B"
 
 
 @dataclass(frozen=True)
@@ -93,16 +88,15 @@ class Repo:
 
     def __init__(self, path: Path, branch: str | None = None):
         self.path = Path(path)
-        self._git = _open(self.path)
-        self.bare = self._git.bare
-        self.git_dir = Path(self._git.git_dir)
-        self.branch = _pick_branch(self._git, self.path, branch)
+        self.bare, self.git_dir = _open(self.path)
+        self.branch = _pick_branch(self._run, self.path, branch)
+        self._objects = gitcli.ObjectReader(self.git_dir)  # started by the first blob read
         self._cache: OrderedDict[tuple[str, str], tuple[str, _Parsed]] = OrderedDict()
         self.parsed = 0  # files parsed so far (the blob cache's misses)
 
     def close(self) -> None:
-        """Stop GitPython's helper processes."""
-        self._git.close()
+        """Stop the `git cat-file` process."""
+        self._objects.close()
 
     def __enter__(self) -> Repo:
         return self
@@ -112,35 +106,54 @@ class Repo:
 
     # -- commits --------------------------------------------------------------------
 
+    def _run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """`git ARGS` on this repository; RepoError when git cannot start."""
+        try:
+            return gitcli.run([f"--git-dir={self.git_dir}", *args], self.git_dir)
+        except gitcli.GitFailed as exc:
+            raise self._broken(str(exc)) from None
+
+    def _broken(self, message: str) -> RepoError:
+        if not self.git_dir.is_dir():  # moved or deleted under us (the daemon retries)
+            return RepoError(f"repository {self.path} does not exist any more")
+        return RepoError(f"cannot read repository {self.path}: {message}")
+
     def resolve(self, rev: str | None = None) -> str:
         """The full sha of `rev` (None = head of the followed branch); RepoError naming it."""
-        return self._commit(rev).hexsha
-
-    def _commit(self, rev: str | None) -> git.Commit:
         target = f"refs/heads/{self.branch}" if rev is None and self.branch else rev or "HEAD"
-        try:
-            return self._git.commit(target)
-        except (BadName, BadObject, ValueError, IndexError, git.GitCommandError):
-            what = f"branch {self.branch!r}" if rev is None else f"revision {rev!r}"
-            raise RepoError(f"unknown {what} in {self.path}") from None
+        done = None if target.startswith("-") else self._run("rev-parse", "--verify", "--quiet", f"{target}^{{commit}}")
+        if done is None or done.returncode != 0:
+            raise self._unknown(rev)
+        return done.stdout.decode().strip()
+
+    def _unknown(self, rev: str | None) -> RepoError:
+        if not self.git_dir.is_dir():
+            return self._broken("")
+        what = f"branch {self.branch!r}" if rev is None else f"revision {rev!r}"
+        return RepoError(f"unknown {what} in {self.path}")
+
+    def _pin(self, rev: str) -> str:
+        """A full sha stays as it is (the commands below check it names a commit); others are resolved."""
+        return rev if _FULL_SHA.fullmatch(rev) else self.resolve(rev)
 
     def is_ancestor(self, old: str, new: str) -> bool:
         """True when commit `old` is contained in `new`; False after a force-push (or if `old` is gone)."""
+        if old.startswith("-") or new.startswith("-"):
+            return False
         try:
-            return bool(self._git.is_ancestor(old, new))
-        except (git.GitCommandError, ValueError):
+            return self._run("merge-base", "--is-ancestor", old, new).returncode == 0
+        except RepoError:
             return False
 
     def commit_info(self, sha: str) -> CommitInfo:
-        commit = self._commit(sha)
-        summary = commit.summary
-        return CommitInfo(
-            sha=commit.hexsha,
-            subject=summary if isinstance(summary, str) else summary.decode(errors="replace"),
-            author=commit.author.name or "",
-            email=commit.author.email or "",
-            time=commit.authored_datetime,
-        )
+        sha = self._pin(sha)
+        done = self._run("log", "-1", "--no-show-signature", "--encoding=UTF-8", _COMMIT_FORMAT, f"{sha}^{{commit}}", "--")
+        fields = done.stdout.split(b"\0", 4)
+        if done.returncode != 0 or len(fields) != 5:
+            raise self._unknown(sha)
+        full, name, email, when, message = (field.decode(errors="replace") for field in fields)
+        return CommitInfo(sha=full.strip(), subject=message.split("\n", 1)[0], author=name, email=email,
+                          time=datetime.fromisoformat(when))
 
     # -- DAG files ------------------------------------------------------------------
 
@@ -149,25 +162,39 @@ class Repo:
         return {path: blob for path, (blob, mode) in self._toml_blobs(sha).items() if mode != _SYMLINK}
 
     def _toml_blobs(self, sha: str) -> dict[str, tuple[str, int]]:
-        try:
-            tree = self._commit(sha).tree / DAGS_DIR
-        except KeyError:
-            return {}
-        if tree.type != "tree":
-            return {}
-        found = {item.path: (item.hexsha, item.mode) for item in tree.traverse() if item.type == "blob" and item.path.endswith(".toml")}
+        """Every blob under dags/ named *.toml: path -> (blob sha, mode); symlinks have mode 0o120000."""
+        sha = self._pin(sha)
+        done = self._run("ls-tree", "-r", "-z", "--full-tree", f"{sha}^{{commit}}", "--", f"{DAGS_DIR}/")
+        if done.returncode != 0:
+            raise self._unknown(sha)
+        found = {}
+        for entry in done.stdout.split(b"\0"):
+            info, _tab, raw_path = entry.partition(b"\t")
+            mode, kind, blob = info.decode().split(" ") if raw_path else ("", "", "")
+            path = raw_path.decode(errors="replace")
+            if kind == "blob" and path.startswith(f"{DAGS_DIR}/") and path.endswith(".toml"):
+                found[path] = (blob, int(mode, 8))
         return dict(sorted(found.items()))
 
     def read_blob(self, blob_sha: str) -> str:
         """The text of a blob (UTF-8); RepoError naming the blob when it is not text."""
-        data = self._git.odb.stream(bytes.fromhex(blob_sha)).read()
         try:
-            return data.decode("utf-8")
+            return self._blob_bytes(blob_sha).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RepoError(f"blob {blob_sha[:8]} is not UTF-8 text (byte {exc.start})") from None
 
+    def _blob_bytes(self, blob_sha: str) -> bytes:
+        try:
+            data = self._objects.read(blob_sha)
+        except gitcli.GitFailed as exc:
+            raise self._broken(str(exc)) from None
+        if data is None:
+            raise RepoError(f"blob {blob_sha[:8]} is missing from {self.path}")
+        return data
+
     def load(self, sha: str) -> Snapshot:
         """Parse every DAG file of commit `sha` (cached by path and blob)."""
+        sha = self._pin(sha)  # one commit for the files and the commit info, whatever moves meanwhile
         results = {}
         for path, (blob, mode) in self._toml_blobs(sha).items():
             if mode == _SYMLINK:  # Git stores the link target as the blob: not a DAG
@@ -183,10 +210,11 @@ class Repo:
             self._cache.move_to_end(key)
             return self._cache[key]
         self.parsed += 1
+        data = self._blob_bytes(blob)  # a missing blob is a broken repository, not a bad file
         try:
-            source = self.read_blob(blob)
+            source = data.decode("utf-8")
             entry = source, _parse(path, source)
-        except RepoError:
+        except UnicodeDecodeError:
             entry = "", _not_text(path)
         self._cache[key] = entry
         if len(self._cache) > CACHE_SIZE:
@@ -197,49 +225,7 @@ class Repo:
 
     def checkout(self, sha: str, root: Path) -> Path:
         """A read-only tree of commit `sha` at `root/<sha>`; built once, safe if processes race."""
-        sha, root = self.resolve(sha), Path(root)
-        target = root / sha
-        if target.is_dir():
-            return target
-        try:
-            self._build_checkout(sha, root, target)
-        except OSError as exc:
-            raise RepoError(f"cannot check out {sha[:8]} into {root}: {exc.strerror or exc}") from None
-        return target
-
-    def _build_checkout(self, sha: str, root: Path, target: Path) -> None:
-        """Extract into a private temporary tree, then rename it into place (the commit point)."""
-        root.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temps(root, sha)
-        temp = Path(tempfile.mkdtemp(prefix=f".{sha}.", dir=root))
-        try:
-            self._archive_into(sha, temp)
-            _make_read_only(temp)
-            os.rename(temp, target)
-        except BaseException:
-            _remove_tree(temp)
-            if target.is_dir():  # another process won the race: its tree is the same
-                return
-            raise
-        fsync_dir(root)
-        log.info("checked out %s at %s", sha[:8], target)
-
-    def _archive_into(self, sha: str, dest: Path) -> None:
-        command = ["git", f"--git-dir={self.git_dir}", "archive", "--format=tar", sha]
-        unreadable = ""
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-            assert proc.stdout is not None and proc.stderr is not None
-            try:
-                with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                    archive.extractall(dest, filter="tar")
-            except tarfile.TarError as exc:
-                unreadable = str(exc)
-                proc.stdout.read()  # let git finish, so its own error (if any) is the one reported
-            error = proc.stderr.read().decode(errors="replace").strip()
-        if proc.returncode != 0:
-            raise RepoError(f"git archive {sha[:8]} failed: {error.splitlines()[-1] if error else proc.returncode}")
-        if unreadable:
-            raise RepoError(f"cannot extract commit {sha[:8]}: {unreadable}")
+        return checkouts.materialise(self.git_dir, self.resolve(sha), Path(root))
 
 
 def load_worktree(path: Path) -> Snapshot:
@@ -268,32 +254,54 @@ def load_worktree(path: Path) -> Snapshot:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _open(path: Path) -> git.Repo:
+def _open(path: Path) -> tuple[bool, Path]:
+    """(bare, absolute git dir) of the repository whose top (or git dir, if bare) is `path`."""
     if not path.exists():
         raise RepoError(f"repository {path} does not exist")
+    if not path.is_dir():
+        raise RepoError(f"{path} is not a Git repository (git init it, or pass --repo DIR)")
     try:
-        repo = git.Repo(path)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise RepoError(f"{path} is not a Git repository (git init it, or pass --repo DIR)") from None
-    if not repo.bare and Path(repo.working_tree_dir or "").resolve() != path.resolve():
-        raise RepoError(f"{path} is not the top of a Git repository (its top is {repo.working_tree_dir})")
-    return repo
+        out = gitcli.output(["rev-parse", "--is-bare-repository", "--is-inside-git-dir", "--absolute-git-dir", "--show-cdup"], path)
+    except gitcli.GitFailed as exc:
+        raise _open_error(path, str(exc)) from None
+    bare, inside_git_dir, git_dir, *rest = out.decode(errors="surrogateescape").split("\n")
+    bare_repo, git_path = bare == "true", Path(git_dir)
+    if inside_git_dir == "true":  # bare, or the .git directory of a work tree
+        top = git_path if bare_repo else git_path.parent if git_path.name == ".git" else git_path
+        if not bare_repo or git_path.resolve() != path.resolve():
+            raise RepoError(f"{path} is not the top of a Git repository (its top is {top})")
+    elif rest and rest[0]:  # a sub-directory of a work tree: cdup leads to the top
+        raise RepoError(f"{path} is not the top of a Git repository (its top is {(path / rest[0]).resolve()})")
+    return bare_repo, git_path
 
 
-def _pick_branch(repo: git.Repo, path: Path, wanted: str | None) -> str | None:
+def _open_error(path: Path, message: str) -> RepoError:
+    if "not a git repository" in message:
+        return RepoError(f"{path} is not a Git repository (git init it, or pass --repo DIR)")
+    if "dubious ownership" in message:
+        return RepoError(f"git refuses {path}: it belongs to another user "
+                         f"(allow it with: git config --global --add safe.directory {path})")
+    return RepoError(f"cannot open repository {path}: {message}")
+
+
+def _pick_branch(run: Callable[..., subprocess.CompletedProcess[bytes]], path: Path, wanted: str | None) -> str | None:
     """The branch to follow: `wanted`, else HEAD's branch; None for a detached HEAD."""
-    branches = [head.name for head in repo.heads]
-    if not branches and not repo.head.is_valid():
+    listed = run("for-each-ref", "--format=%(HEAD)%(refname:strip=2)", "refs/heads").stdout.decode(errors="replace")
+    marked = {line[1:]: line[0] == "*" for line in listed.splitlines() if line}
+    branches = list(marked)
+    if not branches and run("rev-parse", "--verify", "--quiet", "HEAD^{commit}").returncode != 0:
         raise RepoError(f"repository {path} has no commits yet: commit your dags/ first")
     if wanted is not None:
         if wanted not in branches:
             raise RepoError(f"unknown branch {wanted!r} in {path}{suggest(wanted, branches)} (branches: {', '.join(branches)})")
         return wanted
-    if repo.head.is_detached:
-        return None
-    current = repo.head.reference.name
-    if current in branches:
+    current = next((name for name, is_head in marked.items() if is_head), None)
+    if current is not None:
         return current
+    head = run("symbolic-ref", "--quiet", "HEAD")
+    if head.returncode != 0:  # detached
+        return None
+    current = head.stdout.decode(errors="replace").strip().removeprefix("refs/heads/")
     if len(branches) == 1:  # a bare repo whose HEAD names an unborn branch, pushed to another
         return branches[0]
     raise RepoError(f"HEAD of {path} names branch {current!r}, which has no commits (branches: {', '.join(branches)})")
@@ -333,32 +341,3 @@ def _snapshot(commit: CommitInfo | None, results: dict[str, tuple[str, str, _Par
             problems.append(Problem(item.path, line, f"DAG id {dag_id!r} is also defined in {others}; DAG ids must be unique"))
     problems.sort(key=lambda p: (p.path, p.line))
     return Snapshot(commit=commit, dags=dict(sorted(dags.items())), problems=problems, paths=tuple(results))
-
-
-def _make_read_only(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames:
-            file = Path(dirpath, name)
-            if not file.is_symlink():
-                file.chmod(file.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-        Path(dirpath).chmod(0o555)
-
-
-def _remove_stale_temps(root: Path, sha: str) -> None:
-    """Temporary trees left by a process that died while extracting (an hour is ample)."""
-    for stale in root.glob(f".{sha}.*"):
-        try:
-            if time.time() - stale.stat().st_mtime > STALE_TEMP_SECONDS:
-                _remove_tree(stale)
-        except OSError:  # another process removed or renamed it first
-            continue
-
-
-def _remove_tree(root: Path) -> None:
-    """Delete a (possibly read-only) tree."""
-    if not root.exists():
-        return
-    for dirpath, _dirs, _files in os.walk(root):
-        Path(dirpath).chmod(0o755)
-    shutil.rmtree(root, ignore_errors=True)
-

@@ -75,7 +75,8 @@ def test_run_no_render_imports_neither_the_site_nor_the_daemon(make_repo):
     code, modules = _probe("run", "quick", "--no-render", cwd=repo.path)
     assert code == 0
     assert _heavy(modules, ("watchdog", "gitflowd.daemon", "gitflowd.site", "gitflowd.watch")) == []
-    assert "git" in modules  # it did load the DAG from Git
+    assert "gitflowd.repo" in modules  # it did load the DAG from Git: through the git command
+    assert _heavy(modules, ("git", "gitdb")) == []  # not through GitPython (its import cost 31-40 ms)
     assert _heavy(modules, ("jinja2", "croniter")) == []  # plain commands and no schedule need neither
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import stat
+import subprocess
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from conftest import git
+from conftest import git, run_cli
 from gitflowd.errors import RepoError
 from gitflowd.repo import Repo, load_worktree
 
@@ -240,3 +244,151 @@ def test_checkout_into_an_unwritable_place_is_one_line(make_repo, tmp_path):
     blocker.write_text("not a directory")
     with Repo(repo.path) as r, pytest.raises(RepoError, match=r"cannot check out [0-9a-f]{8} into .*file"):
         r.checkout(repo.head(), blocker)
+
+
+# -- the git command underneath (gitcli.py) ---------------------------------------------
+
+
+def _cat_file_children() -> list[int]:
+    """Live `git cat-file` processes whose parent is this test process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[1]) == os.getpid() and b"cat-file" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_blob_reader_process_is_replaced_after_it_is_killed_and_reaped_on_close(make_repo):
+    repo = make_repo({"dags/a.toml": A, "dags/b.toml": B})
+    with Repo(repo.path) as r:
+        assert _cat_file_children() == []  # started by the first read, not by opening
+        blobs = r.dag_files(r.resolve())
+        assert r.read_blob(blobs["dags/a.toml"]) == A
+        [first] = _cat_file_children()
+        os.kill(first, signal.SIGKILL)
+        assert r.read_blob(blobs["dags/b.toml"]) == B
+        second = _cat_file_children()
+        assert len(second) == 1 and second != [first]
+        assert r.read_blob(blobs["dags/a.toml"]) == A  # the new process keeps serving
+    assert _cat_file_children() == []
+
+
+def test_missing_blob_is_a_repo_error_not_a_bad_file(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    blob = git(repo.path, "rev-parse", "HEAD:dags/a.toml")
+    (repo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()  # a corrupt repository
+    with Repo(repo.path) as r:
+        with pytest.raises(RepoError, match=f"blob {blob[:8]} is missing from "):
+            r.load(r.resolve())
+        with pytest.raises(RepoError, match=f"blob {blob[:8]} is missing from "):
+            r.read_blob(blob)
+
+
+def _raw_commit(repo: Path, author: bytes, message: bytes, encoding: bytes | None = None) -> str:
+    """A commit object written byte for byte (`git commit` would fix invalid UTF-8 up)."""
+    tree, parent = git(repo, "rev-parse", "HEAD^{tree}"), git(repo, "rev-parse", "HEAD")
+    header = b"tree %s\nparent %s\nauthor %s <a@example.com> 1700000000 +0100\ncommitter c <c@example.com> 1700000000 +0100\n" % (
+        tree.encode(), parent.encode(), author)
+    body = header + (b"encoding %s\n" % encoding if encoding else b"") + b"\n" + message
+    done = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--stdin"], cwd=repo, input=body, capture_output=True, check=True)
+    return done.stdout.decode().strip()
+
+
+def test_non_utf8_commit_subject_and_author(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    raw = _raw_commit(repo.path, b"Jos\xe9", b"caf\xe9 au lait\n\nbody\n")  # no encoding header: bytes as they are
+    latin = _raw_commit(repo.path, b"Jos\xe9", b"caf\xe9 au lait\n", encoding=b"ISO-8859-1")  # git re-encodes it
+    with Repo(repo.path) as r:
+        info = r.commit_info(raw)
+        assert (info.subject, info.author, info.email) == ("caf\ufffd au lait", "Jos\ufffd", "a@example.com")
+        assert info.time == datetime(2023, 11, 14, 23, 13, 20, tzinfo=timezone(timedelta(hours=1)))
+        assert (r.commit_info(latin).subject, r.commit_info(latin).author) == ("café au lait", "José")
+        assert r.load(raw).commit.subject == "caf\ufffd au lait" and list(r.load(raw).dags) == ["a"]
+
+
+def test_first_line_of_a_multi_line_subject(make_repo, tmp_path):
+    repo = make_repo({"dags/a.toml": A})
+    (tmp_path / "message").write_text("line one\nline two\n\nbody\n")
+    git(repo.path, "commit", "-q", "--allow-empty", "-F", str(tmp_path / "message"))
+    with Repo(repo.path) as r:
+        assert r.commit_info(r.resolve()).subject == "line one"
+
+
+def test_repository_path_with_spaces(make_repo, tmp_path):
+    repo = make_repo({"dags/team a/a.toml": A}, name="my pipelines")
+    bare = tmp_path / "bare copy.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo.path), str(bare))
+    for path in (repo.path, bare):
+        with Repo(path) as r:
+            snap = r.load(r.resolve())
+            assert snap.paths == ("dags/team a/a.toml",) and list(snap.dags) == ["a"] and snap.valid
+            assert (r.checkout(r.resolve(), tmp_path / "check outs") / "dags" / "team a" / "a.toml").read_text() == A
+
+
+def test_git_environment_variables_do_not_redirect_gitflowd(make_repo, monkeypatch):
+    ours = make_repo({"dags/ours.toml": A})
+    other = make_repo({"dags/other.toml": B})
+    head = ours.head()
+    monkeypatch.setenv("GIT_DIR", str(other.path / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other.path))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(other.path / ".git" / "index"))
+    monkeypatch.setenv("GIT_OBJECT_DIRECTORY", str(other.path / ".git" / "objects"))
+    with Repo(ours.path) as r:
+        assert r.git_dir == ours.path / ".git" and r.resolve() == head
+        assert list(r.load(r.resolve()).dags) == ["ours"]
+    done = run_cli("--repo", str(ours.path), "list", env={"GIT_DIR": str(other.path / ".git"), "GIT_WORK_TREE": str(other.path)})
+    assert done.returncode == 0, done.stderr
+    assert "ours" in done.stdout and "other" not in done.stdout
+
+
+def test_sub_directory_and_git_directory_name_the_top(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    for inner in (repo.path / "dags", repo.path / ".git", repo.path / ".git" / "refs"):
+        with pytest.raises(RepoError, match=f"^{inner} is not the top of a Git repository \\(its top is {repo.path}\\)$"):
+            Repo(inner)
+
+
+def test_a_file_is_not_a_repository(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RepoError, match="file is not a Git repository"):
+        Repo(tmp_path / "file")
+
+
+def test_repository_deleted_under_an_open_repo(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    with Repo(repo.path) as r:
+        sha = r.resolve()
+        shutil.rmtree(repo.path)
+        with pytest.raises(RepoError, match="repository .* does not exist any more"):
+            r.resolve()
+        with pytest.raises(RepoError):
+            r.load(sha)
+        assert not r.is_ancestor(sha, sha)
+
+
+def test_revisions_that_look_like_options_are_unknown(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    with Repo(repo.path) as r:
+        for rev in ("--all", "-h", "HEAD..HEAD", "HEAD^{tree}"):
+            with pytest.raises(RepoError, match="unknown revision"):
+                r.resolve(rev)
+        assert not r.is_ancestor("--all", r.resolve())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a repository to another user needs root")
+def test_repository_of_another_user_is_one_line_naming_the_fix(make_repo, tmp_path, monkeypatch):
+    repo = make_repo({"dags/a.toml": A})
+    for dirpath, dirnames, filenames in os.walk(repo.path):
+        for name in (".", *dirnames, *filenames):
+            os.lchown(os.path.join(dirpath, name), 65534, 65534)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no safe.directory from the real global config
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    with pytest.raises(RepoError) as info:
+        Repo(repo.path)
+    assert str(info.value) == (f"git refuses {repo.path}: it belongs to another user "
+                               f"(allow it with: git config --global --add safe.directory {repo.path})")

@@ -1,7 +1,7 @@
 """Helpers shared by the commands: open the repository, load a snapshot, format values.
 
 Not a command itself (it is not listed in cli.COMMANDS). Importing it stays cheap:
-GitPython and the loader (Jinja2, croniter) are imported only when a repository is opened.
+repo.py and the loader (Jinja2, croniter) are imported only when a repository is opened.
 """
 
 from __future__ import annotations

@@ -1,0 +1,104 @@
+"""Checkouts: the read-only tree of one commit, shared by the runs pinned to it.
+
+Flow: `materialise(git_dir, sha, root)` returns `root/<sha>` if it exists; else it removes
+temporary trees that crashed processes left (older than an hour), extracts `git archive`
+into a private temporary directory, makes it read-only and renames it into place (the
+commit point: a process that loses the race drops its copy and uses the winner's).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from gitflowd import gitcli
+from gitflowd.atomic import fsync_dir
+from gitflowd.errors import RepoError
+
+log = logging.getLogger(__name__)
+
+STALE_TEMP_SECONDS = 3600
+
+
+def materialise(git_dir: Path, sha: str, root: Path) -> Path:
+    """A read-only tree of commit `sha` at `root/<sha>`; built once, safe if processes race."""
+    target = root / sha
+    if target.is_dir():
+        return target
+    try:
+        _build(git_dir, sha, root, target)
+    except OSError as exc:
+        raise RepoError(f"cannot check out {sha[:8]} into {root}: {exc.strerror or exc}") from None
+    return target
+
+
+def _build(git_dir: Path, sha: str, root: Path, target: Path) -> None:
+    """Extract into a private temporary tree, then rename it into place (the commit point)."""
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(root, sha)
+    temp = Path(tempfile.mkdtemp(prefix=f".{sha}.", dir=root))
+    try:
+        _archive_into(git_dir, sha, temp)
+        _make_read_only(temp)
+        os.rename(temp, target)
+    except BaseException:
+        _remove_tree(temp)
+        if target.is_dir():  # another process won the race: its tree is the same
+            return
+        raise
+    fsync_dir(root)
+    log.info("checked out %s at %s", sha[:8], target)
+
+
+def _archive_into(git_dir: Path, sha: str, dest: Path) -> None:
+    command = ["git", f"--git-dir={git_dir}", "archive", "--format=tar", sha]
+    unreadable = ""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=gitcli.environment()) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+                archive.extractall(dest, filter="tar")
+        except tarfile.TarError as exc:
+            unreadable = str(exc)
+            proc.stdout.read()  # let git finish, so its own error (if any) is the one reported
+        error = proc.stderr.read().decode(errors="replace").strip()
+    if proc.returncode != 0:
+        raise RepoError(f"git archive {sha[:8]} failed: {error.splitlines()[-1] if error else proc.returncode}")
+    if unreadable:
+        raise RepoError(f"cannot extract commit {sha[:8]}: {unreadable}")
+
+
+def _make_read_only(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            file = Path(dirpath, name)
+            if not file.is_symlink():
+                file.chmod(file.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        Path(dirpath).chmod(0o555)
+
+
+def _remove_stale_temps(root: Path, sha: str) -> None:
+    """Temporary trees left by a process that died while extracting (an hour is ample)."""
+    for stale in root.glob(f".{sha}.*"):
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_TEMP_SECONDS:
+                _remove_tree(stale)
+        except OSError:  # another process removed or renamed it first
+            continue
+
+
+def _remove_tree(root: Path) -> None:
+    """Delete a (possibly read-only) tree."""
+    if not root.exists():
+        return
+    for dirpath, _dirs, _files in os.walk(root):
+        Path(dirpath).chmod(0o755)
+    shutil.rmtree(root, ignore_errors=True)
+
