@@ -285,7 +285,7 @@ class Daemon:
         # keep following this branch, even if HEAD later names another (the user switched)
         self.repo, self.branch = repo, self.branch or repo.branch
         self.launcher.repo, self.repo_retry_at = repo, None
-        self.watcher = Watcher(repo.git_dir, repo.branch, None, self.waker.wake, self.options.poll)
+        self.watcher = Watcher(repo.git_dir, repo.branch, None, self.waker.wake, self.options.poll, repo.common_dir)
         self.watcher.start()
         return True
 

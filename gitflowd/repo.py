@@ -88,7 +88,7 @@ class Repo:
 
     def __init__(self, path: Path, branch: str | None = None):
         self.path = Path(path)
-        self.bare, self.git_dir = _open(self.path)
+        self.bare, self.git_dir, self.common_dir = _open(self.path)
         self.branch = _pick_branch(self._run, self.path, branch)
         self._objects = gitcli.ObjectReader(self.git_dir)  # started by the first blob read
         self._cache: OrderedDict[tuple[str, str], tuple[str, _Parsed]] = OrderedDict()
@@ -254,17 +254,20 @@ def load_worktree(path: Path) -> Snapshot:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _open(path: Path) -> tuple[bool, Path]:
-    """(bare, absolute git dir) of the repository whose top (or git dir, if bare) is `path`."""
+def _open(path: Path) -> tuple[bool, Path, Path]:
+    """(bare, absolute git dir, absolute common dir) of the repository whose top (or git dir,
+    if bare) is `path`. The common dir holds the refs; it differs from the git dir only in a
+    linked work tree (`git worktree add`), whose git dir holds just its own HEAD."""
     if not path.exists():
         raise RepoError(f"repository {path} does not exist")
     if not path.is_dir():
         raise RepoError(f"{path} is not a Git repository (git init it, or pass --repo DIR)")
     try:
-        out = gitcli.output(["rev-parse", "--is-bare-repository", "--is-inside-git-dir", "--absolute-git-dir", "--show-cdup"], path)
+        out = gitcli.output(["rev-parse", "--is-bare-repository", "--is-inside-git-dir", "--absolute-git-dir",
+                             "--path-format=absolute", "--git-common-dir", "--show-cdup"], path)
     except gitcli.GitFailed as exc:
         raise _open_error(path, str(exc)) from None
-    bare, inside_git_dir, git_dir, *rest = out.decode(errors="surrogateescape").split("\n")
+    bare, inside_git_dir, git_dir, common_dir, *rest = out.decode(errors="surrogateescape").split("\n")
     bare_repo, git_path = bare == "true", Path(git_dir)
     if inside_git_dir == "true":  # bare, or the .git directory of a work tree
         top = git_path if bare_repo else git_path.parent if git_path.name == ".git" else git_path
@@ -272,7 +275,7 @@ def _open(path: Path) -> tuple[bool, Path]:
             raise RepoError(f"{path} is not the top of a Git repository (its top is {top})")
     elif rest and rest[0]:  # a sub-directory of a work tree: cdup leads to the top
         raise RepoError(f"{path} is not the top of a Git repository (its top is {(path / rest[0]).resolve()})")
-    return bare_repo, git_path
+    return bare_repo, git_path, Path(common_dir)
 
 
 def _open_error(path: Path, message: str) -> RepoError:

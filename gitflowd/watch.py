@@ -5,6 +5,8 @@ present, `PollingObserver(poll)` when `poll` seconds are given) on
 - the git directory itself, non-recursively: `HEAD` and `packed-refs`;
 - `refs/` recursively: the followed branch's loose ref (git writes `<ref>.lock`, then
   renames it into place, so a rename onto the ref counts);
+- in a linked work tree (`git worktree add`), the same two in the main repository's git
+  dir (`common_dir`), where its branches' refs live;
 - the inbox: a request file renamed into place;
 - the directory holding the repository, non-recursively: the repository being moved
   away or deleted (inotify follows a moved directory silently, so only its parent sees it).
@@ -63,8 +65,11 @@ class Watcher:
     repository that went away never leaves the inbox unwatched.
     """
 
-    def __init__(self, git_dir: Path | None, branch: str | None, inbox: Path | None, wake: Callable[[str], None], poll: float | None = None):
+    def __init__(self, git_dir: Path | None, branch: str | None, inbox: Path | None, wake: Callable[[str], None],
+                 poll: float | None = None, common_dir: Path | None = None):
         self.git_dir = Path(git_dir).absolute() if git_dir else None
+        # In a linked work tree the branch refs live in the main repository's git dir.
+        self.common_dir = Path(common_dir).absolute() if common_dir else self.git_dir
         self.branch = branch
         self.inbox = Path(inbox).absolute() if inbox else None
         self.wake = wake
@@ -74,9 +79,11 @@ class Watcher:
     def refs_wanted(self, path: str) -> bool:
         """HEAD, packed-refs, or the followed branch's ref (also its `.lock` being renamed)."""
         name = path[:-5] if path.endswith(".lock") else path
-        interesting = {str(self.git_dir / "HEAD"), str(self.git_dir / "packed-refs")}
-        if self.branch:
-            interesting.add(str(self.git_dir / "refs" / "heads" / self.branch))
+        interesting = {str(self.git_dir / "HEAD")}
+        for refs_dir in {self.git_dir, self.common_dir}:
+            interesting.add(str(refs_dir / "packed-refs"))
+            if self.branch:
+                interesting.add(str(refs_dir / "refs" / "heads" / self.branch))
         return name in interesting
 
     @property
@@ -117,10 +124,11 @@ class Watcher:
 
     def _schedule_git(self, observer: BaseObserver, git_dir: Path) -> None:
         git_handler = _Handler(GIT, self.refs_wanted, self.wake)
-        observer.schedule(git_handler, str(git_dir), recursive=False)
         observer.schedule(_Handler(GIT, self.root_gone, self.wake, ("moved", "deleted")), str(self.repo_root.parent), recursive=False)
-        if (git_dir / "refs").is_dir():
-            observer.schedule(git_handler, str(git_dir / "refs"), recursive=True)
+        for refs_dir in dict.fromkeys((git_dir, self.common_dir or git_dir)):  # once each, in order
+            observer.schedule(git_handler, str(refs_dir), recursive=False)
+            if (refs_dir / "refs").is_dir():
+                observer.schedule(git_handler, str(refs_dir / "refs"), recursive=True)
 
     def stop(self) -> None:
         if self._observer is None:

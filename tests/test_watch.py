@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GitRepo, git
+from gitflowd.repo import Repo
 from gitflowd.watch import FALLBACK_POLL, GIT, INBOX, Burst, Watcher
 
 WAIT = 20.0  # generous: the machine is shared
@@ -186,3 +187,26 @@ def _take_all_inotify_instances() -> list[int]:
             return held
         held.append(fd)
     raise AssertionError("no inotify limit was reached")
+
+
+def test_a_commit_in_a_linked_work_tree_wakes(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    # `git worktree add`: the work tree's git dir holds only its HEAD; the branch's ref is
+    # written in the main repository's git dir, which must be watched too.
+    main = make_repo({"a.txt": "1"})
+    git(main.path, "worktree", "add", "-q", "-b", "feature", str(tmp_path / "wt"))
+    tree = GitRepo.__new__(GitRepo)
+    tree.path = tmp_path / "wt"
+    with Repo(tree.path) as repo:
+        assert repo.branch == "feature" and repo.common_dir == (main.path / ".git").resolve()
+        watcher = Watcher(repo.git_dir, repo.branch, None, wakes := Wakes(), common_dir=repo.common_dir)
+    watcher.start()
+    try:
+        sha = main.commit({"a.txt": "2"})  # another branch: not ours
+        assert not wakes.wait_for(GIT, timeout=1.0)
+        git(main.path, "update-ref", "refs/heads/feature", sha)  # as a push or fetch moves it
+        assert wakes.wait_for(GIT)
+        wakes.clear()
+        tree.commit({"a.txt": "3"})
+        assert wakes.wait_for(GIT)
+    finally:
+        watcher.stop()
