@@ -129,7 +129,7 @@ class Engine:
         # Per run, not per task: the environment every attempt shares, and where logs go.
         self._run_env = {**run_environment(run, self.workspace), **self.dag.env, **self.secrets}
         self._log_dir = state_dir.log_dir(run.dag_id, run.run_id)
-        self._sys_path = (str(self.cwd),)
+        self._cwd = str(self.cwd)
         self._downstream = self.dag.downstream_map()
         self._order = {task_id: i for i, task_id in enumerate(self.dag.topological_order())}
         self._final: dict[str, TaskStatus] = {}
@@ -325,8 +325,8 @@ class Engine:
         cmd, argv = self.commands[task_id]
         env = {"GITFLOWD_TASK": task_id, "GITFLOWD_ATTEMPT": str(attempt), **self._run_env, **task.env}
         return TaskSpec(
-            key=f"{task_id}.{attempt}", cwd=self._sys_path[0],
-            log_path=os.path.join(self._log_dir, log_name(task_id, attempt)), env=env, cmd=cmd, argv=argv, call=task.call, sys_path=self._sys_path, timeout=task.timeout,
+            key=f"{task_id}.{attempt}", cwd=self._cwd, log_path=os.path.join(self._log_dir, log_name(task_id, attempt)),
+            env=env, cmd=cmd, argv=argv, call=task.call, sys_path=(self._cwd,), timeout=task.timeout,
         )
 
     def _complete(self, completion: Completion) -> None:
