@@ -374,13 +374,13 @@ class Engine:
     def _deliver(self) -> None:
         """Tell listeners about every record that is durable by now, in order."""
         durable = self.writer.durable_seq
-        delivered = False
+        if not self._undelivered or self._undelivered[0]["seq"] > durable:
+            return
         while self._undelivered and self._undelivered[0]["seq"] <= durable:
             record = self._undelivered.popleft()
-            delivered = True
             for listener in self.listeners:
                 _notify(listener, record, self.run)
-        for listener in self.listeners if delivered else ():
+        for listener in self.listeners:
             _batch_done(listener)
 
 

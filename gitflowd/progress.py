@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from gitflowd import journal
-from gitflowd.state import RunState, TaskStatus
+from gitflowd.state import RunState, TaskStatus, task_state_of
 
 _DONE = frozenset(TaskStatus) - {TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.UP_FOR_RETRY}
 _FAILED = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.UPSTREAM_FAILED, TaskStatus.INTERRUPTED})
@@ -39,7 +39,8 @@ class Progress:
     def on_record(self, record: dict[str, Any], run: RunState) -> None:
         event = record["event"]
         if "task" in record and record["task"] in run.tasks:
-            self._set(record["task"], _task_state(record, run))
+            # As of this record: it is delivered after the run has moved on (a start with its end).
+            self._set(record["task"], task_state_of(record) or run.tasks[record["task"]].state)
         if event == journal.TASKS_CLEARED or (event == journal.RUN_RESUMED and record.get("dag")):
             self._reset(run)
         if self.tty:
@@ -80,19 +81,6 @@ class Progress:
     def batch_done(self) -> None:
         """The engine delivered a batch of records: show their lines now (one flush per batch)."""
         self.stream.flush()
-
-
-def _task_state(record: dict[str, Any], run: RunState) -> TaskStatus:
-    """The task's state as of this record: listeners hear of records after `run` has moved
-    on (a task's start is delivered with its end), and a line must count as of its record."""
-    event = record["event"]
-    if event == journal.TASK_STARTED:
-        return TaskStatus.RUNNING
-    if event == journal.TASK_FINISHED:
-        return TaskStatus.UP_FOR_RETRY if record.get("retry_at") else TaskStatus(record["state"])
-    if event == journal.TASK_SKIPPED:
-        return TaskStatus(record["state"])
-    return run.tasks[record["task"]].state
 
 
 def describe(record: dict[str, Any], run: RunState) -> str:

@@ -175,6 +175,19 @@ def _on_run_started(run: RunState, rec: dict[str, Any]) -> None:
     run.runner_pid, run.runner_host = rec.get("pid"), rec.get("host")
 
 
+def task_state_of(rec: dict[str, Any]) -> TaskStatus | None:
+    """The state a task record leaves its task in (None for other records): replay and the
+    progress reporter, which hears of a record after the run has moved on, both use it."""
+    event = rec["event"]
+    if event == journal.TASK_STARTED:
+        return TaskStatus.RUNNING
+    if event == journal.TASK_FINISHED:
+        return TaskStatus.UP_FOR_RETRY if rec.get("retry_at") else TaskStatus(rec["state"])
+    if event == journal.TASK_SKIPPED:
+        return TaskStatus(rec["state"])
+    return None
+
+
 def _on_task_started(run: RunState, rec: dict[str, Any]) -> None:
     task = run.tasks[rec["task"]]
     task.state = TaskStatus.RUNNING
@@ -194,12 +207,12 @@ def _on_task_finished(run: RunState, rec: dict[str, Any]) -> None:
     attempt.ended = _time(rec["ts"])
     attempt.exit_code = rec.get("exit_code")
     attempt.retry_at = _time(rec.get("retry_at"))
-    task.state = TaskStatus.UP_FOR_RETRY if attempt.retry_at else attempt.state
+    task.state = task_state_of(rec) or task.state
 
 
 def _on_task_skipped(run: RunState, rec: dict[str, Any]) -> None:
     task = run.tasks[rec["task"]]
-    task.state = TaskStatus(rec["state"])
+    task.state = task_state_of(rec) or task.state
     task.reason = rec.get("reason", "")
 
 
