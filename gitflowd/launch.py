@@ -36,11 +36,6 @@ from gitflowd.templating import render_commands
 log = logging.getLogger(__name__)
 
 
-def commit_dict(repo: Repo, sha: str) -> dict[str, str]:
-    info = repo.commit_info(sha)
-    return {"subject": info.subject, "author": info.author, "time": info.time.isoformat()}
-
-
 class Launcher:
     """Prepares and executes runs for the daemon and for a foreground backfill."""
 
@@ -60,7 +55,7 @@ class Launcher:
         """Create a run of `dag` at `commit` (run_created written) and return its job."""
         interval = schedule.data_interval(dag, logical_date) if dag.schedule else schedule.Interval(logical_date, logical_date)
         run = plan_run(self.state, dag, kind=kind, logical_date=logical_date, commit=commit,
-                       commit_info=commit_dict(self.require_repo(), commit), params=params, data_interval=(interval.start, interval.end))
+                       commit_info=self.require_repo().commit_info(commit).for_run(), params=params, data_interval=(interval.start, interval.end))
         self._check(run, dag)
         create_run(self.state, run).close()
         log.info("created run %s of DAG %s at %s", run.run_id, dag.id, commit[:8])

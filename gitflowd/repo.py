@@ -51,6 +51,10 @@ class CommitInfo:
     def short(self) -> str:
         return self.sha[:8]
 
+    def for_run(self) -> dict[str, str]:
+        """What a run's `run_created` record keeps of its commit (the site shows it)."""
+        return {"subject": self.subject, "author": self.author, "time": self.time.isoformat()}
+
 
 @dataclass(frozen=True)
 class LoadedDag:
@@ -225,7 +229,7 @@ class Repo:
 
     def checkout(self, sha: str, root: Path) -> Path:
         """A read-only tree of commit `sha` at `root/<sha>`; built once, safe if processes race."""
-        return checkouts.materialise(self.git_dir, self.resolve(sha), Path(root))
+        return checkouts.materialise(self.git_dir, self._pin(sha), Path(root))
 
 
 def load_worktree(path: Path) -> Snapshot:

@@ -30,7 +30,7 @@ from gitflowd.state import RunState, RunStatus, StateDir
 if TYPE_CHECKING:
     from gitflowd.engine import RunListener
     from gitflowd.journal import JournalWriter
-    from gitflowd.repo import CommitInfo, Snapshot
+    from gitflowd.repo import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,6 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.set_defaults(func=run)
 
 
-def commit_dict(info: CommitInfo) -> dict[str, str]:
-    return {"subject": info.subject, "author": info.author, "time": info.time.isoformat()}
-
-
 def run(args: argparse.Namespace) -> int:
     from gitflowd.runs import create_run, parse_params, plan_run
     from gitflowd.schedule import data_interval, parse_when
@@ -106,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             if args.rev is None:  # the branch head, as the daemon would load it: the site shows its source
                 _record(where.state, snapshot)
             new = plan_run(state, dag, kind="manual", logical_date=logical, commit=sha,
-                           commit_info=commit_dict(repo.commit_info(sha)), params=params,
+                           commit_info=snapshot.commit.for_run(), params=params,
                            data_interval=(interval.start, interval.end))
             commands = render_commands(new, dag)  # a template error stops us before anything is written
             checkout = repo.checkout(sha, state.checkouts)
