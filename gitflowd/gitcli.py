@@ -4,9 +4,11 @@ Flow: `run(args, cwd)` runs one git command in `environment()` (no GIT_DIR, GIT_
 the other variables that would point git at another repository; `LC_ALL=C` for parsable
 messages) and returns the completed process; `output(...)` returns its stdout or raises
 `GitFailed` with git's reason -> `ObjectReader(git_dir)` keeps one
-`git cat-file --batch` process: `read(sha)` writes the sha, reads the header
-`<sha> <type> <size>` (or `<sha> missing`), then exactly size bytes and a newline; a process
-that died (killed, crashed) is replaced once, at the next read; `close()` ends it.
+`git cat-file --batch` process: `lookup(name)` writes an object name (a sha, or any
+revision expression such as `refs/heads/main^{commit}` or `SHA:dags`), reads the header
+`<sha> <type> <size>` (or `<name> missing`), then exactly size bytes and a newline, and
+returns (sha, type, content); `read(sha)` returns just the content. A process that died
+(killed, crashed) is replaced once, at the next lookup; `close()` ends it.
 
 repo.py turns every `GitFailed` into a `RepoError` with a message for the user.
 """
@@ -92,32 +94,37 @@ class ObjectReader:
 
     def read(self, sha: str) -> bytes | None:
         """The content of object `sha`; None when the repository does not have it."""
-        if not sha or any(ch.isspace() for ch in sha):  # one line per request
+        found = self.lookup(sha)
+        return None if found is None else found[2]
+
+    def lookup(self, name: str) -> tuple[str, str, bytes] | None:
+        """(sha, type, content) of the object `name` names; None when it names none."""
+        if not name or any(ch.isspace() for ch in name):  # one line per request
             return None
         try:
-            return self._ask(sha)
+            return self._ask(name)
         except (OSError, EOFError):  # the process died since the last read: one fresh one
             log.info("git cat-file for %s stopped; starting another", self.git_dir)
             self.close()
         try:
-            return self._ask(sha)
+            return self._ask(name)
         except (OSError, EOFError) as exc:
             self.close()
             raise GitFailed(-1, f"git cat-file stopped: {exc}") from None
 
-    def _ask(self, sha: str) -> bytes | None:
+    def _ask(self, name: str) -> tuple[str, str, bytes] | None:
         proc = self._process()
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(sha.encode() + b"\n")
+        proc.stdin.write(name.encode(errors="surrogateescape") + b"\n")
         proc.stdin.flush()
         header = proc.stdout.readline()
         if not header.endswith(b"\n"):
             raise EOFError("no answer")
         fields = header.split()
-        if len(fields) != 3:  # `<sha> missing` (or ambiguous): nothing follows the header
+        if len(fields) != 3:  # `<name> missing` (or ambiguous): nothing follows the header
             return None
         data = _read_exactly(proc.stdout, int(fields[2]) + 1)
-        return data[:-1]
+        return fields[0].decode(), fields[1].decode(), data[:-1]
 
     def _process(self) -> subprocess.Popen[bytes]:
         if self._proc is None:

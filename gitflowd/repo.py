@@ -2,11 +2,11 @@
 
 Flow: `Repo(path, branch)` opens a work tree or a bare repository and checks that it has
 commits (`git rev-parse`, `git for-each-ref`) -> `resolve(rev)` names a commit (None = head
-of the followed branch; `git rev-parse --verify`) -> `dag_files(sha)` lists
-`dags/**/*.toml` from the commit's tree (`git ls-tree`) -> `load(sha)` parses each file
-through the loader, reusing results cached by (path, blob sha), so a commit that changes
-one file of a thousand parses one; blobs come from the Repo's one `git cat-file --batch`
-process -> a frozen `Snapshot` of valid DAGs by id plus every problem.
+of the followed branch) -> `dag_files(sha)` lists `dags/**/*.toml` from the commit's tree ->
+`load(sha)` parses each file through the loader, reusing results cached by (path, blob sha),
+so a commit that changes one file of a thousand parses one -> a frozen `Snapshot` of valid
+DAGs by id plus every problem. Revisions, commits, trees and blobs all come from the Repo's
+one `git cat-file --batch` process (objects parsed in gitobjects.py).
 `checkout(sha, root)` materialises a commit's tree (`git archive`), read-only, at
 `root/<sha>` for the runs pinned to it.
 
@@ -25,18 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from gitflowd import checkouts, gitcli
+from gitflowd import checkouts, gitcli, gitobjects
 from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, Problem, RepoError
 from gitflowd.loader import load_dag, suggest
 from gitflowd.toml_lines import locate
 
 DAGS_DIR = "dags"
-_SYMLINK = 0o120000
 CACHE_SIZE = 4096  # parsed files kept; a reload re-parses only what is not in here
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-# author name, email, date (strict ISO 8601) and raw message; NUL never occurs in them
-_COMMIT_FORMAT = "--format=%H%x00%an%x00%ae%x00%aI%x00%B"
 
 
 @dataclass(frozen=True)
@@ -125,10 +122,17 @@ class Repo:
     def resolve(self, rev: str | None = None) -> str:
         """The full sha of `rev` (None = head of the followed branch); RepoError naming it."""
         target = f"refs/heads/{self.branch}" if rev is None and self.branch else rev or "HEAD"
-        done = None if target.startswith("-") else self._run("rev-parse", "--verify", "--quiet", f"{target}^{{commit}}")
-        if done is None or done.returncode != 0:
+        found = None if target.startswith("-") else self._lookup(f"{target}^{{commit}}")
+        if found is None:
             raise self._unknown(rev)
-        return done.stdout.decode().strip()
+        return found[0]
+
+    def _lookup(self, name: str) -> tuple[str, str, bytes] | None:
+        """(sha, type, content) of the object `name` names, from the cat-file process."""
+        try:
+            return self._objects.lookup(name)
+        except gitcli.GitFailed as exc:
+            raise self._broken(str(exc)) from None
 
     def _unknown(self, rev: str | None) -> RepoError:
         if not self.git_dir.is_dir():
@@ -150,35 +154,48 @@ class Repo:
             return False
 
     def commit_info(self, sha: str) -> CommitInfo:
-        sha = self._pin(sha)
-        done = self._run("log", "-1", "--no-show-signature", "--encoding=UTF-8", _COMMIT_FORMAT, f"{sha}^{{commit}}", "--")
-        fields = done.stdout.split(b"\0", 4)
-        if done.returncode != 0 or len(fields) != 5:
+        return _commit_info(*self._commit(sha))
+
+    def _commit(self, sha: str) -> tuple[str, gitobjects.Commit]:
+        """The full sha and the parsed object of the commit `sha` names."""
+        found = self._lookup(f"{self._pin(sha)}^{{commit}}")
+        if found is None:
             raise self._unknown(sha)
-        full, name, email, when, message = (field.decode(errors="replace") for field in fields)
-        return CommitInfo(sha=full.strip(), subject=message.split("\n", 1)[0], author=name, email=email,
-                          time=datetime.fromisoformat(when))
+        try:
+            return found[0], gitobjects.parse_commit(found[2])
+        except ValueError as exc:
+            raise self._broken(f"commit {found[0][:8]}: {exc}") from None
 
     # -- DAG files ------------------------------------------------------------------
 
     def dag_files(self, sha: str) -> dict[str, str]:
         """`dags/**/*.toml` regular files at commit `sha`: repo path -> blob sha, sorted by path."""
-        return {path: blob for path, (blob, mode) in self._toml_blobs(sha).items() if mode != _SYMLINK}
+        blobs = self._toml_blobs(*self._commit(sha))
+        return {path: blob for path, (blob, mode) in blobs.items() if mode != gitobjects.SYMLINK}
 
-    def _toml_blobs(self, sha: str) -> dict[str, tuple[str, int]]:
+    def _toml_blobs(self, sha: str, commit: gitobjects.Commit) -> dict[str, tuple[str, int]]:
         """Every blob under dags/ named *.toml: path -> (blob sha, mode); symlinks have mode 0o120000."""
-        sha = self._pin(sha)
-        done = self._run("ls-tree", "-r", "-z", "--full-tree", f"{sha}^{{commit}}", "--", f"{DAGS_DIR}/")
-        if done.returncode != 0:
-            raise self._unknown(sha)
-        found = {}
-        for entry in done.stdout.split(b"\0"):
-            info, _tab, raw_path = entry.partition(b"\t")
-            mode, kind, blob = info.decode().split(" ") if raw_path else ("", "", "")
-            path = raw_path.decode(errors="replace")
-            if kind == "blob" and path.startswith(f"{DAGS_DIR}/") and path.endswith(".toml"):
-                found[path] = (blob, int(mode, 8))
+        found: dict[str, tuple[str, int]] = {}
+        top = {entry.name: entry for entry in self._tree(commit.tree, len(sha) // 2)}.get(DAGS_DIR)
+        pending = [(DAGS_DIR, top.sha)] if top is not None and top.mode == gitobjects.TREE else []
+        while pending:
+            folder, tree = pending.pop()
+            for entry in self._tree(tree, len(sha) // 2):
+                path = f"{folder}/{entry.name}"
+                if entry.mode == gitobjects.TREE:
+                    pending.append((path, entry.sha))
+                elif entry.mode != gitobjects.SUBMODULE and path.endswith(".toml"):
+                    found[path] = (entry.sha, entry.mode)
         return dict(sorted(found.items()))
+
+    def _tree(self, tree_sha: str, id_bytes: int) -> list[gitobjects.TreeEntry]:
+        found = self._lookup(tree_sha)
+        if found is None or found[1] != "tree":
+            raise self._broken(f"tree {tree_sha[:8]} is missing")
+        try:
+            return gitobjects.tree_entries(found[2], id_bytes)
+        except ValueError as exc:
+            raise self._broken(f"tree {tree_sha[:8]}: {exc}") from None
 
     def read_blob(self, blob_sha: str) -> str:
         """The text of a blob (UTF-8); RepoError naming the blob when it is not text."""
@@ -198,15 +215,15 @@ class Repo:
 
     def load(self, sha: str) -> Snapshot:
         """Parse every DAG file of commit `sha` (cached by path and blob)."""
-        sha = self._pin(sha)  # one commit for the files and the commit info, whatever moves meanwhile
+        full, commit = self._commit(sha)  # one commit for the files and the commit info
         results = {}
-        for path, (blob, mode) in self._toml_blobs(sha).items():
-            if mode == _SYMLINK:  # Git stores the link target as the blob: not a DAG
+        for path, (blob, mode) in self._toml_blobs(full, commit).items():
+            if mode == gitobjects.SYMLINK:  # Git stores the link target as the blob: not a DAG
                 results[path] = (blob, "", (None, (_link_problem(path),)))
                 continue
             source, parsed = self._parse_cached(path, blob)
             results[path] = (blob, source, parsed)
-        return _snapshot(self.commit_info(sha), results)
+        return _snapshot(_commit_info(full, commit), results)
 
     def _parse_cached(self, path: str, blob: str) -> tuple[str, _Parsed]:
         key = (path, blob)
@@ -312,6 +329,11 @@ def _pick_branch(run: Callable[..., subprocess.CompletedProcess[bytes]], path: P
     if len(branches) == 1:  # a bare repo whose HEAD names an unborn branch, pushed to another
         return branches[0]
     raise RepoError(f"HEAD of {path} names branch {current!r}, which has no commits (branches: {', '.join(branches)})")
+
+
+def _commit_info(sha: str, commit: gitobjects.Commit) -> CommitInfo:
+    return CommitInfo(sha=sha, subject=commit.message.split("\n", 1)[0], author=commit.author, email=commit.email,
+                      time=commit.time)
 
 
 def _parse(path: str, source: str) -> _Parsed:

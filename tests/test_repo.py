@@ -392,3 +392,66 @@ def test_repository_of_another_user_is_one_line_naming_the_fix(make_repo, tmp_pa
         Repo(repo.path)
     assert str(info.value) == (f"git refuses {repo.path}: it belongs to another user "
                                f"(allow it with: git config --global --add safe.directory {repo.path})")
+
+
+@pytest.mark.parametrize("author", [
+    b"Ana <ana@example.com> 1700000000 +0530", b"Bo Li <bo@example.com> 1700000000 -0700",
+    b"<nobody@example.com> 1700000000 +0000", b"Zed Z. <z@example.com> 0 -0000",
+])
+def test_commit_info_is_what_git_log_shows(make_repo, author):
+    """Commits are parsed from the raw object: the same author, email, time and subject as `git log`."""
+    repo = make_repo({"dags/a.toml": A})
+    tree = git(repo.path, "rev-parse", "HEAD^{tree}")
+    signature = b"gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEz\n -----END PGP SIGNATURE-----\n"
+    body = b"tree %s\nauthor %s\ncommitter c <c@example.com> 1 +0000\n%s\nsubject line\n\nbody\n" % (
+        tree.encode(), author, signature)
+    sha = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--stdin"], cwd=repo.path, input=body,
+                         capture_output=True, check=True).stdout.decode().strip()
+    name, email, when = git(repo.path, "log", "-1", "--format=%an%x00%ae%x00%aI", sha).split("\0")
+    with Repo(repo.path) as r:
+        info = r.commit_info(sha)
+        assert (info.sha, info.subject, info.author, info.email) == (sha, "subject line", name, email)
+        assert info.time == datetime.fromisoformat(when) and info.time.utcoffset() == datetime.fromisoformat(when).utcoffset()
+        assert list(r.load(sha).dags) == ["a"]
+
+
+def test_damaged_author_line_still_loads(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    tree = git(repo.path, "rev-parse", "HEAD^{tree}")
+    body = b"tree %s\nauthor somebody\ncommitter c <c@example.com> 1 +0000\n\nodd\n" % tree.encode()
+    sha = subprocess.run(["git", "hash-object", "--literally", "-t", "commit", "-w", "--stdin"], cwd=repo.path,
+                         input=body, capture_output=True, check=True).stdout.decode().strip()
+    with Repo(repo.path) as r:
+        info = r.commit_info(sha)
+        assert (info.subject, info.author, info.email) == ("odd", "somebody", "")
+        assert info.time == datetime.fromtimestamp(0, timezone.utc) and list(r.load(sha).dags) == ["a"]
+
+
+def test_submodule_named_toml_and_a_dags_file_are_not_dags(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    head = repo.head()
+    git(repo.path, "update-index", "--add", "--cacheinfo", f"160000,{head},dags/mod.toml")
+    git(repo.path, "commit", "-q", "-m", "submodule")
+    with Repo(repo.path) as r:
+        assert r.load(r.resolve()).paths == ("dags/a.toml",)
+    flat = make_repo({"dags": "not a directory\n"})
+    with Repo(flat.path) as r:
+        snap = r.load(r.resolve())
+        assert snap.paths == () and snap.dags == {} and snap.valid
+
+
+def test_sha256_repository(tmp_path):
+    path = tmp_path / "sha256"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main", "--object-format=sha256")
+    (path / "dags" / "deep").mkdir(parents=True)
+    (path / "dags" / "deep" / "a.toml").write_text(A)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "sha-256")
+    with Repo(path) as r:
+        head = r.resolve()
+        snap = r.load(head)
+        assert len(head) == 64 and snap.commit.sha == head and snap.commit.subject == "sha-256"
+        assert snap.paths == ("dags/deep/a.toml",) and list(snap.dags) == ["a"]
+        assert snap.dags["a"].blob == git(path, "rev-parse", "HEAD:dags/deep/a.toml")
+        assert (r.checkout(head, tmp_path / "co") / "dags" / "deep" / "a.toml").read_text() == A
