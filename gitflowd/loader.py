@@ -23,7 +23,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gitflowd.dag import Dag, Task, graph_problems, is_valid_id
+from gitflowd.dag import Dag, Task, graph_problems, is_valid_id, ordered
 from gitflowd.errors import DagFileError, Problem
 from gitflowd.fields import DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, TASK_KEYS, TOP_KEYS, BadValue, parse_duration, show, suggest
 from gitflowd.toml_lines import LineMap, locate
@@ -195,8 +195,9 @@ class _Reader:
                     others = [i for i in ids if i != task_id]
                     message = f"task {task_id!r} depends on unknown task {dep!r}{suggest(dep, others)}"
                     self.problem(("tasks", task_id, "deps"), message)
-        for task_id, message in graph_problems(known):
-            self.problem(("tasks", task_id, "deps"), message)
+        if ordered(known) is None:  # the one-pass check; graph_problems only to say what is wrong
+            for task_id, message in graph_problems(known):
+                self.problem(("tasks", task_id, "deps"), message)
 
 
 def _aware(value: date, zone: tzinfo) -> datetime:

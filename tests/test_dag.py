@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from graphlib import TopologicalSorter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gitflowd.dag import Dag, Task, TriggerRule, graph_problems, is_valid_id
+from gitflowd.dag import Dag, Task, TriggerRule, graph_problems, is_valid_id, ordered
 
 
 def make(deps: dict[str, list[str]]) -> Dag:
@@ -79,3 +82,51 @@ def test_snapshot_round_trip():
     again = Dag.from_dict(dag.to_dict())
     assert again == dag
     assert again.tasks["b"].trigger_rule is TriggerRule.ALL_DONE
+
+
+def _graphlib_order(deps: dict[str, list[str]]) -> list[str]:
+    """The order as graphlib gives it, rounds sorted by position (the previous implementation)."""
+    sorter = TopologicalSorter(deps)
+    sorter.prepare()
+    position = {task_id: i for i, task_id in enumerate(deps)}
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order.extend(ready)
+        sorter.done(*ready)
+    return order
+
+
+@st.composite
+def _graphs(draw: st.DrawFn) -> dict[str, list[str]]:
+    """Random dependency maps in a random file order: mostly DAGs, sometimes with a cycle,
+    a self dependency, an unknown or a repeated dependency."""
+    count = draw(st.integers(1, 12))
+    names = draw(st.permutations([f"t{i}" for i in range(count)]))
+    deps = {name: [f"t{j}" for j in draw(st.sets(st.integers(0, count - 1), max_size=3)) if j < int(name[1:])]
+            for name in names}
+    victim = draw(st.sampled_from(names))
+    extra = draw(st.sampled_from(["", "cycle", "self", "unknown", "repeat"]))
+    if extra == "cycle" and count > 1:
+        deps["t0"].append(f"t{count - 1}")
+        deps[f"t{count - 1}"].append("t0")
+    elif extra == "self":
+        deps[victim].append(victim)
+    elif extra == "unknown":
+        deps[victim].append("nope")
+    elif extra == "repeat" and deps[victim]:
+        deps[victim].append(deps[victim][0])
+    return deps
+
+
+@settings(max_examples=300, deadline=None)
+@given(_graphs())
+def test_ordered_is_graphlib_order_or_none_exactly_when_the_graph_has_problems(deps):
+    order = ordered(deps)
+    assert (order is None) == bool(graph_problems(deps))
+    tasks = {k: Task(id=k, cmd="x", deps=tuple(v)) for k, v in deps.items()}
+    if order is None:
+        with pytest.raises(ValueError):
+            Dag(id="d", tasks=tasks)
+    else:
+        assert order == _graphlib_order(deps) == Dag(id="d", tasks=tasks).topological_order()

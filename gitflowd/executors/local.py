@@ -79,6 +79,7 @@ class LocalExecutor(Executor):
         self._deadlines: list[tuple[float, int, str, str]] = []  # (when, token, key, action)
         self._tokens = itertools.count()
         self._log_dirs: set[str] = set()
+        self._is_cwd: dict[str, bool] = {}  # a task cwd -> whether it is ours (nothing chdirs while tasks run)
 
     @property
     def running(self) -> int:
@@ -124,7 +125,9 @@ class LocalExecutor(Executor):
             args = list(spec.argv)
         else:
             args = call_argv(spec.call or "", spec.sys_path)
-        if spec.call is None and _is_cwd(spec.cwd):
+        if spec.cwd not in self._is_cwd:
+            self._is_cwd[spec.cwd] = _is_cwd(spec.cwd)
+        if spec.call is None and self._is_cwd[spec.cwd]:
             return self._spawn(args, env, log_fd), None
         proc = subprocess.Popen(
             args, stdin=self._devnull, stdout=log_fd, stderr=log_fd, cwd=spec.cwd, env=env,
