@@ -128,8 +128,8 @@ def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkou
     from gitflowd.engine import Engine
     from gitflowd.executors.local import LocalExecutor
 
-    # Tasks run in the checkout; being there ourselves lets the executor use posix_spawn
-    # (no fork of this process per task). Every path we hold is absolute.
+    # Tasks run in the checkout; being there ourselves lets the executor use posix_spawn,
+    # which has no working-directory action before 3.13. Every path we hold is absolute.
     os.chdir(checkout)
     executor = LocalExecutor()
     engine = Engine(run_state, writer, executor, state, checkout, parallelism=parallelism, secrets=secrets,

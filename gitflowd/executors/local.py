@@ -136,11 +136,10 @@ class LocalExecutor(Executor):
         return proc.pid, proc
 
     def _spawn(self, args: list[str], env: Mapping[str, str], log_fd: int) -> int:
-        """posix_spawn: glibc starts the child with vfork semantics, so its cost does not grow
-        with the runner's memory as subprocess's fork() does (Python 3.11 forks: a page-table
-        copy of every mapping, per task). It has no working-directory action before Python
-        3.13, hence only when the task's cwd is already ours (`gitflowd run` chdirs to the
-        checkout); every fd of ours is close-on-exec (PEP 446), the log is dup2'ed in."""
+        """posix_spawn: glibc starts the child with vfork semantics, as Popen does, minus
+        Popen's Python wrapper (docs/engine.md). It has no working-directory action before
+        Python 3.13, hence only when the task's cwd is already ours (`gitflowd run` chdirs to
+        the checkout); every fd of ours is close-on-exec (PEP 446), the log is dup2'ed in."""
         actions = [(os.POSIX_SPAWN_DUP2, self._devnull, 0), (os.POSIX_SPAWN_DUP2, log_fd, 1),
                    (os.POSIX_SPAWN_DUP2, log_fd, 2)]
         return os.posix_spawn(_executable(args[0], env.get("PATH")), args, env, file_actions=actions, setsid=True,
