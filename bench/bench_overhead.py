@@ -4,6 +4,8 @@
 For each shape (chain, fan) and N, times (medians; floor and gitflowd in REPEATS adjacent pairs,
 the ratio and the overhead per task taken per pair):
   floor   bench/floor.py: same commands, same shell, same order, same parallelism, nothing else
+  contract bench/contract_floor.py: the floor plus only the per-task I/O DESIGN.md requires (a log
+           file per attempt, two checksummed journal lines, group fsync): what the contract costs
   xargs   `xargs -P2` running the same N commands (no dependencies): the machine's limit
   gitflowd `gitflowd run --no-render` of the same DAG from a Git repo, journal durable as in
            production: the orchestration overhead the budget is about
@@ -46,33 +48,43 @@ def time_gitflowd(repo: Path, root: Path, dag_id: str, *extra: str) -> float:
                   "run", dag_id, "--parallelism", PARALLELISM, *extra], timeout=TIMEOUT)
 
 
+def time_contract(shape: str, n: int, root: Path) -> float:
+    state = root / "contract"
+    cleanup(state)
+    return timed([sys.executable, BENCH / "contract_floor.py", shape, n, PARALLELISM, state])
+
+
 def measure(shape: str, n: int) -> dict[str, float]:
-    """Floor and gitflowd timed in adjacent pairs, the ratio taken per pair: this VM's speed
-    drifts over tens of seconds (disk, scheduler), and a pair sees the same conditions."""
+    """Floor, contract floor and gitflowd timed one after the other, REPEATS times, the ratios
+    taken per triple: this VM's speed drifts over tens of seconds (disk, scheduler), and
+    adjacent runs see the same conditions."""
     root = scratch(f"{shape}{n}")
     try:
         deps = SHAPES[shape](n)
         repo = make_repo(root / "repo", {f"dags/{shape}.toml": to_toml(shape, deps)})
-        pairs = [(timed([sys.executable, BENCH / "floor.py", shape, n, PARALLELISM]),
-                  time_gitflowd(repo, root, shape, "--no-render")) for _ in range(REPEATS)]
+        runs = [(timed([sys.executable, BENCH / "floor.py", shape, n, PARALLELISM]), time_contract(shape, n, root),
+                 time_gitflowd(repo, root, shape, "--no-render")) for _ in range(REPEATS)]
         xargs = best_of(SIDE_REPEATS, time_xargs, n)
         with_site = best_of(SIDE_REPEATS, time_gitflowd, repo, root, shape)
     finally:
         cleanup(root)
-    floors, ours = [f for f, _ in pairs], [g for _, g in pairs]
-    return {"floor": statistics.median(floors), "xargs": xargs, "gitflowd": statistics.median(ours),
-            "gitflowd_site": with_site, "ratio": statistics.median(g / f for f, g in pairs),
-            "per_task_ms": statistics.median((g - f) / n * 1000 for f, g in pairs)}
+    return {"floor": statistics.median(f for f, _, _ in runs), "xargs": xargs,
+            "contract": statistics.median(c for _, c, _ in runs), "gitflowd": statistics.median(g for _, _, g in runs),
+            "gitflowd_site": with_site, "ratio": statistics.median(g / f for f, _, g in runs),
+            "contract_ratio": statistics.median(c / f for f, c, _ in runs),
+            "over_contract": statistics.median(g / c for _, c, g in runs),
+            "per_task_ms": statistics.median((g - f) / n * 1000 for f, _, g in runs)}
 
 
 def report(sizes: list[int]) -> list[str]:
-    rows = ["| shape | N | floor s | xargs -P2 s | gitflowd s | ratio to floor | overhead ms/task | with site s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| shape | N | floor s | xargs -P2 s | contract floor s | gitflowd s | ratio to floor | overhead ms/task | with site s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for shape in SHAPES:
         for n in sizes:
             m = measure(shape, n)
             ratio, per_task = m["ratio"], m["per_task_ms"]
-            rows.append(f"| {shape} | {n:,} | {m['floor']:.2f} | {m['xargs']:.2f} | {m['gitflowd']:.2f} | {ratio:.2f} | {per_task:.3f} | {m['gitflowd_site']:.2f} |")
+            rows.append(f"| {shape} | {n:,} | {m['floor']:.2f} | {m['xargs']:.2f} | {m['contract']:.2f} | {m['gitflowd']:.2f} | "
+                        f"{ratio:.2f} | {per_task:.3f} | {m['gitflowd_site']:.2f} |")
             print(rows[-1], flush=True)
     return rows
 

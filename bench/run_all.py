@@ -61,9 +61,12 @@ def overhead_figures(quick: bool = False) -> list[Figure]:
             floors = f"floor {m['floor']:.2f} s, xargs -P2 {m['xargs']:.2f} s"
             result += [
                 Figure("1 overhead", f"{shape} N={n:,}: gitflowd run --no-render wall time", m["gitflowd"], "s", reference=floors),
-                Figure("1 overhead", f"{shape} N={n:,}: ratio to the Python floor (median of 5 adjacent pairs)",
+                Figure("1 overhead", f"{shape} N={n:,}: ratio to the Python floor (median of 5 adjacent triples)",
                        m["ratio"], "x", OVERHEAD_BUDGETS.get(n)),
                 Figure("1 overhead", f"{shape} N={n:,}: overhead per task", per_task[n], "ms", reference="info"),
+                Figure("1 overhead", f"{shape} N={n:,}: contract floor (log file, journal, group fsync) / floor",
+                       m["contract_ratio"], "x", reference=f"info, {m['contract']:.2f} s"),
+                Figure("1 overhead", f"{shape} N={n:,}: gitflowd / contract floor", m["over_contract"], "x", reference="info"),
                 Figure("1 overhead", f"{shape} N={n:,}: gitflowd run with the site rendered, ratio to the floor",
                        m["gitflowd_site"] / m["floor"], "x", reference="info"),
             ]
