@@ -78,6 +78,9 @@ def test_run_no_render_imports_neither_the_site_nor_the_daemon(make_repo):
     assert "gitflowd.repo" in modules  # it did load the DAG from Git: through the git command
     assert _heavy(modules, ("git", "gitdb")) == []  # not through GitPython (its import cost 31-40 ms)
     assert _heavy(modules, ("jinja2", "croniter")) == []  # plain commands and no schedule need neither
+    # socket (the host name, sd_notify), uuid (request ids) and the platform module uuid pulls
+    # in cost ~5 ms together and a run needs none of them.
+    assert _heavy(modules, ("socket", "uuid", "platform", "gitflowd.notify")) == []
 
 
 def test_templates_and_schedules_import_jinja_and_croniter_when_used(make_repo):

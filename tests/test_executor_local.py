@@ -234,4 +234,5 @@ def test_a_program_is_found_on_the_task_path_and_leads_its_own_group(tmp_path: P
     words = (tmp_path / "t.log").read_text().split()
     assert done["t"].succeeded and words[:2] == ["from", "tools"]
     assert int(words[2]) == started.pid  # setsid: the task leads its own process group
+    assert started.host == __import__("socket").gethostname()  # what the journal's task_started says
     assert _no_children_left()

@@ -17,7 +17,6 @@ import sys
 from gitflowd import settings
 from gitflowd.commands.run import positive_int
 from gitflowd.errors import UsageError
-from gitflowd.notify import Notifier
 from gitflowd.secrets import load_file, resolve_path
 
 # sd-daemon(3) priorities, so journald keeps the level of each line.
@@ -54,6 +53,7 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from gitflowd.daemon import Daemon, Options
+    from gitflowd.notify import Notifier
 
     setup_logging(args.verbose)
     where = settings.resolve(args.repo, args.state, args.site)

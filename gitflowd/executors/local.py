@@ -24,7 +24,6 @@ import select
 import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -66,7 +65,7 @@ class LocalExecutor(Executor):
     def __init__(self, kill_grace: float = 10.0, environ: Mapping[str, str] | None = None):
         self.kill_grace = kill_grace
         self._base_env = task_base_env(environ)
-        self._host = socket.gethostname()
+        self._host = os.uname().nodename  # gethostname(), without importing socket
         # epoll itself rather than `selectors`: a task registers and unregisters one fd, and
         # the wrapper's bookkeeping was a measurable part of the runner's cost per task.
         self._epoll = select.epoll()
