@@ -3,11 +3,13 @@
 Flow: the engine calls `on_record(record, run)` after every durable batch -> the reporter
 keeps each task's state and the counts in step (O(1) per record) -> on a terminal it
 redraws one line `done/running/failed of total` (at most ten times a second, and at the
-end); elsewhere (a pipe, a log file, CI) it prints one line per task state change.
+end); elsewhere (a pipe, a log file, CI) it prints one line per task state change. If the
+reader goes away (`gitflowd run | head -1`), the reporter falls silent and the run goes on.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -28,6 +30,7 @@ class Progress:
         self.interval = interval
         self.autoflush = autoflush  # False: lines are flushed by batch_done(), which the engine calls
         self._drawn = 0.0
+        self._gone = False  # the reader closed its end of the pipe
         self._reset(run)
 
     def _reset(self, run: RunState) -> None:
@@ -68,19 +71,38 @@ class Progress:
         if not final and now - self._drawn < self.interval:
             return
         self._drawn = now
-        self.stream.write(f"\r\x1b[K{self.summary()}" + ("\n" if final else ""))
-        self.stream.flush()
+        self._write(f"\r\x1b[K{self.summary()}" + ("\n" if final else ""), flush=True)
 
     def _line(self, record: dict[str, Any], run: RunState) -> None:
         text = describe(record, run)
         if text:
-            self.stream.write(f"{text}  [{self.summary()}]\n" if "task" in record else f"{text}\n")
-            if self.autoflush:
-                self.stream.flush()
+            self._write(f"{text}  [{self.summary()}]\n" if "task" in record else f"{text}\n", flush=self.autoflush)
 
     def batch_done(self) -> None:
         """The engine delivered a batch of records: show their lines now (one flush per batch)."""
-        self.stream.flush()
+        self._write("", flush=True)
+
+    def _write(self, text: str, flush: bool) -> None:
+        if self._gone:
+            return
+        try:
+            self.stream.write(text)
+            if flush:
+                self.stream.flush()
+        except BrokenPipeError:
+            # Progress is for a person; a closed pipe is no reason to stop the run (nor, at
+            # exit, for Python to report the flush of what is still buffered).
+            self._gone = True
+            _point_at_devnull(self.stream)
+
+
+def _point_at_devnull(stream: TextIO) -> None:
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # not a real file (a StringIO, a closed stream)
+        pass
 
 
 def describe(record: dict[str, Any], run: RunState) -> str:

@@ -301,3 +301,18 @@ def test_no_render_leaves_the_site_alone_until_render(make_repo, cli) -> None:
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.splitlines()[0]
     assert (site / "dags" / "quick" / "runs" / run_id / "index.html").is_file()
+
+
+def test_a_reader_that_goes_away_does_not_disturb_the_run(make_repo, cli) -> None:
+    """`gitflowd run X | head -1` keeps the run id and leaves: the run finishes, no traceback."""
+    repo = make_repo({"dags/slow.toml": '[tasks.a]\ncmd = "sleep 0.3"\n[tasks.b]\ncmd = "sleep 0.3"\ndeps = ["a"]\n'})
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "slow", "--no-render"], cwd=repo.path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    run_id = proc.stdout.readline().strip()
+    proc.stdout.close()  # as `head -1` does: every later line meets a closed pipe
+    assert proc.wait(timeout=60) == 0
+    errors = proc.stderr.read()
+    assert "Traceback" not in errors and "BrokenPipe" not in errors and errors == "", errors
+    assert [(r["run_id"], r["state"]) for r in _status(cli, repo, "slow")] == [(run_id, "success")]
