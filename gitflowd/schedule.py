@@ -67,6 +67,9 @@ def check_schedule(expr: str) -> str | None:
     return None
 
 
+EARLIEST, LATEST = datetime(1000, 1, 2), datetime(9998, 12, 31, 23, 59, 59)  # UTC, naive
+
+
 def parse_when(text: str | None, dag: Dag, now: datetime | None = None, flag: str = "--date") -> datetime:
     """A command-line time: None/'now' -> now; a date -> its midnight in the DAG's timezone;
     an ISO datetime without offset -> in the DAG's timezone."""
@@ -76,11 +79,21 @@ def parse_when(text: str | None, dag: Dag, now: datetime | None = None, flag: st
     try:
         if len(text.strip()) == 10:
             day = date.fromisoformat(text.strip())
-            return datetime(day.year, day.month, day.day, tzinfo=tz)
-        moment = datetime.fromisoformat(text.strip())
+            moment = datetime(day.year, day.month, day.day, tzinfo=tz)
+        else:
+            moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"bad {flag} {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    # Four-digit years keep run ids sortable, and a day of slack keeps the ticks around the
+    # date (and UTC conversions) inside what datetime can hold.
+    try:
+        in_range = EARLIEST <= moment.astimezone(timezone.utc).replace(tzinfo=None) <= LATEST
+    except OverflowError:  # its UTC time is past year 9999 or before year 1
+        in_range = False
+    if not in_range:
+        raise UsageError(f"bad {flag} {text!r}: out of range (years {EARLIEST.year} to {LATEST.year}, in UTC)")
+    return moment
 
 
 def cron_of(expr: str) -> str:

@@ -154,6 +154,7 @@ def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path:
     _one_line_error(cli("run", "pipe", "--param", "regoin=x", cwd=repo.path), "unknown --param 'regoin'", "region")
     _one_line_error(cli("run", "pipe", "--param", "novalue", cwd=repo.path), "bad --param 'novalue'")
     _one_line_error(cli("run", "pipe", "--date", "yesterday-ish", cwd=repo.path), "bad --date 'yesterday-ish'")
+    _one_line_error(cli("run", "pipe", "--date", "0001-01-01", cwd=repo.path), "bad --date '0001-01-01': out of range")
     _one_line_error(cli("run", "pipe", "--rev", "no-such-rev", cwd=repo.path), "no-such-rev")
     _one_line_error(cli("resume", "pipe", "manual__nope", cwd=repo.path), "unknown run 'manual__nope'")
     _one_line_error(cli("resume", "nope", run_id, cwd=repo.path), "unknown run", "'nope'")

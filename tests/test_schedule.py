@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from zoneinfo import ZoneInfo
@@ -295,6 +296,24 @@ def test_parse_when_names_the_flag_on_bad_input() -> None:
 
     with pytest.raises(UsageError, match="bad --start 'yesterday'"):
         schedule.parse_when("yesterday", make_dag(), flag="--start")
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "0999-12-31T23:59", "1000-01-01", "9999-01-01", "9998-12-31T23:59:59-05:00",
+                                  "9999-12-31T23:00-05:00", "0001-01-01T00:30+01:00"])
+def test_parse_when_refuses_dates_outside_four_digit_years(text: str) -> None:
+    """Year 1 overflowed in the schedule (a traceback) and gave run ids like manual__10101T000000Z."""
+    from gitflowd.errors import UsageError
+
+    dag = make_dag(schedule="@daily", start_date=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    with pytest.raises(UsageError, match=rf"bad --date '{re.escape(text)}': out of range \(years 1000 to 9998, in UTC\)"):
+        schedule.parse_when(text, dag)
+
+
+def test_the_first_and_last_dates_accepted_have_ticks_around_them() -> None:
+    dag = make_dag(schedule="@daily", start_date=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    for text in ("1000-01-02", "9998-12-31T23:59:59"):
+        moment = schedule.parse_when(text, dag)
+        assert schedule.data_interval(dag, moment).end == moment.astimezone(timezone.utc)
 
 
 def test_catchup_false_finds_the_latest_tick_without_walking_the_gap() -> None:
