@@ -79,7 +79,7 @@ class Daemon:
         self.waker, self.burst = Waker(), Burst()
         self.state = StateDir(options.state)
         self.lock = StateLock(self.state.lock_path, "daemon")
-        self.site = Site(options.state, options.site, secrets=_secret_values(options.secrets_file))
+        self.site = Site(options.state, options.site, secrets=load_file(options.secrets_file) if options.secrets_file else {})
         self.site_listener = SiteListener(self.site)
         self.repo: Repo | None = None
         self.branch = options.branch  # the followed branch, fixed once the repository is first opened
@@ -398,8 +398,4 @@ class Daemon:
             render()
         except Exception:  # the site must never stop the daemon
             log.exception("rendering the site failed")
-
-
-def _secret_values(path: str | None) -> list[str]:
-    return list(load_file(path).values()) if path else []
 

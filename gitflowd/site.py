@@ -1,7 +1,9 @@
 """The static status site, rendered from the state directory with Jinja (DESIGN.md section 5).
 
 Flow: `Site(state, site)`
-  render_all()            every DAG (registry + journals) -> every run: run page, log pages,
+  render_all()            every DAG (registry + journals) -> every run: run page, log pages
+                          (masked; an unfinished attempt's log, still clear on disk, only
+                          when the DAG's secrets are known),
                           a RunRow and its task cells cached in SITE/.cache -> every grid page
                           -> the DAG page -> index.html + status.json
   render_run(dag, run)    that run's pages -> upsert its row (bisect) -> only the grid pages
@@ -20,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,11 +85,14 @@ def _format_time(value: datetime | str | None) -> str:
 class Site:
     """Renders STATE into SITE; see the module docstring for the flow."""
 
-    def __init__(self, state_root: Path, site_root: Path, secrets: Iterable[str] = (),
+    def __init__(self, state_root: Path, site_root: Path, secrets: Mapping[str, str] | None = None,
                  clock: Callable[[], datetime] | None = None):
+        """`secrets`: name -> value, masked in every log shown; the names tell which runs'
+        unfinished logs (not yet masked on disk) can be shown at all."""
         self.state = StateDir(Path(state_root))
         self.root = Path(site_root)
-        self.secrets = tuple(s for s in secrets if s)
+        self.secrets = tuple(v for v in (secrets or {}).values() if v)
+        self._secret_names = frozenset(secrets or {})
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._env = environment()
         self.cache = SiteCache(self.root)
@@ -226,7 +231,8 @@ class Site:
 
     def _write_log(self, run: RunState, task_id: str, task: Any, attempt: Any, logged: sitedata.Logged) -> None:
         source = self.state.log_path(run.dag_id, run.run_id, task_id, attempt.number)
-        text = sitedata.read_log(source, self.secrets)
+        withheld = sitedata.log_withheld(run, attempt, self._secret_names)
+        text = sitedata.WITHHELD if withheld else sitedata.read_log(source, self.secrets)
         raw_url = sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number, raw=True)
         raw_ready = text.truncated and attempt.ended is not None
         if raw_ready and not _newer(self.root / raw_url, source):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from gitflowd.state import RunState
 log = logging.getLogger(__name__)
 
 
-def listener_for(state_root: Path, site_root: Path, secrets: Iterable[str] = ()) -> SiteListener:
+def listener_for(state_root: Path, site_root: Path, secrets: Mapping[str, str]) -> SiteListener:
     """What `run` and `resume` hand the engine so that the site follows the run."""
     return SiteListener(Site(state_root, site_root, secrets=secrets))
 

@@ -4,7 +4,8 @@ Flow: a `RunState` becomes a `RunRow` (one light line per run, cached on disk so
 DAG page never replays old journals) plus its task states; rows of one DAG are kept
 oldest first and cut into fixed grid pages; `DagInfo` joins a registry entry with what
 the runs know; `read_log` turns a log file into escaped-later, secret-masked text, tail
-first when large (`has_output`: an empty or missing log gets no page). URLs are built here too, always relative to the site root.
+first when large (`has_output`: an empty or missing log gets no page; `log_withheld`: an
+unfinished attempt's log whose secrets are unknown is not shown). URLs are built here too, always relative to the site root.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ from urllib.parse import quote
 
 from gitflowd.dag import Dag
 from gitflowd.registry import DagEntry
-from gitflowd.state import RunState, RunStatus, TaskStatus
+from gitflowd.state import AttemptState, RunState, RunStatus, TaskStatus
 
 PAGE_SIZE = 50  # runs per grid page; the DAG page shows the newest PAGE_SIZE
 RECENT = 20  # squares per DAG on the index
@@ -220,6 +221,18 @@ class LogText:
     size: int  # bytes of the whole log
     truncated: bool  # True: `text` is only the tail
     missing: bool = False
+    withheld: bool = False  # not shown: it may hold secrets this render cannot mask
+
+
+WITHHELD = LogText("", 0, False, withheld=True)
+
+
+def log_withheld(run: RunState, attempt: AttemptState, known: Collection[str]) -> bool:
+    """Whether an attempt's log must not be published: the engine masks a log only when its
+    attempt ends (its task_finished record is written after), so the log of an attempt still
+    running, or cut short by a runner that died, holds its secrets in clear; a render that
+    lacks any of the DAG's secrets cannot mask them."""
+    return attempt.ended is None and not set(run.dag.secrets) <= set(known)
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:

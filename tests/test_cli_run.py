@@ -94,6 +94,10 @@ def test_run_fail_fix_forward_resume_and_status(setup, cli) -> None:
     assert logs.returncode == 0 and logs.stdout == ""
     text = cli("status", "pipe", run_id, cwd=repo.path)
     assert "flaky" in text.stdout and "success" in text.stdout and fixed[:8] in text.stdout
+    # The fix forward reached the registry too: the DAG page shows the fixed source (it showed
+    # the broken one until the next `run`).
+    dag_page = (repo.path / ".gitflowd" / "site" / "dags" / "pipe" / "index.html").read_text()
+    assert f"at <code>{fixed[:8]}</code>" in dag_page and f"at <code>{first_commit[:8]}</code>" not in dag_page
 
 
 def test_clear_then_resume_runs_chosen_tasks_again(setup, cli) -> None:
@@ -290,6 +294,56 @@ def test_an_unusable_state_directory_is_a_one_line_error(setup, cli, tmp_path: P
     _one_line_error(done, "cannot write journal", "Not a directory")
     assert done.stdout == ""
     _one_line_error(cli("--state", "/dev/null/x", "run", "pipe", cwd=repo.path), "cannot open lock file")
+
+
+
+def _task_pgids(journal_path: Path) -> list[int]:
+    records = [json.loads(line) for line in journal_path.read_text().splitlines()]
+    return [r["pgid"] for r in records if r.get("event") == "task_started" and r.get("pgid")]
+
+
+def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(make_repo, cli, tmp_path: Path) -> None:
+    """The engine masks a log when its attempt ends; a runner killed by SIGKILL never does.
+    `render` then masks with --secrets-file (or GITFLOWD_SECRETS_FILE), and without the
+    secrets shows a note instead of the log."""
+    printed = tmp_path / "printed"
+    repo = make_repo({"dags/m.toml": f'[dag]\nsecrets = ["TOKEN"]\n\n'
+                                     f'[tasks.leak]\ncmd = "echo token=$TOKEN; touch {printed}; sleep 1000"\n'})
+    secrets = tmp_path / "s"
+    secrets.write_text("TOKEN=s3cr3tvalue\n")
+    secrets.chmod(0o600)
+    proc = _start_run(repo, "m", "--secrets-file", str(secrets))
+    run_id = proc.stdout.readline().strip()
+    try:
+        _wait_for(printed.exists)
+    finally:
+        proc.kill()
+        proc.wait(60)
+        for pgid in _task_pgids(_journal(repo, run_id, "m")):  # the orphaned task
+            os.killpg(pgid, signal.SIGKILL)
+    site = repo.path / ".gitflowd" / "site"
+    page = site / "dags" / "m" / "runs" / run_id / "leak.1.html"
+    log_file = repo.path / ".gitflowd" / "state" / "logs" / "m" / run_id / "leak.1.log"
+    assert b"s3cr3tvalue" in log_file.read_bytes()  # the premise: never masked on disk
+
+    def leaked() -> list[Path]:
+        return [p for p in site.rglob("*") if p.is_file() and b"s3cr3tvalue" in p.read_bytes()]
+
+    flag, variable = (("--secrets-file", str(secrets)), None), ((), {"GITFLOWD_SECRETS_FILE": str(secrets)})
+    for args, env in [((), None), variable, ((), None), flag]:  # each render rewrites the page
+        done = cli("render", *args, cwd=repo.path, env=env)
+        assert done.returncode == 0, done.stderr
+        assert leaked() == []
+        text = page.read_text()
+        if args or env:
+            assert "token=****" in text and "Log not shown" not in text
+        else:
+            assert "Log not shown" in text and "token=****" not in text
+    secrets.chmod(0o644)
+    _one_line_error(cli("render", "--secrets-file", str(secrets), cwd=repo.path), "chmod 600")
+    _one_line_error(cli("render", cwd=repo.path, env={"GITFLOWD_SECRETS_FILE": str(tmp_path / "absent")}),
+                    "No such file")
+    assert "token=****" in page.read_text()  # a refused render writes nothing
 
 
 def test_no_render_leaves_the_site_alone_until_render(make_repo, cli) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -216,7 +217,7 @@ def test_secrets_given_to_the_site_are_masked_and_large_logs_show_the_tail(tmp_p
     dag = make_dag("big", {"loud": []})
     lines = [f"line {n} token=hunter2-secret\n" for n in range(40000)]
     write_run(state, dag, "manual__20260101T000000Z", T0, {"loud": ["success"]}, logs={("loud", 1): "".join(lines)})
-    Site(state, site, secrets=["hunter2-secret"], clock=fixed_clock).render_all()
+    Site(state, site, secrets={"TOKEN": "hunter2-secret"}, clock=fixed_clock).render_all()
     run_dir = site / "dags/big/runs/manual__20260101T000000Z"
     page = (run_dir / "loud.1.html").read_text()
     assert "hunter2" not in page and "token=****" in page
@@ -224,6 +225,37 @@ def test_secrets_given_to_the_site_are_masked_and_large_logs_show_the_tail(tmp_p
     raw = (run_dir / "loud.1.log.txt").read_text()
     assert raw.startswith("line 0 token=****\n") and raw.count("\n") == 40000 and "hunter2" not in raw
     assert 'href="loud.1.log.txt"' in page.replace("../../../../dags/big/runs/manual__20260101T000000Z/", "")
+
+
+
+def test_an_unfinished_attempts_log_is_shown_only_when_its_secrets_can_be_masked(tmp_path):
+    """The engine masks a log when its attempt ends: a running (or orphaned) attempt's log is
+    still in clear on disk, so a render without the DAG's secrets must not publish it."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = dataclasses.replace(make_dag("m", {"done": [], "leak": ["done"]}), secrets=("TOKEN",))
+    write_run(state, dag, "manual__20260101T000000Z", T0, {"done": ["success"], "leak": ["running"]}, finish=None,
+              logs={("done", 1): "done, masked on disk: ***\n", ("leak", 1): "token=s3cr3tvalue\n"})
+    plain = make_dag("plain", {"loud": []})
+    write_run(state, plain, "manual__20260101T000000Z", T0, {"loud": ["running"]}, finish=None,
+              logs={("loud", 1): "still going\n"})
+    run_dir = site / "dags/m/runs/manual__20260101T000000Z"
+
+    for secrets in (None, {"OTHER": "other-value"}):  # none, or not this DAG's
+        Site(state, site, secrets=secrets, clock=fixed_clock).render_all()
+        assert [p for p in site.rglob("*") if p.is_file() and b"s3cr3tvalue" in p.read_bytes()] == []
+        leak = (run_dir / "leak.1.html").read_text()
+        assert 'data-log="withheld"' in leak and "Log not shown" in leak and "TOKEN" in leak and "--secrets-file" in leak
+        assert "done, masked on disk: ***" in (run_dir / "done.1.html").read_text()  # ended: masked already
+        assert "still going" in (site / "dags/plain/runs/manual__20260101T000000Z/loud.1.html").read_text()
+        assert 'href="leak.1.html"' in (run_dir / "index.html").read_text()  # the note is linked as the log
+
+    Site(state, site, secrets={"TOKEN": "s3cr3tvalue"}, clock=fixed_clock).render_all()
+    leak = (run_dir / "leak.1.html").read_text()
+    assert "token=****" in leak and "s3cr3tvalue" not in leak and "Log not shown" not in leak
+
+    other_runner = Site(state, tmp_path / "site2", secrets={"OTHER": "other-value"}, clock=fixed_clock)
+    other_runner.render_run("m", "manual__20260101T000000Z")  # a first render builds everything, this DAG's runs too
+    assert "Log not shown" in (tmp_path / "site2/dags/m/runs/manual__20260101T000000Z/leak.1.html").read_text()
 
 
 def snapshot_files(site: Path) -> dict[str, tuple[int, bytes]]:

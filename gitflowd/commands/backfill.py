@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         dag = find_dag(repo.load(sha), args.dag)
         steps = _plan(dag, state, args)
         secrets_file = resolve_path(args.secrets_file)
-        listeners = site_listeners(args, where.state, where.site, secrets_for(dag, secrets_file).values())
+        listeners = site_listeners(args, where.state, where.site, secrets_for(dag, secrets_file))
         launcher = Launcher(state, repo, secrets_file=secrets_file, parallelism=args.parallelism,
                             slots=Limiter(args.parallelism) if args.parallelism else None, listeners=lambda: listeners)
         try:

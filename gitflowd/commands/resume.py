@@ -65,4 +65,4 @@ def run(args: argparse.Namespace) -> int:
         mask_interrupted(state, current, record, secrets)
         print(current.run_id, flush=True)
         return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
-                       listeners=site_listeners(args, where.state, where.site, secrets.values()))
+                       listeners=site_listeners(args, where.state, where.site, secrets))

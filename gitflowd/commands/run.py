@@ -56,7 +56,7 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
                              "catches up later")
 
 
-def site_listeners(args: argparse.Namespace, state: Path, site: Path, secrets: Iterable[str]) -> list[RunListener]:
+def site_listeners(args: argparse.Namespace, state: Path, site: Path, secrets: Mapping[str, str]) -> list[RunListener]:
     """The debounced site renderer, unless --no-render (then the site is not even imported)."""
     if args.no_render:
         return []
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             writer = create_run(state, new)
             print(new.run_id, flush=True)
             return execute(new, writer, state, checkout, args.parallelism, secrets, commands,
-                           listeners=site_listeners(args, where.state, where.site, secrets.values()))
+                           listeners=site_listeners(args, where.state, where.site, secrets))
 
 
 def _record(state: Path, snapshot: Snapshot) -> None:
