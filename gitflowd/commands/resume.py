@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
 from gitflowd.commands.handoff import daemon_holder, hand_over
-from gitflowd.commands.run import add_execution_options, execute, site_listeners
+from gitflowd.commands.run import add_execution_options, execute, record_if_head, site_listeners
 from gitflowd.lock import StateLock
 from gitflowd.secrets import resolve_path, secrets_for
 from gitflowd.state import StateDir
@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
             sha, dag = current.commit, None
             if args.rev:
                 sha = repo.resolve(args.rev)
-                dag = find_dag(repo.load(sha), current.dag_id)
+                snapshot = repo.load(sha)
+                dag = find_dag(snapshot, current.dag_id)
+                record_if_head(repo, where.state, snapshot)  # fix forward: the site shows the fix
             record = plan_resume(current, dag, sha)
             target: Dag = dag or current.dag
             commands = render_commands(dataclasses.replace(current, commit=sha, dag=target), target)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
 from gitflowd.commands.handoff import daemon_holder, hand_over
-from gitflowd.errors import StateError
+from gitflowd.errors import GitflowdError
 from gitflowd.lock import StateLock
 from gitflowd.progress import Progress
 from gitflowd.secrets import resolve_path, secrets_for
@@ -30,7 +30,7 @@ from gitflowd.state import RunState, RunStatus, StateDir
 if TYPE_CHECKING:
     from gitflowd.engine import RunListener
     from gitflowd.journal import JournalWriter
-    from gitflowd.repo import Snapshot
+    from gitflowd.repo import Repo, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
         interval = data_interval(dag, logical)
         settings.exclude_from_git(where)
         with StateLock(state.lock_path, "run"):
-            if args.rev is None:  # the branch head, as the daemon would load it: the site shows its source
-                _record(where.state, snapshot)
+            record_if_head(repo, where.state, snapshot)
             new = plan_run(state, dag, kind="manual", logical_date=logical, commit=sha,
                            commit_info=snapshot.commit.for_run(), params=params,
                            data_interval=(interval.start, interval.end))
@@ -112,12 +111,14 @@ def run(args: argparse.Namespace) -> int:
                            listeners=site_listeners(args, where.state, where.site, secrets))
 
 
-def _record(state: Path, snapshot: Snapshot) -> None:
-    """The registry is for the site: failing to update it must not stop the run."""
+def record_if_head(repo: Repo, state: Path, snapshot: Snapshot) -> None:
+    """A snapshot of the branch head goes into the registry, as the daemon would load it: the
+    site shows each DAG's source and versions from there. Failing must not stop the run."""
     from gitflowd.registry import record_snapshot
     try:
-        record_snapshot(state, snapshot)
-    except StateError as exc:
+        if snapshot.commit is not None and snapshot.commit.sha == repo.resolve():
+            record_snapshot(state, snapshot)
+    except GitflowdError as exc:
         log.warning("%s", exc)
 
 
