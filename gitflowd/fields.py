@@ -221,11 +221,27 @@ def _template(text: str) -> str:
 
     try:
         tree = _parser().parse(text)
-    except jinja2.TemplateSyntaxError as exc:
-        raise BadValue(f": invalid template: {exc.message}") from None
-    for name in sorted(jinja2.meta.find_undeclared_variables(tree) - TEMPLATE_NAMES):
+        _check_filters_and_tests(tree)
+        names = jinja2.meta.find_undeclared_variables(tree)
+    except jinja2.TemplateError as exc:
+        raise BadValue(f": invalid template: {(exc.message or type(exc).__name__).removesuffix('.')}") from None
+    except RecursionError:
+        raise BadValue(": invalid template: expressions nested too deeply") from None
+    for name in sorted(names - TEMPLATE_NAMES):
         raise BadValue(f": unknown template variable {name!r}{suggest(name, sorted(TEMPLATE_NAMES))}")
     return text
+
+
+def _check_filters_and_tests(tree: Any) -> None:
+    """Jinja itself rejects an unknown filter only when compiling, and one inside a condition
+    (`{% if ds|bogus %}`) only when a run renders it: check every name now."""
+    import jinja2.nodes
+
+    env = _parser()
+    for node in tree.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
+        kind, known = ("filter", env.filters) if isinstance(node, jinja2.nodes.Filter) else ("test", env.tests)
+        if node.name not in known:
+            raise BadValue(f": invalid template: No {kind} named {node.name!r}")
 
 
 @functools.cache

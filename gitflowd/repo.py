@@ -17,6 +17,7 @@ command (gitcli.py), not through a library: see docs/repo.md for why.
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 from collections import OrderedDict
@@ -30,6 +31,8 @@ from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, Problem, RepoError
 from gitflowd.loader import load_dag, suggest
 from gitflowd.toml_lines import locate
+
+log = logging.getLogger(__name__)
 
 DAGS_DIR = "dags"
 CACHE_SIZE = 4096  # parsed files kept; a reload re-parses only what is not in here
@@ -337,10 +340,20 @@ def _commit_info(sha: str, commit: gitobjects.Commit) -> CommitInfo:
 
 
 def _parse(path: str, source: str) -> _Parsed:
+    """One file's DAG or problems. A crash of the loader is a problem of that file only (and
+    logged once: results are cached by blob), so one file can never make the repository unreadable."""
     try:
         return load_dag(source, path), ()
     except DagFileError as exc:
         return None, tuple(exc.problems)
+    except Exception as exc:
+        log.warning("loading %s failed unexpectedly", path, exc_info=True)
+        return None, (Problem(path, 1, f"cannot load {path}: {type(exc).__name__}: {_one_line(exc)} "
+                                       "(a bug in gitflowd: please report it)"),)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or "no message"
 
 
 def _link_problem(path: str) -> Problem:

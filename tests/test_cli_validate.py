@@ -184,3 +184,19 @@ def test_show_at_an_older_revision(cli, make_repo):
     done = cli("show", "a", "--rev", first, "--repo", str(repo.path))
     assert done.returncode == 0 and "\na " in done.stdout and "renamed" not in done.stdout
     assert git(repo.path, "rev-parse", "HEAD") != first
+
+
+def test_an_unknown_jinja_filter_is_one_line_in_every_command(cli, make_repo, tmp_path):
+    repo = make_repo({"dags/a.toml": A, "dags/t1.toml": '[tasks.a]\ncmd = "echo {{ ds | bogus }}"\n'})
+    line = "dags/t1.toml:2: [tasks.a] cmd: invalid template: No filter named 'bogus'"
+    state = ["--repo", str(repo.path), "--state", str(tmp_path / "state")]
+    validate = cli("validate", *state)
+    assert validate.returncode == 1 and validate.stdout.splitlines() == [line]
+    listed = cli("list", *state)
+    assert listed.stderr.splitlines()[1:] == [line] and listed.stdout.splitlines()[1].split()[0] == "a"
+    for command in (["show", "t1"], ["run", "t1"]):
+        done = cli(*command, *state)
+        assert (done.returncode, done.stderr) == (1, f"gitflowd: error: {line}\n"), command
+    for done in (validate, listed):
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "state" / "runs" / "t1").exists()

@@ -150,6 +150,19 @@ def test_an_invalid_commit_keeps_the_old_version_and_a_fix_loads(make_repo: Call
     assert journal_of(daemon.state, "job", done.stdout.split()[0]).dag.tasks["only"].cmd == "echo version-three"
 
 
+def test_a_template_jinja_rejects_keeps_its_dag_and_other_dags_still_reload(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/t1.toml": toml("echo t1-one"), "dags/other.toml": toml("echo other-one")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    bad = repo.commit({"dags/t1.toml": toml("echo {{ ds | bogus }}"), "dags/other.toml": toml("echo other-two")}, message="bogus filter")
+    daemon.wait_log(rf"reloaded {bad} 'bogus filter': 2 DAG\(s\) active; other changed")
+    daemon.wait_log(r"load error: dags/t1\.toml:\d+: \[tasks\.only\] cmd: invalid template: No filter named 'bogus'")
+    dags = registry.read_registry(daemon.state).dags
+    assert "other-two" in dags["other"].source and "t1-one" in dags["t1"].source and dags["t1"].errors
+    later = repo.commit({"dags/other.toml": toml("echo other-three")}, message="later")
+    daemon.wait_log(rf"reloaded {later} 'later': 2 DAG\(s\) active; other changed")
+    assert "Traceback" not in daemon.log and daemon.proc.poll() is None
+
+
 def test_a_deleted_file_retires_its_dag(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     repo = make_repo({"dags/a.toml": toml("true"), "dags/b.toml": toml("true")})
     daemon = start(daemons, repo.path, tmp_path / "home")

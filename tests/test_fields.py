@@ -17,10 +17,10 @@ PIECES = ["{", "}", "{{", "}}", " ", "\t", "\n", "ds", "params", ".", "region", 
 
 def jinja_accepts(text: str) -> bool:
     try:
-        tree = _JINJA.parse(text)
-    except jinja2.TemplateSyntaxError:
+        names = jinja2.meta.find_undeclared_variables(_JINJA.parse(text))
+    except jinja2.TemplateError:
         return False
-    return not (jinja2.meta.find_undeclared_variables(tree) - fields.TEMPLATE_NAMES)
+    return not (names - fields.TEMPLATE_NAMES)
 
 
 @pytest.mark.parametrize("text", ["echo {{ ds }}", "run {{params.region}} --at {{ ts_nodash }}", "plain $HOME }}", "{{ ds }}}}"])
@@ -45,6 +45,12 @@ def test_the_fast_path_never_accepts_what_jinja_rejects(text):
 @pytest.mark.parametrize("text, message", [
     ("{{ dss }}", "unknown template variable 'dss'"),
     ("{{ ds }", "invalid template"),
+    ("{{ ds | bogus }}", "^: invalid template: No filter named 'bogus'$"),
+    ("{{ ds is bogus }}", "^: invalid template: No test named 'bogus'$"),
+    ("{% if ds is bogus %}x{% endif %}", "^: invalid template: No test named 'bogus'$"),  # Jinja: only when rendered
+    ("{{ 1 if ds | bogus else 2 }}", "^: invalid template: No filter named 'bogus'$"),
+    ("{% filter bogus %}x{% endfilter %}", "^: invalid template: No filter named 'bogus'$"),
+    pytest.param("{{ " + "(" * 5000 + "ds" + ")" * 5000 + " }}", "^: invalid template: expressions nested too deeply$", id="nested"),
 ])
 def test_bad_templates_keep_their_messages(text, message):
     with pytest.raises(fields.BadValue, match=message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import pytest
 
 from conftest import git, run_cli
 from gitflowd.errors import RepoError
-from gitflowd.repo import Repo, load_worktree
+from gitflowd.repo import Repo, _parse, load_worktree
 
 A = '[dag]\nschedule = "@daily"\n[tasks.a]\ncmd = "echo a"\n'
 B = '[tasks.b]\ncmd = "echo b"\n'
@@ -140,6 +141,25 @@ def test_invalid_and_non_text_files_are_problems_not_crashes(make_repo):
         "dags/bin.toml:1: not a UTF-8 text file",
     ]
     assert [str(p) for p in load_worktree(repo.path).problems][-1] == "dags/bin.toml:1: not a UTF-8 text file"
+
+
+def test_a_filter_jinja_does_not_know_is_a_problem_of_its_file(make_repo):
+    repo = make_repo({"dags/ok.toml": B, "dags/t1.toml": '[tasks.a]\ncmd = "echo {{ ds | bogus }}"\n'})
+    with Repo(repo.path) as r:
+        snap = r.load(r.resolve())
+    assert sorted(snap.dags) == ["ok"]
+    assert [str(p) for p in snap.problems] == ["dags/t1.toml:2: [tasks.a] cmd: invalid template: No filter named 'bogus'"]
+
+
+def test_a_crash_of_the_loader_is_a_problem_of_that_file_logged_with_its_traceback(caplog):
+    with caplog.at_level(logging.WARNING, logger="gitflowd.repo"):
+        dag, problems = _parse("dags/x.toml", b"[tasks.a]")  # type: ignore[arg-type]  # bytes: load_dag fails inside
+    assert dag is None and len(problems) == 1
+    message = str(problems[0])
+    assert message.startswith("dags/x.toml:1: cannot load dags/x.toml: TypeError: ")
+    assert message.endswith("(a bug in gitflowd: please report it)") and "\n" not in message
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and "dags/x.toml" in record.getMessage() and record.exc_info
 
 
 def test_symlinked_dag_file_is_a_problem(make_repo):
