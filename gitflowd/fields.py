@@ -25,6 +25,7 @@ from gitflowd.schedule import check_schedule
 ID_RULE = "ids match [A-Za-z0-9_][A-Za-z0-9_.-]*"
 DURATION_HINT = '(use "90s", "10m", "1h30m" or seconds)'
 MAX_DURATION = 365 * 86400.0
+RESERVED_ENV_PREFIX = "GITFLOWD_"  # the variables gitflowd gives every task
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", re.ASCII)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # module:function or module:Class.method
@@ -182,8 +183,7 @@ def _env(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _expected("a table of NAME = \"value\" strings", value)
     for name, item in value.items():
-        if not _ENV_NAME.fullmatch(name):
-            raise BadValue(f": {name!r} is not a valid environment variable name")
+        _check_env_name(name)
         if not isinstance(item, str):
             raise BadValue(f".{name} must be a string, got {show(item)}")
     return dict(value)
@@ -192,9 +192,17 @@ def _env(value: Any) -> dict[str, str]:
 def _secrets(value: Any) -> tuple[str, ...]:
     names = _string_list(value)
     for name in names:
-        if not _ENV_NAME.fullmatch(name):
-            raise BadValue(f": {name!r} is not a valid environment variable name")
+        _check_env_name(name)
     return names
+
+
+def _check_env_name(name: str) -> None:
+    """A name a task's environment may take from the DAG: not gitflowd's own (DESIGN.md section 1
+    promises every task the GITFLOWD_* variables, so a DAG cannot replace them)."""
+    if not _ENV_NAME.fullmatch(name):
+        raise BadValue(f": {name!r} is not a valid environment variable name")
+    if name.startswith(RESERVED_ENV_PREFIX):
+        raise BadValue(f": {name!r} is set by gitflowd for every task ({RESERVED_ENV_PREFIX}* names are reserved)")
 
 
 def _params(value: Any) -> dict[str, Any]:

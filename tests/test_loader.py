@@ -198,6 +198,19 @@ def test_templates_may_use_jinja_locals_and_globals():
     assert problems('[tasks.a]\nargv = ["x", "{{ foo }}"]\n') == ["dags/x.toml:2: [tasks.a] argv: unknown template variable 'foo'"]
 
 
+def test_gitflowd_variables_cannot_be_set_by_a_dag():
+    text = ('[dag]\nsecrets = ["GITFLOWD_TASK"]\n[dag.env]\nOK = "1"\nGITFLOWD_RUN_ID = "x"\n'
+            '[tasks.a]\ncmd = "x"\nenv = { GITFLOWD_ATTEMPT = "9" }\n')
+    reserved = "is set by gitflowd for every task (GITFLOWD_* names are reserved)"
+    assert problems(text) == [
+        f"dags/x.toml:2: [dag] secrets: 'GITFLOWD_TASK' {reserved}",
+        f"dags/x.toml:3: [dag] env: 'GITFLOWD_RUN_ID' {reserved}",
+        f"dags/x.toml:8: [tasks.a] env: 'GITFLOWD_ATTEMPT' {reserved}",
+    ]
+    dag = load_dag('[dag]\nenv = { GITFLOWD = "1", gitflowd_x = "2", MY_GITFLOWD_X = "3" }\n[tasks.a]\ncmd = "x"\n', "dags/d.toml")
+    assert dag.tasks["a"].env == {"GITFLOWD": "1", "gitflowd_x": "2", "MY_GITFLOWD_X": "3"}
+
+
 def test_time_only_is_not_a_date():
     assert problems('[dag]\nstart_date = 07:00:00\n[tasks.a]\ncmd = "x"\n') == [
         "dags/x.toml:2: [dag] start_date must be a TOML date or datetime such as 2026-01-01, got 07:00:00"]
