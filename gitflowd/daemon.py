@@ -394,8 +394,5 @@ class Daemon:
         return noted
 
     def _render(self, render: Callable[[], object]) -> None:
-        try:
-            render()
-        except Exception:  # the site must never stop the daemon
-            log.exception("rendering the site failed")
+        self.site_listener.guard(render, "rendering the site")  # the site must never stop the daemon
 

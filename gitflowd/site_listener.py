@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from gitflowd import journal
+from gitflowd.errors import SiteError
 from gitflowd.site import Site
 from gitflowd.state import RunState
 
@@ -32,7 +33,7 @@ class SiteListener:
 
     Renders between events happen on a timer thread reading the journal from disk (always at
     least as new as the event); the end of a run renders at once. A failing render is logged,
-    never raised: the site must not break a run.
+    never raised (`guard`): the site must not break a run.
     """
 
     def __init__(self, site: Site, interval: float = 0.5):
@@ -44,6 +45,7 @@ class SiteListener:
         self._timer: threading.Timer | None = None
         self._last = 0.0
         self._cost = 0.0  # seconds the last render took
+        self._said: set[str] = set()  # SiteErrors already logged since the last render that worked
 
     def on_record(self, record: dict[str, Any], run: RunState) -> None:
         key = (run.dag_id, run.run_id)
@@ -86,9 +88,22 @@ class SiteListener:
     def _render(self, key: tuple[str, str], run: RunState | None) -> None:
         with self._render_lock:
             start = time.monotonic()
-            try:
-                self.site.render_run(*key, run=run)
-            except Exception:  # noqa: BLE001 - the site must never fail a run
-                log.exception("site: rendering run %s of %s failed", key[1], key[0])
+            self.guard(lambda: self.site.render_run(*key, run=run), f"rendering run {key[1]} of {key[0]}")
             self._last = time.monotonic()
             self._cost = self._last - start
+
+    def guard(self, render: Callable[[], object], what: str) -> None:
+        """Run a render that must never fail its caller (a run, the daemon). A SiteError is
+        the user's condition (a site path that is a file, a full disk): one warning line, said
+        again only once it changed or after a render worked; anything else is a bug and is
+        logged with its traceback."""
+        try:
+            render()
+        except SiteError as exc:
+            if str(exc) not in self._said:
+                self._said.add(str(exc))
+                log.warning("site not updated: %s", exc)
+        except Exception:  # noqa: BLE001 - the site must never fail a run
+            log.exception("site: %s failed", what)
+        else:
+            self._said.clear()

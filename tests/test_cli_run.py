@@ -161,7 +161,11 @@ def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path:
     _one_line_error(cli("run", "pipe", "--date", "0001-01-01", cwd=repo.path), "bad --date '0001-01-01': out of range")
     _one_line_error(cli("run", "pipe", "--rev", "no-such-rev", cwd=repo.path), "no-such-rev")
     _one_line_error(cli("resume", "pipe", "manual__nope", cwd=repo.path), "unknown run 'manual__nope'")
-    _one_line_error(cli("resume", "nope", run_id, cwd=repo.path), "unknown run", "'nope'")
+    _one_line_error(cli("resume", "nope", run_id, cwd=repo.path), "unknown DAG 'nope': no runs of it in")
+    limit = cli("status", "pipe", "--limit", "0", cwd=repo.path)  # argparse: usage, then the error
+    assert limit.returncode == 2 and limit.stderr.strip().endswith("argument --limit: must be at least 1: 0")
+    (repo.path / "not-a-dir").write_text("")
+    _one_line_error(cli("--state", str(repo.path / "not-a-dir"), "status", cwd=repo.path), "exists and is not a directory")
     _one_line_error(cli("clear", "pipe", run_id, "--task", "flakey", cwd=repo.path), "unknown task 'flakey'", "flaky")
     _one_line_error(cli("status", "pipe", "manual__nope", cwd=repo.path), "unknown run 'manual__nope'")
     _one_line_error(cli("status", "pip", cwd=repo.path), "unknown DAG 'pip'")
@@ -344,6 +348,20 @@ def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(mak
     _one_line_error(cli("render", cwd=repo.path, env={"GITFLOWD_SECRETS_FILE": str(tmp_path / "absent")}),
                     "No such file")
     assert "token=****" in page.read_text()  # a refused render writes nothing
+
+
+
+def test_a_site_path_that_cannot_be_written_is_one_warning_and_the_run_succeeds(make_repo, cli, tmp_path: Path) -> None:
+    repo = make_repo({"dags/r.toml": '[tasks.a]\ncmd = "sleep 0.6"\n\n[tasks.b]\ncmd = "sleep 0.6"\ndeps = ["a"]\n\n'
+                                     '[tasks.c]\ncmd = "true"\ndeps = ["b"]\n'})
+    blocker = tmp_path / "f"
+    blocker.touch()
+    done = cli("--site", str(blocker), "run", "r", cwd=repo.path)  # several renders: while running, at the end
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "WARNING" in line and f"cannot write the site at {blocker}" in line and "Not a directory" in line
+    assert _status(cli, repo, "r")[0]["state"] == "success"
 
 
 def test_no_render_leaves_the_site_alone_until_render(make_repo, cli) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from datetime import timedelta
@@ -53,3 +54,30 @@ def test_events_that_arrive_during_a_render_are_rendered_without_further_events(
     first = page.stat().st_mtime_ns
     wait_for(lambda: page.stat().st_mtime_ns != first)  # the second event got its own render
     listener.close()
+
+
+def test_a_site_that_cannot_be_written_is_one_warning_until_it_changes(tmp_path, caplog):
+    """A SiteError is the user's condition: one line, no traceback, not repeated at every render."""
+    dag = make_dag("small", {"a": []})
+    write_run(tmp_path / "state", dag, "manual__20260102T000000Z", T0, {"a": ["success"]})
+    run = StateDir(tmp_path / "state").load_run("small", "manual__20260102T000000Z")
+    site = tmp_path / "site"
+    site.touch()
+    listener = SiteListener(Site(tmp_path / "state", site))
+    finished = {"event": journal.RUN_FINISHED, "state": "success"}
+
+    def complaints():
+        return [r for r in caplog.records if r.name == "gitflowd.site_listener"]
+
+    for _ in range(3):
+        listener.on_record(finished, run)
+    (warning,) = complaints()
+    assert warning.levelname == "WARNING" and warning.exc_info is None
+    assert "cannot write the site" in warning.getMessage() and "Not a directory" in warning.getMessage()
+    site.unlink()
+    listener.on_record(finished, run)  # fixed: renders, says nothing
+    assert (site / "index.html").is_file() and len(complaints()) == 1
+    shutil.rmtree(site)
+    site.touch()
+    listener.on_record(finished, run)  # broken again after working: said again
+    assert len(complaints()) == 2
