@@ -350,7 +350,6 @@ def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(mak
     assert "token=****" in page.read_text()  # a refused render writes nothing
 
 
-
 def test_a_site_path_that_cannot_be_written_is_one_warning_and_the_run_succeeds(make_repo, cli, tmp_path: Path) -> None:
     repo = make_repo({"dags/r.toml": '[tasks.a]\ncmd = "sleep 0.6"\n\n[tasks.b]\ncmd = "sleep 0.6"\ndeps = ["a"]\n\n'
                                      '[tasks.c]\ncmd = "true"\ndeps = ["b"]\n'})
