@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitflowd.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -41,6 +43,8 @@ def resolve(repo: str | None, state: str | None, site: str | None) -> Settings:
     home = _default_home(repo_path)
     state_path = Path(state or os.environ.get("GITFLOWD_STATE") or home / "state").absolute()
     site_path = Path(site or os.environ.get("GITFLOWD_SITE") or home / "site").absolute()
+    if state_path.exists() and not state_path.is_dir():  # else: "no runs", or an odd lock-file error
+        raise UsageError(f"state path {state_path} exists and is not a directory (pass --state DIR)")
     return Settings(repo=repo_path, state=state_path, site=site_path)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from gitflowd import journal
 from gitflowd.dag import Dag
-from gitflowd.errors import JournalCorrupt, RunNotFound, StateError
+from gitflowd.errors import DagNotFound, JournalCorrupt, RunNotFound, StateError
 
 
 class TaskStatus(str, Enum):
@@ -351,6 +351,8 @@ class StateDir:
         """Replay one run's journal (always fresh from disk)."""
         path = self.journal_path(dag_id, run_id)
         if not path.is_file():
+            if not path.parent.is_dir():
+                raise DagNotFound(dag_id, f": no runs of it in {self.root} (see `gitflowd status`)")
             raise RunNotFound(dag_id, run_id)
         return read_run(path)
 

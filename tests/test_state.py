@@ -9,7 +9,7 @@ import pytest
 
 from gitflowd import journal
 from gitflowd.dag import Dag, Task
-from gitflowd.errors import JournalCorrupt, RunNotFound, StateError
+from gitflowd.errors import DagNotFound, JournalCorrupt, RunNotFound, StateError
 from gitflowd.runs import clear_tasks, create_run, open_run, plan_resume, plan_run, tasks_to_clear, unique_run_id
 from gitflowd.state import RunStatus, StateDir, TaskStatus, read_run, replay
 
@@ -116,11 +116,13 @@ def test_runs_are_cached_until_their_journal_changes(tmp_path: Path) -> None:
 
 def test_missing_runs_and_bad_journals(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
-    with pytest.raises(RunNotFound, match="unknown run 'r' of DAG 'd'"):
+    with pytest.raises(DagNotFound, match="unknown DAG 'd': no runs of it in "):
         state.load_run("d", "r")
     path = state.journal_path("d", "manual__20260101T000000Z")
     with journal.JournalWriter(path) as writer:
         writer.append({"event": "task_started", "task": "a", "attempt": 1})
+    with pytest.raises(RunNotFound, match="unknown run 'r' of DAG 'd'"):
+        state.load_run("d", "r")
     with pytest.raises(StateError, match="does not start with a run_created record"):
         read_run(path)
     path.write_bytes(b"")

@@ -15,6 +15,7 @@ from typing import Any
 
 from gitflowd import settings
 from gitflowd.commands.common import format_duration, report_broken, table
+from gitflowd.commands.run import positive_int
 from gitflowd.errors import DagNotFound
 from gitflowd.lock import is_locked
 from gitflowd.state import RunState, RunStatus, StateDir, TaskState
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("dag", metavar="DAG", nargs="?", help="only this DAG's runs")
     parser.add_argument("run_id", metavar="RUN_ID", nargs="?", help="only this run, task by task")
     parser.add_argument("--json", action="store_true", help="print a JSON array of runs")
-    parser.add_argument("--limit", type=int, default=20, metavar="N", help="runs shown as text (default 20; --json shows all)")
+    parser.add_argument("--limit", type=positive_int, default=20, metavar="N", help="runs shown as text (default 20; --json shows all)")
     parser.set_defaults(func=run)
 
 
