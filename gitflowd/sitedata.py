@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from gitflowd import secrets as secrets_module
 from gitflowd.dag import Dag
 from gitflowd.registry import DagEntry
 from gitflowd.state import AttemptState, RunState, RunStatus, TaskStatus
@@ -27,7 +28,7 @@ from gitflowd.state import AttemptState, RunState, RunStatus, TaskStatus
 PAGE_SIZE = 50  # runs per grid page; the DAG page shows the newest PAGE_SIZE
 RECENT = 20  # squares per DAG on the index
 LOG_TAIL = 256 * 1024  # bytes of a large log shown inline (the rest is linked)
-MASK = "****"
+MASK = secrets_module.MASK.decode()  # as on disk and in `gitflowd logs`
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 
 # Glyphs so that no state is told by colour alone (DESIGN.md section 5).
@@ -236,7 +237,9 @@ def log_withheld(run: RunState, attempt: AttemptState, known: Collection[str]) -
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+    """The engine's rule: values shorter than MIN_MASKED_LENGTH would mask ordinary text."""
+    usable = (s for s in secrets if len(s) >= secrets_module.MIN_MASKED_LENGTH)
+    for value in sorted(usable, key=len, reverse=True):
         text = text.replace(value, MASK)
     return text
 

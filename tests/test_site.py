@@ -220,10 +220,10 @@ def test_secrets_given_to_the_site_are_masked_and_large_logs_show_the_tail(tmp_p
     Site(state, site, secrets={"TOKEN": "hunter2-secret"}, clock=fixed_clock).render_all()
     run_dir = site / "dags/big/runs/manual__20260101T000000Z"
     page = (run_dir / "loud.1.html").read_text()
-    assert "hunter2" not in page and "token=****" in page
+    assert "hunter2" not in page and "token=***" in page
     assert "line 39999 " in page and "line 0 " not in page  # the tail, not the head
     raw = (run_dir / "loud.1.log.txt").read_text()
-    assert raw.startswith("line 0 token=****\n") and raw.count("\n") == 40000 and "hunter2" not in raw
+    assert raw.startswith("line 0 token=***\n") and raw.count("\n") == 40000 and "hunter2" not in raw
     assert 'href="loud.1.log.txt"' in page.replace("../../../../dags/big/runs/manual__20260101T000000Z/", "")
 
 
@@ -251,7 +251,7 @@ def test_an_unfinished_attempts_log_is_shown_only_when_its_secrets_can_be_masked
 
     Site(state, site, secrets={"TOKEN": "s3cr3tvalue"}, clock=fixed_clock).render_all()
     leak = (run_dir / "leak.1.html").read_text()
-    assert "token=****" in leak and "s3cr3tvalue" not in leak and "Log not shown" not in leak
+    assert "token=***" in leak and "s3cr3tvalue" not in leak and "Log not shown" not in leak
 
     other_runner = Site(state, tmp_path / "site2", secrets={"OTHER": "other-value"}, clock=fixed_clock)
     other_runner.render_run("m", "manual__20260101T000000Z")  # a first render builds everything, this DAG's runs too
@@ -524,7 +524,7 @@ def test_raw_log_copies_mask_across_chunks_and_keep_every_byte(tmp_path, chunk):
     for text in ["", "a\n", "no newline", "line SECRET x\n" * 300, ("y" * 300 + "SECRET\n") * 20 + "tail SECRET", "x" * 5000]:
         source.write_bytes(text.encode())
         copy_masked(source, target, ["SECRET"], chunk=chunk)
-        assert target.read_text() == text.replace("SECRET", "****")
+        assert target.read_text() == text.replace("SECRET", "***")
 
 
 def test_render_into_a_file_or_an_unwritable_place_is_one_line(cli, tmp_path):
@@ -537,3 +537,13 @@ def test_render_into_a_file_or_an_unwritable_place_is_one_line(cli, tmp_path):
     done = cli("render", "--state", str(state), "--site", str(blocker / "site"))
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("gitflowd: error: ") and str(blocker) in done.stderr
+
+
+def test_the_site_masks_as_the_engine_does_with_the_same_marker_and_no_short_values():
+    """A one-character value (DEBUG=1 in a secrets file) would mask every '1' on every page."""
+    from gitflowd.secrets import Masker
+    from gitflowd.sitedata import mask_secrets
+
+    values = ["1", "ab", "hunter2"]
+    text = "build 1 of ab: token hunter2"
+    assert mask_secrets(text, values) == Masker(values).mask_bytes(text.encode()).decode() == "build 1 of ab: token ***"
