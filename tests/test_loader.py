@@ -196,6 +196,8 @@ def test_templates_may_use_jinja_locals_and_globals():
     cmd = "{{ params.region }} {% for x in range(2) %}{{ x }}{% endfor %} {% set y = ds %}{{ y }}"
     assert load_dag(f'[tasks.a]\ncmd = "{cmd}"\n', "dags/d.toml").tasks["a"].cmd == cmd
     assert problems('[tasks.a]\nargv = ["x", "{{ foo }}"]\n') == ["dags/x.toml:2: [tasks.a] argv: unknown template variable 'foo'"]
+    assert problems('[tasks.a]\nargv = ["{{ foo }}", "{{ ds }}", "{{ bar }} {{ foo }}"]\n') == [
+        "dags/x.toml:2: [tasks.a] argv: unknown template variables 'foo', 'bar'"]
 
 
 def test_gitflowd_variables_cannot_be_set_by_a_dag():
