@@ -40,6 +40,18 @@ INBOX = "inbox"
 FALLBACK_POLL = 1.0  # seconds between polls when inotify cannot be used
 
 
+class _StopRace(logging.Filter):
+    """watchdog's inotify emitter may poll once more after stop() closed its inotify and logs
+    that as an ERROR (watchdog PR #963): it is the shutdown we asked for, not a fault, and
+    a daemon under systemd should not report an error at every few stops."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
+
+
 def _paths(event: FileSystemEvent) -> list[str]:
     paths = [event.src_path, getattr(event, "dest_path", "") or ""]
     return [os.fsdecode(p) for p in paths if p]
