@@ -28,7 +28,7 @@ from gitflowd.errors import RunError
 from gitflowd.executors.local import LocalExecutor
 from gitflowd.pool import Control, Job, Limiter
 from gitflowd.repo import Repo
-from gitflowd.runs import clear_tasks, create_run, mask_interrupted, open_resume, open_run, plan_resume, plan_run
+from gitflowd.runs import clear_tasks, create_run, open_resume, open_run, plan_resume, plan_run
 from gitflowd.secrets import secrets_for
 from gitflowd.state import RunState, StateDir
 from gitflowd.templating import render_commands
@@ -70,8 +70,7 @@ class Launcher:
             if clear:
                 clear_tasks(writer, current, clear)
             record = plan_resume(current, dag, commit)
-            open_resume(writer, current, record, self.kill_grace)
-            mask_interrupted(self.state, current, record, secrets)
+            open_resume(writer, current, record, self.kill_grace, self.state, secrets)
         log.info("resuming run %s of DAG %s", run_id, dag_id)
         return Job(dag_id, run_id, "resume")
 

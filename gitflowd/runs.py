@@ -5,7 +5,8 @@ params) so that its commands can be rendered and its secrets resolved before any
 recorded -> `create_run(state_dir, run)` writes its `run_created` record and returns the
 journal writer the engine will use. For an existing run: `plan_resume(run, dag, commit)`
 decides what a resume re-runs (or says there is nothing to do) -> `open_resume(...)`
-kills the orphaned process groups of a runner that died and writes `run_resumed`.
+kills the orphaned process groups of a runner that died, masks the logs they left and
+writes `run_resumed`.
 `clear_tasks(...)` writes `tasks_cleared`. Every function here expects the caller to hold
 the state lock (one writer per journal).
 """
@@ -147,11 +148,17 @@ def plan_resume(run: RunState, dag: Dag | None = None, commit: str | None = None
     return record
 
 
-def open_resume(writer: JournalWriter, run: RunState, record: dict[str, Any], kill_grace: float = 10.0) -> None:
-    """Kill orphans of a runner that died, then write `run_resumed` and fold it into `run`."""
+def open_resume(writer: JournalWriter, run: RunState, record: dict[str, Any], kill_grace: float = 10.0,
+                state_dir: StateDir | None = None, secrets: Mapping[str, str] | None = None) -> None:
+    """Kill orphans of a runner that died, mask the logs they left, then write `run_resumed`
+    and fold it into `run`. In that order: the record says those attempts ended, and the site
+    shows the log of an ended attempt as masked on disk; an orphan still running would write
+    after the masking."""
     orphans = find_run_processes(run.dag_id, run.run_id)
     if orphans:
         kill_process_groups(orphans, kill_grace)
+    if state_dir is not None:
+        mask_interrupted(state_dir, run, record, secrets or {})
     for stamped in writer.append(record):
         apply(run, stamped)
 

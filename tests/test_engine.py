@@ -393,3 +393,24 @@ def test_a_task_starts_only_after_its_upstream_records_are_durable(tmp_path: Pat
     assert run.state is RunStatus.SUCCESS
     assert violations == []
     assert 0 < len(fsyncs) < 2 * len(deps)  # grouped: fewer fsyncs than records
+
+
+def test_resume_masks_a_dead_runners_logs_before_it_records_that_they_ended(tmp_path: Path) -> None:
+    """The site shows an ended attempt's log as masked on disk: if the resume died right after
+    writing run_resumed, an unmasked log would have been published as if masked."""
+    dag = _dag(Task("leak", cmd="true"), secrets=("TOKEN",))
+    state = StateDir(tmp_path / "state")
+    run = plan_run(state, dag, kind="manual", logical_date=datetime(2026, 1, 1, tzinfo=UTC), commit="c" * 40)
+    writer = create_run(state, run)
+    writer.append({"event": journal.TASK_STARTED, "task": "leak", "attempt": 1, "pid": None, "pgid": None, "host": "h"})
+    writer.close()  # the runner died with the task running
+    log = state.log_path("d", run.run_id, "leak", 1)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("token=s3cr3tvalue\n")
+    run, writer = open_run(state, "d", run.run_id)
+    record = plan_resume(run)
+    assert record["interrupted"] == [{"task": "leak", "attempt": 1}]
+    writer.close()  # so that writing run_resumed fails, as a resume that dies there
+    with pytest.raises(OSError):
+        open_resume(writer, run, record, kill_grace=0.1, state_dir=state, secrets={"TOKEN": "s3cr3tvalue"})
+    assert log.read_text() == "token=***\n"

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitflowd.runs import mask_interrupted, open_resume, open_run, plan_resume
+    from gitflowd.runs import open_resume, open_run, plan_resume
     from gitflowd.templating import render_commands
 
     where = settings.resolve(args.repo, args.state, args.site)
@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
         except BaseException:
             writer.close()
             raise
-        open_resume(writer, current, record)
-        mask_interrupted(state, current, record, secrets)
+        open_resume(writer, current, record, state_dir=state, secrets=secrets)
         print(current.run_id, flush=True)
         return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
                        listeners=site_listeners(args, where.state, where.site, secrets))
