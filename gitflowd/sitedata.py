@@ -30,6 +30,9 @@ RECENT = 20  # squares per DAG on the index
 LOG_TAIL = 256 * 1024  # bytes of a large log shown inline (the rest is linked)
 MASK = secrets_module.MASK.decode()  # as on disk and in `gitflowd logs`
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+# C0 controls other than tab, newline and carriage return, and DEL: invalid in HTML (a NUL
+# made grep call the page binary); shown as U+FFFD, as undecodable bytes are.
+_CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], "\ufffd")
 
 # Glyphs so that no state is told by colour alone (DESIGN.md section 5).
 GLYPHS = {
@@ -245,8 +248,9 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
 
 
 def clean_text(raw: bytes, secrets: Iterable[str]) -> str:
-    """Log bytes to display text: UTF-8 (lossy), ANSI colour codes dropped, secrets masked."""
-    return mask_secrets(_ANSI.sub("", raw.decode("utf-8", errors="replace")), secrets)
+    """Log bytes to display text: UTF-8 (lossy), ANSI colour codes dropped, other control
+    characters shown as U+FFFD, secrets masked."""
+    return mask_secrets(_ANSI.sub("", raw.decode("utf-8", errors="replace")).translate(_CONTROLS), secrets)
 
 
 def has_output(path: Path) -> bool:

@@ -547,3 +547,10 @@ def test_the_site_masks_as_the_engine_does_with_the_same_marker_and_no_short_val
     values = ["1", "ab", "hunter2"]
     text = "build 1 of ab: token hunter2"
     assert mask_secrets(text, values) == Masker(values).mask_bytes(text.encode()).decode() == "build 1 of ab: token ***"
+
+
+def test_log_text_keeps_no_control_characters_but_tabs_and_line_ends():
+    from gitflowd.sitedata import clean_text
+
+    raw = b"a\x00b\x07c\x1b[31mred\x1b[0m\td\r\ne\x7f\xff\n"
+    assert clean_text(raw, []) == "a\ufffdb\ufffdcred\td\r\ne\ufffd\ufffd\n"
