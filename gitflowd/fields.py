@@ -256,10 +256,15 @@ def _unknown_names(text: str) -> list[str]:
 
 def _check_filters_and_tests(tree: Any) -> None:
     """Jinja itself rejects an unknown filter only when compiling, and one inside a condition
-    (`{% if ds|bogus %}`) only when a run renders it: check every name now."""
+    (`{% if ds|bogus %}`) only when a run renders it: check every name now. Loading another
+    template fails only at run time too (the sandbox has no loader): refuse it now."""
     import jinja2.nodes
 
     env = _parser()
+    for node in tree.find_all((jinja2.nodes.Extends, jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport)):
+        tag = {"Extends": "extends", "Include": "include", "Import": "import", "FromImport": "from"}[type(node).__name__]
+        raise BadValue(f": invalid template: {{% {tag} %}} cannot be used (a command is rendered on its own, "
+                       "with no other templates to load)")
     for node in tree.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
         kind, known = ("filter", env.filters) if isinstance(node, jinja2.nodes.Filter) else ("test", env.tests)
         if node.name not in known:
