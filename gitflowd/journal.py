@@ -62,9 +62,13 @@ def utc_timestamp(moment: datetime | None = None) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+# One encoder for every record: json.dumps with these options builds a new one per call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(record: dict[str, Any]) -> bytes:
     """One journal line (with its newline) for a record that has no `crc` yet."""
-    body = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    body = _ENCODER.encode(record).encode()
     return b"%s%s%d}\n" % (body[:-1], _CRC_MARK, zlib.crc32(body))
 
 
