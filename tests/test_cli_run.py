@@ -388,3 +388,15 @@ def test_a_reader_that_goes_away_does_not_disturb_the_run(make_repo, cli) -> Non
     errors = proc.stderr.read()
     assert "Traceback" not in errors and "BrokenPipe" not in errors and errors == "", errors
     assert [(r["run_id"], r["state"]) for r in _status(cli, repo, "slow")] == [(run_id, "success")]
+
+
+def test_a_tasks_duration_is_its_last_attempts_not_the_wait_for_its_retry(make_repo, cli) -> None:
+    """As on the site's run page: the retry delay (or a resume days later) is not task time."""
+    repo = make_repo({"dags/retry.toml": '[tasks.a]\ncmd = "[ -e $GITFLOWD_WORKSPACE/m ] || { touch $GITFLOWD_WORKSPACE/m; exit 1; }"\n'
+                                         'retries = 1\nretry_delay = "2s"\n'})
+    done = cli("run", "retry", "--no-render", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    text = cli("status", "retry", done.stdout.splitlines()[0], cwd=repo.path).stdout
+    row = next(line.split() for line in text.splitlines() if line.startswith("a "))
+    assert row[1:3] == ["success", "2"]
+    assert float(row[4].removesuffix("s")) < 1.5, text  # first start to last end would be over 2 s

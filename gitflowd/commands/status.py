@@ -80,6 +80,13 @@ def run_dict(run: RunState) -> dict[str, Any]:
     }
 
 
+def _last_attempt(task: TaskState) -> str:
+    """A task's duration is its last attempt's, as on the site's run page (and in Airflow):
+    first start to last end would count the wait for a retry or a resume days later."""
+    last = task.attempts[-1] if task.attempts else None
+    return _duration(last.started, last.ended) if last else "-"
+
+
 def _duration(start: datetime | None, end: datetime | None) -> str:
     return format_duration(round((end - start).total_seconds(), 1)) if start and end else "-"
 
@@ -104,6 +111,6 @@ def describe_run(run: RunState, orphaned: bool = False) -> str:
         "",
     ]
     rows = [[t.task_id, t.state.value, str(len(t.attempts)), "-" if t.exit_code is None else str(t.exit_code),
-             _duration(t.started, t.ended), t.reason] for t in (run.tasks[i] for i in run.dag.topological_order() if i in run.tasks)]
+             _last_attempt(t), t.reason] for t in (run.tasks[i] for i in run.dag.topological_order() if i in run.tasks)]
     lines.append(table(["TASK", "STATE", "ATTEMPTS", "EXIT", "DURATION", "NOTE"], rows))
     return "\n".join(lines)
