@@ -41,7 +41,7 @@ from gitflowd.pool import Limiter, RunPool
 from gitflowd.repo import Repo, Snapshot
 from gitflowd.requests import Requests
 from gitflowd.scheduler import Scheduler
-from gitflowd.secrets import load_file
+from gitflowd.secrets import SecretsFile
 from gitflowd.site import Site
 from gitflowd.site_listener import SiteListener
 from gitflowd.state import RunStatus, StateDir
@@ -79,7 +79,8 @@ class Daemon:
         self.waker, self.burst = Waker(), Burst()
         self.state = StateDir(options.state)
         self.lock = StateLock(self.state.lock_path, "daemon")
-        self.site = Site(options.state, options.site, secrets=load_file(options.secrets_file) if options.secrets_file else {})
+        # read again when it changes: a rotated secret is masked from the next render on
+        self.site = Site(options.state, options.site, secrets=SecretsFile(options.secrets_file) if options.secrets_file else {})
         self.site_listener = SiteListener(self.site)
         self.repo: Repo | None = None
         self.branch = options.branch  # the followed branch, fixed once the repository is first opened

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -59,6 +60,43 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, str]:
             raise SecretsError(f"{path}:{number}: expected KEY=VALUE")
         values[key] = _unquote(value.strip())
     return values
+
+
+class SecretsFile:
+    """A secrets file that is read again when it changes: a daemon runs for months, and a
+    rotated secret must be masked on the site from the next render, not from the next restart.
+
+    A file that turns bad (unreadable, readable by others, a bad line) keeps the last good
+    values, and says why once. Thread-safe: the site renders from more than one thread.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._values = load_file(self.path)  # a bad file at start is the caller's error to report
+        self._complaint = ""
+
+    def current(self) -> dict[str, str]:
+        with self._lock:
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._values, self._complaint = load_file(self.path), ""
+                    log.info("secrets file %s changed: read again", self.path)
+                except (OSError, SecretsError, UnicodeDecodeError) as exc:
+                    if str(exc) != self._complaint:
+                        self._complaint = str(exc)
+                        log.warning("secrets file %s: %s; keeping the values read before", self.path, exc)
+            return dict(self._values)
+
+    def _stat(self) -> tuple[int, ...] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns  # ctime: a chmod too
 
 
 def _unquote(value: str) -> str:

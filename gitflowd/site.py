@@ -37,6 +37,7 @@ from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError, SiteError
 from gitflowd.registry import Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
+from gitflowd.secrets import SecretsFile
 from gitflowd.sitecache import CacheMissing, SiteCache, upsert
 from gitflowd.sitedata import DagInfo, IndexEntry, RunRow
 from gitflowd.state import RunState, StateDir
@@ -85,18 +86,27 @@ def _format_time(value: datetime | str | None) -> str:
 class Site:
     """Renders STATE into SITE; see the module docstring for the flow."""
 
-    def __init__(self, state_root: Path, site_root: Path, secrets: Mapping[str, str] | None = None,
+    def __init__(self, state_root: Path, site_root: Path, secrets: Mapping[str, str] | SecretsFile | None = None,
                  clock: Callable[[], datetime] | None = None):
         """`secrets`: name -> value, masked in every log shown; the names tell which runs'
-        unfinished logs (not yet masked on disk) can be shown at all."""
+        unfinished logs (not yet masked on disk) can be shown at all. A SecretsFile (the
+        daemon's) is read again at each render if it changed."""
         self.state = StateDir(Path(state_root))
         self.root = Path(site_root)
-        self.secrets = tuple(v for v in (secrets or {}).values() if v)
-        self._secret_names = frozenset(secrets or {})
+        self._secrets_file = secrets if isinstance(secrets, SecretsFile) else None
+        self._use_secrets(secrets.current() if isinstance(secrets, SecretsFile) else secrets or {})
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._env = environment()
         self.cache = SiteCache(self.root)
         self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
+
+    def _use_secrets(self, secrets: Mapping[str, str]) -> None:
+        self.secrets = tuple(v for v in secrets.values() if v)
+        self._secret_names = frozenset(secrets)
+
+    def _refresh_secrets(self) -> None:
+        if self._secrets_file is not None:
+            self._use_secrets(self._secrets_file.current())
 
     # -- entry points -----------------------------------------------------------------
 
@@ -163,7 +173,9 @@ class Site:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """An OSError while writing the site is one line naming the file, not a traceback."""
+        """An OSError while writing the site is one line naming the file, not a traceback.
+        Every render starts here: the secrets file is looked at first."""
+        self._refresh_secrets()
         try:
             yield
         except OSError as exc:

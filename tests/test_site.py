@@ -554,3 +554,33 @@ def test_log_text_keeps_no_control_characters_but_tabs_and_line_ends():
 
     raw = b"a\x00b\x07c\x1b[31mred\x1b[0m\td\r\ne\x7f\xff\n"
     assert clean_text(raw, []) == "a\ufffdb\ufffdcred\td\r\ne\ufffd\ufffd\n"
+
+
+def test_a_rotated_secret_is_masked_from_the_next_render_of_a_long_lived_site(tmp_path, caplog):
+    """The daemon's site reads its secrets file again when it changes (a daemon runs for months)."""
+    import logging
+    import os
+
+    from gitflowd.secrets import SecretsFile
+
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = dataclasses.replace(make_dag("m", {"leak": []}), secrets=("TOKEN",))
+    write_run(state, dag, "manual__20260101T000000Z", T0, {"leak": ["running"]}, finish=None,
+              logs={("leak", 1): "old=first-value new=second-value\n"})
+    path = tmp_path / "secrets.env"
+    path.write_text("TOKEN=first-value\n")
+    path.chmod(0o600)
+    renderer = Site(state, site, secrets=SecretsFile(path), clock=fixed_clock)
+    page = site / "dags/m/runs/manual__20260101T000000Z/leak.1.html"
+    renderer.render_all()
+    assert "old=*** new=second-value" in page.read_text()
+    path.write_text("TOKEN=second-value\n")  # rotated (the size alone may not change: mtime and inode count too)
+    os.utime(path, ns=(1, 1))
+    renderer.render_run("m", "manual__20260101T000000Z")
+    assert "old=first-value new=***" in page.read_text()
+    path.chmod(0o644)  # turned bad: the last good values stay, said once
+    with caplog.at_level(logging.WARNING, logger="gitflowd.secrets"):
+        renderer.render_run("m", "manual__20260101T000000Z")
+        renderer.render_run("m", "manual__20260101T000000Z")
+    assert "old=first-value new=***" in page.read_text()
+    assert len([r for r in caplog.records if "keeping the values read before" in r.getMessage()]) == 1
