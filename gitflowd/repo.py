@@ -18,7 +18,6 @@ command (gitcli.py), not through a library: see docs/repo.md for why.
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 
 DAGS_DIR = "dags"
 CACHE_SIZE = 4096  # parsed files kept; a reload re-parses only what is not in here
-_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -143,10 +141,6 @@ class Repo:
         what = f"branch {self.branch!r}" if rev is None else f"revision {rev!r}"
         return RepoError(f"unknown {what} in {self.path}")
 
-    def _pin(self, rev: str) -> str:
-        """A full sha stays as it is (the commands below check it names a commit); others are resolved."""
-        return rev if _FULL_SHA.fullmatch(rev) else self.resolve(rev)
-
     def is_ancestor(self, old: str, new: str) -> bool:
         """True when commit `old` is contained in `new`; False after a force-push (or if `old` is gone)."""
         if old.startswith("-") or new.startswith("-"):
@@ -161,7 +155,7 @@ class Repo:
 
     def _commit(self, sha: str) -> tuple[str, gitobjects.Commit]:
         """The full sha and the parsed object of the commit `sha` names."""
-        found = self._lookup(f"{self._pin(sha)}^{{commit}}")
+        found = self._lookup(f"{sha}^{{commit}}")  # any revision: cat-file resolves it
         if found is None:
             raise self._unknown(sha)
         try:
@@ -249,7 +243,7 @@ class Repo:
 
     def checkout(self, sha: str, root: Path) -> Path:
         """A read-only tree of commit `sha` at `root/<sha>`; built once, safe if processes race."""
-        return checkouts.materialise(self.git_dir, self._pin(sha), Path(root))
+        return checkouts.materialise(self.git_dir, self.resolve(sha), Path(root))
 
 
 def load_worktree(path: Path) -> Snapshot:
