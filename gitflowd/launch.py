@@ -70,7 +70,7 @@ class Launcher:
             if clear:
                 clear_tasks(writer, current, clear)
             record = plan_resume(current, dag, commit)
-            open_resume(writer, current, record, self.kill_grace, self.state, secrets)
+            open_resume(self.state, writer, current, record, secrets, self.kill_grace)
         log.info("resuming run %s of DAG %s", run_id, dag_id)
         return Job(dag_id, run_id, "resume")
 

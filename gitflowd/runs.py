@@ -148,8 +148,8 @@ def plan_resume(run: RunState, dag: Dag | None = None, commit: str | None = None
     return record
 
 
-def open_resume(writer: JournalWriter, run: RunState, record: dict[str, Any], kill_grace: float = 10.0,
-                state_dir: StateDir | None = None, secrets: Mapping[str, str] | None = None) -> None:
+def open_resume(state_dir: StateDir, writer: JournalWriter, run: RunState, record: dict[str, Any],
+                secrets: Mapping[str, str], kill_grace: float = 10.0) -> None:
     """Kill orphans of a runner that died, mask the logs they left, then write `run_resumed`
     and fold it into `run`. In that order: the record says those attempts ended, and the site
     shows the log of an ended attempt as masked on disk; an orphan still running would write
@@ -157,17 +157,11 @@ def open_resume(writer: JournalWriter, run: RunState, record: dict[str, Any], ki
     orphans = find_run_processes(run.dag_id, run.run_id)
     if orphans:
         kill_process_groups(orphans, kill_grace)
-    if state_dir is not None:
-        mask_interrupted(state_dir, run, record, secrets or {})
+    masker = Masker(secrets.values())
+    for item in record["interrupted"] if masker else ():  # never masked: their attempts never ended
+        masker.mask_file(state_dir.log_path(run.dag_id, run.run_id, item["task"], item["attempt"]))
     for stamped in writer.append(record):
         apply(run, stamped)
-
-
-def mask_interrupted(state_dir: StateDir, run: RunState, record: dict[str, Any], secrets: Mapping[str, str]) -> None:
-    """Logs of attempts cut short by a dead runner were never masked: mask them now."""
-    masker = Masker(secrets.values())
-    for item in record["interrupted"] if masker else ():
-        masker.mask_file(state_dir.log_path(run.dag_id, run.run_id, item["task"], item["attempt"]))
 
 
 # -- clear ----------------------------------------------------------------------------------

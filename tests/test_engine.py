@@ -262,7 +262,7 @@ def test_resume_reruns_failed_and_downstream_only_with_continuing_attempts(tmp_p
     run, writer = open_run(state, "d", first.run_id)
     record = plan_resume(run)
     assert record["tasks"] == ["bad", "after"] and record["interrupted"] == []
-    open_resume(writer, run, record)
+    open_resume(state, writer, run, record, {})
     second = _execute(tmp_path, state, run, writer)
     assert second.state is RunStatus.SUCCESS
     assert sorted((tmp_path / "ran").read_text().split()) == sorted(["ok", "side", "bad", "bad", "after"])
@@ -412,5 +412,5 @@ def test_resume_masks_a_dead_runners_logs_before_it_records_that_they_ended(tmp_
     assert record["interrupted"] == [{"task": "leak", "attempt": 1}]
     writer.close()  # so that writing run_resumed fails, as a resume that dies there
     with pytest.raises(OSError):
-        open_resume(writer, run, record, kill_grace=0.1, state_dir=state, secrets={"TOKEN": "s3cr3tvalue"})
+        open_resume(state, writer, run, record, {"TOKEN": "s3cr3tvalue"}, kill_grace=0.1)
     assert log.read_text() == "token=***\n"

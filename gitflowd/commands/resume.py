@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         except BaseException:
             writer.close()
             raise
-        open_resume(writer, current, record, state_dir=state, secrets=secrets)
+        open_resume(state, writer, current, record, secrets)
         print(current.run_id, flush=True)
         return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
                        listeners=site_listeners(args, where.state, where.site, secrets))
