@@ -11,7 +11,8 @@ the ratio and the overhead per task taken per pair):
            production: the orchestration overhead the budget is about
   +site    `gitflowd run` as a user runs it, rendering the site while and after it runs
            (every attempt's log page, the run page, the DAG page, the index): reported beside it
-and reports ratios and per-task overhead in ms.
+and reports ratios and per-task overhead in ms. Before timing, it waits until creating a file in
+its scratch tree costs what it normally does (common.wait_for_quiet_disk) and reports that cost.
 
     python3 bench/bench_overhead.py [N ...]
 """
@@ -23,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import BENCH, best_of, cleanup, gitflowd_cmd, make_repo, scratch, timed
+from common import BENCH, best_of, cleanup, gitflowd_cmd, make_repo, scratch, timed, wait_for_quiet_disk
 from shapes import SHAPES, to_toml
 
 PARALLELISM = 2
@@ -62,6 +63,7 @@ def measure(shape: str, n: int) -> dict[str, float]:
     try:
         deps = SHAPES[shape](n)
         repo = make_repo(root / "repo", {f"dags/{shape}.toml": to_toml(shape, deps)})
+        create_us = wait_for_quiet_disk(root)
         runs = [(timed([sys.executable, BENCH / "floor.py", shape, n, PARALLELISM]), time_contract(shape, n, root),
                  time_gitflowd(repo, root, shape, "--no-render")) for _ in range(REPEATS)]
         xargs = best_of(SIDE_REPEATS, time_xargs, n)
@@ -73,18 +75,18 @@ def measure(shape: str, n: int) -> dict[str, float]:
             "gitflowd_site": with_site, "ratio": statistics.median(g / f for f, _, g in runs),
             "contract_ratio": statistics.median(c / f for f, c, _ in runs),
             "over_contract": statistics.median(g / c for _, c, g in runs),
-            "per_task_ms": statistics.median((g - f) / n * 1000 for f, _, g in runs)}
+            "per_task_ms": statistics.median((g - f) / n * 1000 for f, _, g in runs), "create_us": create_us}
 
 
 def report(sizes: list[int]) -> list[str]:
-    rows = ["| shape | N | floor s | xargs -P2 s | contract floor s | gitflowd s | ratio to floor | overhead ms/task | with site s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| shape | N | floor s | xargs -P2 s | contract floor s | gitflowd s | ratio to floor | overhead ms/task | with site s | file creation us |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for shape in SHAPES:
         for n in sizes:
             m = measure(shape, n)
             ratio, per_task = m["ratio"], m["per_task_ms"]
             rows.append(f"| {shape} | {n:,} | {m['floor']:.2f} | {m['xargs']:.2f} | {m['contract']:.2f} | {m['gitflowd']:.2f} | "
-                        f"{ratio:.2f} | {per_task:.3f} | {m['gitflowd_site']:.2f} |")
+                        f"{ratio:.2f} | {per_task:.3f} | {m['gitflowd_site']:.2f} | {m['create_us']:.0f} |")
             print(rows[-1], flush=True)
     return rows
 

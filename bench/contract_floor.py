@@ -83,7 +83,7 @@ def run(deps: dict[str, list[str]], parallelism: int, state: Path) -> None:
             running[pidfd] = (task, pid, time.monotonic())
             journal.record(event="task_started", task=task, attempt=1, pid=pid)
         # every slot busy: make the next launches' records durable while the tasks run (sync ahead)
-        journal.write(sync=any(needs > journal.durable for _, needs in ready))
+        journal.write(sync=bool(ready) and ready[-1][1] > journal.durable)  # the next to launch (pop)
         for pidfd, _ in poller.poll():
             task, pid, started = running.pop(pidfd)
             poller.unregister(pidfd)

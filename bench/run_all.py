@@ -58,7 +58,7 @@ def overhead_figures(quick: bool = False) -> list[Figure]:
                 result.append(Figure("1 overhead", f"{shape} N={n:,}: gitflowd run TIMED OUT", bench_overhead.TIMEOUT, "s", 0.0))
                 break
             per_task[n] = m["per_task_ms"]
-            floors = f"floor {m['floor']:.2f} s, xargs -P2 {m['xargs']:.2f} s"
+            floors = f"floor {m['floor']:.2f} s, xargs -P2 {m['xargs']:.2f} s, a file created in {m['create_us']:.0f} us"
             result += [
                 Figure("1 overhead", f"{shape} N={n:,}: gitflowd run --no-render wall time", m["gitflowd"], "s", reference=floors),
                 Figure("1 overhead", f"{shape} N={n:,}: ratio to the Python floor (median of 5 adjacent triples)",

@@ -4,18 +4,20 @@ Flow of `Engine.run()`:
 
     run_started -> _seed(): every task to execute waits for its upstream tasks to settle
     loop:
-        _launch_ready()          start ready tasks while slots are free (task_started, written),
-                                 each only once the records that made it ready are durable:
-                                 fsync first if they are not (one fsync covers them all)
+        _launch_ready()          start ready tasks while slots are free, each only once the
+                                 records that made it ready are durable: fsync first if they
+                                 are not (one fsync covers them all); then _emit() writes the
+                                 round's records (the last completions' task_finished, then
+                                 task_started) as one batch, no fsync yet; listeners hear of
+                                 records once they are durable
         executor.wait(t)         block until a process ends, a retry is due, listeners have
                                  waited LISTENER_LAG for records (t), or a signal
         _complete(c)             per completion: task_finished, then a retry (up_for_retry,
                                  retry_at) or _settle(): each downstream task whose upstream
                                  are all settled is judged by its trigger rule -> ready,
                                  or task_skipped (skipped / upstream_failed), which settles
-                                 it in turn
-        _emit()                  write this round's records as one batch, no fsync yet;
-                                 listeners hear of records once they are durable
+                                 it in turn (written with the next launches, so that a freed
+                                 slot is refilled without waiting for a write)
     run_finished (success | failed | interrupted), fsynced before execute() returns
 
 The engine knows nothing of Git or of where time comes from: it is handed the run (a
@@ -201,7 +203,6 @@ class Engine:
             for completion in completions:
                 self._complete(completion)
             self._promote_due_retries()
-            self._emit()
             if self._undelivered and time.monotonic() - self._undelivered_since >= LISTENER_LAG:
                 self._emit(sync=True)
 
@@ -358,7 +359,7 @@ class Engine:
     def _emit(self, sync: bool = False) -> None:
         """Write the pending records as one batch and fold them into the run; with `sync`,
         make everything durable now and tell the listeners."""
-        self.writer.check()  # a failed background fsync is fatal, as a failed write
+        self.writer.check()  # an earlier failed write or fsync is fatal
         if self._batch:
             batch, self._batch = self._batch, []
             if not self._undelivered:
