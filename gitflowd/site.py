@@ -99,6 +99,7 @@ class Site:
         self._env = environment()
         self.cache = SiteCache(self.root)
         self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
+        self._next_runs: dict[str, tuple[object, datetime, datetime]] = {}  # dag id -> (version, asked at, next tick)
 
     def _use_secrets(self, secrets: Mapping[str, str]) -> None:
         self.secrets = tuple(v for v in secrets.values() if v)
@@ -295,13 +296,23 @@ class Site:
         return self._history[dag_id][1]
 
     def _next_run(self, info: DagInfo) -> datetime | None:
+        """The DAG's next tick after now. Kept until it passes: no tick lies between the
+        moment it was asked for and it, and croniter was most of an index render (1,000 DAGs)."""
         if not info.dag or not info.dag.schedule or info.retired:
             return None
+        now = self._clock()
+        version: object = info.entry.version.key if info.entry is not None else info.dag
+        cached = self._next_runs.get(info.id)
+        if cached is not None and cached[0] == version and cached[1] <= now < cached[2]:
+            return cached[2]
         try:
-            return next_tick(info.dag, self._clock())
+            tick = next_tick(info.dag, now)
         except (GitflowdError, ValueError, KeyError) as exc:
             log.warning("site: no next run for %s: %s", info.id, exc)
             return None
+        if tick is not None:
+            self._next_runs[info.id] = (version, now, tick)
+        return tick
 
     # -- index ------------------------------------------------------------------------
 

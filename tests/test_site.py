@@ -584,3 +584,32 @@ def test_a_rotated_secret_is_masked_from_the_next_render_of_a_long_lived_site(tm
         renderer.render_run("m", "manual__20260101T000000Z")
     assert "old=first-value new=***" in page.read_text()
     assert len([r for r in caplog.records if "keeping the values read before" in r.getMessage()]) == 1
+
+
+def test_next_run_is_kept_until_it_passes_and_follows_a_new_version(make_repo, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    daily = '[dag]\nschedule = "@daily"\nstart_date = 2026-01-01\n\n[tasks.a]\ncmd = "echo a"\n'
+    repo = make_repo({"dags/umbrella.toml": daily})
+    now = [NOW]
+    renderer = Site(state, site, clock=lambda: now[0])
+
+    def next_run() -> str:
+        return json.loads((site / "status.json").read_text())["dags"][0]["next_run"]
+
+    with Repo(repo.path) as git_repo:
+        record_snapshot(state, git_repo.load(repo.head()))
+        renderer.render_all()
+        assert next_run() == "2026-02-02T00:00:00Z"
+        now[0] = datetime(2026, 2, 1, 23, 59, tzinfo=timezone.utc)
+        renderer.render_all()
+        assert next_run() == "2026-02-02T00:00:00Z"
+        now[0] = datetime(2026, 2, 2, 0, 0, tzinfo=timezone.utc)  # the tick itself: the next is strictly after
+        renderer.render_all()
+        assert next_run() == "2026-02-03T00:00:00Z"
+        now[0] = NOW  # a clock set back: asked again, not the later cached tick
+        renderer.render_all()
+        assert next_run() == "2026-02-02T00:00:00Z"
+        repo.commit({"dags/umbrella.toml": daily.replace("@daily", "@hourly")}, message="hourly")
+        changes = record_snapshot(state, git_repo.load(repo.head()))
+    renderer.render_dags([c.dag_id for c in changes])
+    assert next_run() == "2026-02-01T13:00:00Z"
