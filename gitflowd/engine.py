@@ -318,8 +318,9 @@ class Engine:
         spec = self._spec(task_id, number)
         started = self.executor.submit(spec)
         self._running[spec.key] = _Attempt(task_id, number, self._tries[task_id])
+        ran = {"cmd": spec.cmd} if spec.cmd is not None else {"argv": list(spec.argv)} if spec.argv is not None else {}
         self._record(journal.TASK_STARTED, task=task_id, attempt=number, pid=started.pid, pgid=started.pgid,
-                     host=started.host, log=spec.log_path)
+                     host=started.host, log=spec.log_path, **ran)
 
     def _spec(self, task_id: str, attempt: int) -> TaskSpec:
         task = self.dag.tasks[task_id]

@@ -226,7 +226,7 @@ class Site:
         marks = [(r["ts"], f"resume {n}") for n, r in enumerate(run.resumes, 1) if r.get("ts")]
         gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now, marks)
         duration = ((run.ended or now) - run.started).total_seconds() if run.started else None
-        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now, logged),
+        self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now, logged, self.secrets),
                    gantt=gantt, duration=duration, refresh=run.state.value in sitedata.ACTIVE_RUN)
         return logged
 
@@ -252,7 +252,7 @@ class Site:
             sitedata.copy_masked(source, self.root / raw_url, self.secrets)
         self._page(sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number), "log.html",
                    run=run, task=task, attempt=attempt, text=text, raw_ready=raw_ready, logged=logged,
-                   command=sitedata.command_of(run.dag, task_id), refresh=attempt.ended is None)
+                   command=sitedata.command_of(run.dag, task_id, attempt, self.secrets), refresh=attempt.ended is None)
 
     # -- DAG pages --------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -191,9 +192,10 @@ class TaskRow:
     running: bool  # `seconds` is the time so far
     exit_code: int | None
     command: str
+    rendered: bool  # `command` is what the last attempt ran, not the TOML's template
 
 
-def task_rows(run: RunState, order: Sequence[str], now: datetime, logged: Logged) -> list[TaskRow]:
+def task_rows(run: RunState, order: Sequence[str], now: datetime, logged: Logged, secrets: Sequence[str]) -> list[TaskRow]:
     rows = []
     for task_id in order:
         task = run.tasks[task_id]
@@ -201,8 +203,9 @@ def task_rows(run: RunState, order: Sequence[str], now: datetime, logged: Logged
         running = bool(last and last.started and not last.ended)
         seconds = (now - last.started).total_seconds() if running and last and last.started else (last.duration if last else None)
         links = [(a.number, a.state.value, attempt_href(task_id, a.number, logged)) for a in task.attempts]
+        command, rendered = command_of(run.dag, task_id, last, secrets)
         rows.append(TaskRow(task_id, task.state.value, task.reason, links, task.started, task.ended, seconds, running,
-                            task.exit_code, command_of(run.dag, task_id)))
+                            task.exit_code, command, rendered))
     return rows
 
 
@@ -211,12 +214,17 @@ def attempt_href(task_id: str, attempt: int, logged: Logged) -> str:
     return f"{q(task_id)}.{attempt}.html" if (task_id, attempt) in logged else ""
 
 
-def command_of(dag: Dag, task_id: str) -> str:
-    """What a task runs, as written in the TOML (templates unrendered)."""
+def command_of(dag: Dag, task_id: str, attempt: AttemptState | None, secrets: Sequence[str]) -> tuple[str, bool]:
+    """What an attempt ran, templates rendered and secrets masked, and True; or, for a task
+    not started yet (or a journal from before commands were recorded), the TOML's template
+    and False."""
+    if attempt is not None and attempt.command is not None:
+        return mask_secrets(attempt.command, secrets), True
     task = dag.tasks.get(task_id)
     if task is None:
-        return ""
-    return task.cmd if task.cmd is not None else " ".join(task.argv) if task.argv is not None else f"call {task.call}"
+        return "", False
+    text = task.cmd if task.cmd is not None else shlex.join(task.argv) if task.argv is not None else f"call {task.call}"
+    return text, False
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ ask questions of `RunState` values and never open journals themselves.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,6 +76,7 @@ class AttemptState:
     host: str | None = None
     pgid: int | None = None
     log: str | None = None  # path of the attempt's log file
+    command: str | None = None  # what it ran, templates rendered (None in journals from before it was recorded)
     retry_at: datetime | None = None  # set when this attempt failed and another one follows
 
     @property
@@ -193,11 +195,19 @@ def _on_task_started(run: RunState, rec: dict[str, Any]) -> None:
     task.state = TaskStatus.RUNNING
     task.attempts.append(AttemptState(
         number=rec["attempt"], state=TaskStatus.RUNNING, started=_time(rec["ts"]),
-        pid=rec.get("pid"), pgid=rec.get("pgid"), host=rec.get("host"), log=rec.get("log"),
+        pid=rec.get("pid"), pgid=rec.get("pgid"), host=rec.get("host"), log=rec.get("log"), command=_command(rec),
     ))
     if run.state is not RunStatus.RUNNING:
         run.state = RunStatus.RUNNING
         run.started = run.started or _time(rec["ts"])
+
+
+def _command(rec: dict[str, Any]) -> str | None:
+    """A `cmd` as it ran, or an `argv` quoted as a shell would need it."""
+    if isinstance(rec.get("cmd"), str):
+        return rec["cmd"]
+    argv = rec.get("argv")
+    return shlex.join(str(a) for a in argv) if isinstance(argv, list) else None
 
 
 def _on_task_finished(run: RunState, rec: dict[str, Any]) -> None:

@@ -613,3 +613,42 @@ def test_next_run_is_kept_until_it_passes_and_follows_a_new_version(make_repo, t
         changes = record_snapshot(state, git_repo.load(repo.head()))
     renderer.render_dags([c.dag_id for c in changes])
     assert next_run() == "2026-02-01T13:00:00Z"
+
+
+COMMANDS_DAG = '''[dag]
+params = { token = "hunter2-secret" }
+
+[tasks.fetch]
+cmd = "echo fetching {{ ds }} with {{ params.token }}"
+
+[tasks.load]
+argv = ["printf", "%s\\\\n", "{{ dag_id }} day"]
+deps = ["fetch"]
+
+[tasks.fail]
+cmd = "exit 3"
+
+[tasks.after]
+cmd = "echo never {{ ds }}"
+deps = ["fail"]
+'''
+
+
+def test_pages_show_each_command_as_it_ran_and_masked_or_else_the_template(make_repo, cli, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/cmds.toml": COMMANDS_DAG})
+    done = cli("--repo", str(repo.path), "--state", str(state), "run", "cmds", "--date", "2026-03-04", "--no-render")
+    assert done.returncode == 1, done.stderr  # `fail` fails, `after` is never run
+    records = [r for p in (state / "runs/cmds").glob("*.jsonl") for r in journal.read(p)]
+    started = {r["task"]: r for r in records if r["event"] == "task_started"}
+    assert started["fetch"]["cmd"] == "echo fetching 2026-03-04 with hunter2-secret"
+    assert started["load"]["argv"] == ["printf", "%s\\n", "cmds day"]
+    Site(state, site, secrets={"TOKEN": "hunter2-secret"}, clock=fixed_clock).render_all()
+    run_dir = next((site / "dags/cmds/runs").iterdir())
+    page = (run_dir / "index.html").read_text()
+    assert "echo fetching 2026-03-04 with ***" in page and "hunter2-secret" not in page
+    assert "printf &#39;%s\\n&#39; &#39;cmds day&#39;" in page  # argv quoted as a shell would need it
+    assert re.search(r'<code class="cmd template"[^>]*>echo never \{\{ ds \}\}</code>', page)  # never started
+    log_page = (run_dir / "fetch.1.html").read_text()
+    assert "<dt>Command</dt>" in log_page and "echo fetching 2026-03-04 with ***" in log_page
+    assert "hunter2-secret" not in log_page
