@@ -1,6 +1,7 @@
 """Backfill plans: which ticks of [start, end] get a new run, a resume, or are left alone.
 
-Flow: `plan_backfill(dag, runs, start, end, reprocess)` asks schedule.py for every tick of
+Flow: `check_range` refuses an empty request (end before start, a DAG without a schedule);
+`plan_backfill(dag, runs, start, end, reprocess)` asks schedule.py for every tick of
 the range (oldest first, start_date / end_date respected) and decides per tick:
 - no run has that logical date: `create` a backfill run;
 - a run is queued or running: `skip` (it is in progress);
@@ -19,6 +20,7 @@ from datetime import date, datetime
 from enum import Enum
 
 from gitflowd.dag import Dag
+from gitflowd.errors import UsageError
 from gitflowd.state import RunState, RunStatus
 
 REPROCESS = ("none", "failed", "all")
@@ -45,6 +47,15 @@ def latest_by_tick(runs: Iterable[RunState]) -> dict[datetime, RunState]:
     for run in runs:
         result.setdefault(run.logical_date, run)
     return result
+
+
+def check_range(dag: Dag, start: datetime, end: datetime, start_text: str, end_text: str) -> None:
+    """Refuse a range that ends before it starts, or a DAG without ticks, the same in the
+    foreground and in the daemon (the daemon would otherwise answer "no ticks in range", exit 0)."""
+    if end < start:
+        raise UsageError(f"--end {end_text} is before --start {start_text}")
+    if not dag.schedule:
+        raise UsageError(f"DAG {dag.id!r} has no schedule, so it has no ticks to backfill (use `gitflowd run {dag.id} --date ...`)")
 
 
 def plan_backfill(dag: Dag, runs: Iterable[RunState], start: date | datetime, end: date | datetime, reprocess: str = "none") -> list[Step]:

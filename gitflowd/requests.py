@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gitflowd import inbox
-from gitflowd.backfill import Action, describe, plan_backfill
+from gitflowd.backfill import Action, check_range, describe, plan_backfill
 from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, DagNotFound, GitflowdError, RunError
 from gitflowd.launch import Launcher
@@ -99,6 +99,7 @@ class Requests:
         dag, commit = self._dag_at(args["dag"], None)
         start = parse_when(args["start"], dag, now, "--start")
         end = parse_when(args["end"], dag, now, "--end")
+        check_range(dag, start, end, args["start"], args["end"])
         state = self.launcher.state
         runs = state.runs(dag.id)
         for _path, error in state.broken:  # a tick whose journal cannot be read looks unrun: say so

@@ -432,6 +432,16 @@ def test_cli_requests_while_the_daemon_runs(make_repo: Callable[..., GitRepo], t
     assert daemon.proc.poll() is None
 
 
+def test_a_backfill_the_foreground_refuses_is_refused_by_the_daemon_too(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/ok.toml": toml("true", schedule="@daily"), "dags/manual.toml": toml("true")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    for args, message in ((["manual", "--start", "2026-01-01", "--end", "2026-01-02"], "DAG 'manual' has no schedule"),
+                          (["ok", "--start", "2026-01-05", "--end", "2026-01-02"], "--end 2026-01-02 is before --start 2026-01-05")):
+        done = daemon.cli("backfill", *args, "--repo", str(repo.path))
+        assert done.returncode == 2 and done.stderr.startswith(f"gitflowd: error: {message}"), (done.returncode, done.stderr)
+    assert not (daemon.state / "runs" / "manual").exists()
+
+
 def test_secrets_reach_only_the_dags_that_name_them(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     secrets = tmp_path / "secrets"
     secrets.write_text("API_TOKEN=s3cr3t-value\n")

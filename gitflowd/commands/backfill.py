@@ -16,11 +16,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from gitflowd import settings
-from gitflowd.backfill import REPROCESS, Action, Step, describe, plan_backfill
+from gitflowd.backfill import REPROCESS, Action, Step, check_range, describe, plan_backfill
 from gitflowd.commands.common import find_dag, format_time, open_repo, report_broken, table
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, site_listeners
-from gitflowd.errors import UsageError
 from gitflowd.lock import StateLock
 from gitflowd.pool import Finished, Job, Limiter, RunPool
 from gitflowd.secrets import resolve_path, secrets_for
@@ -80,10 +79,7 @@ def _plan(dag: Dag, state: StateDir, args: argparse.Namespace) -> list[Step]:
 
     start = parse_when(args.start, dag, flag="--start")
     end = parse_when(args.end, dag, flag="--end")
-    if end < start:
-        raise UsageError(f"--end {args.end} is before --start {args.start}")
-    if not dag.schedule:
-        raise UsageError(f"DAG {dag.id!r} has no schedule, so it has no ticks to backfill (use `gitflowd run {dag.id} --date ...`)")
+    check_range(dag, start, end, args.start, args.end)
     for bound, outside, word in ((dag.start_date, start, "before its start_date"), (dag.end_date, end, "after its end_date")):
         if bound is not None and (outside < aware(bound, zone(dag)) if word.startswith("before") else outside > aware(bound, zone(dag))):
             print(f"note: DAG {dag.id!r} has no runs {word} {bound}; those ticks are not planned", file=sys.stderr)
