@@ -442,6 +442,21 @@ def test_a_backfill_the_foreground_refuses_is_refused_by_the_daemon_too(make_rep
     assert not (daemon.state / "runs" / "manual").exists()
 
 
+def test_a_backfill_that_resumes_a_run_follows_only_its_new_execution(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    fixed = tmp_path / "fixed"
+    repo = make_repo({"dags/d.toml": toml(f"test -e {fixed}", schedule="@daily")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    span = ("d", "--start", "2026-01-02", "--end", "2026-01-02", "--repo", str(repo.path))
+    assert daemon.cli("backfill", *span).returncode == 1
+    fixed.touch()
+    for reprocess, attempt in (("failed", 2), ("all", 3)):
+        done = daemon.cli("backfill", *span, "--reprocess", reprocess)
+        assert done.returncode == 0, done.stderr
+        ends = [line for line in done.stdout.splitlines() if line.startswith(("run ", "only: "))]
+        assert len(ends) == 3 and ends[0].startswith(f"only: running (attempt {attempt})"), done.stdout  # no replayed history
+        assert ends[1].startswith(f"only: success (attempt {attempt},") and ends[2] == "run backfill__20260102T000000Z: success", done.stdout
+
+
 def test_secrets_reach_only_the_dags_that_name_them(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     secrets = tmp_path / "secrets"
     secrets.write_text("API_TOKEN=s3cr3t-value\n")

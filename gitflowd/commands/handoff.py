@@ -47,13 +47,13 @@ def hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool = Tru
         print(run_id, flush=True)
     if not wait or not reply.runs:
         return 0
-    runs = follow(state, [tuple(r) for r in reply.runs], resumed=kind == "resume")
+    runs = follow(state, [tuple(r) for r in reply.runs])
     return 0 if all(r.state is RunStatus.SUCCESS for r in runs) else 1
 
 
-def follow(state: StateDir, runs: list[tuple[str, str]], resumed: bool = False) -> list[RunState]:
+def follow(state: StateDir, runs: list[tuple[str, str]]) -> list[RunState]:
     """Read the journals until every run has ended; one run gets the foreground progress output."""
-    followers = [_Follower(state, dag_id, run_id, resumed, progress=len(runs) == 1) for dag_id, run_id in runs]
+    followers = [_Follower(state, dag_id, run_id, progress=len(runs) == 1) for dag_id, run_id in runs]
     while True:
         daemon_alive = is_locked(state.lock_path)
         for item in followers:
@@ -75,9 +75,9 @@ def follow(state: StateDir, runs: list[tuple[str, str]], resumed: bool = False) 
 class _Follower:
     """One run's journal, read as it grows."""
 
-    def __init__(self, state: StateDir, dag_id: str, run_id: str, resumed: bool, progress: bool):
+    def __init__(self, state: StateDir, dag_id: str, run_id: str, progress: bool):
         self.path = state.journal_path(dag_id, run_id)
-        self.resumed, self.show = resumed, progress
+        self.show = progress
         self.run: RunState | None = None
         self.seen = 0
         self.progress: Progress | None = None
@@ -91,7 +91,7 @@ class _Follower:
             return
         records = journal.read(self.path)
         if self.run is None:
-            self.seen = _start_of_this_execution(records, self.resumed)
+            self.seen = _start_of_this_execution(records)
             self.run = replay(records[: self.seen], str(self.path))
             self.progress = Progress(self.run, sys.stdout) if self.show else None
         for record in records[self.seen:]:
@@ -101,12 +101,14 @@ class _Follower:
         self.seen = len(records)
 
 
-def _start_of_this_execution(records: list[dict[str, Any]], resumed: bool) -> int:
-    """Records before this one are history: a new run starts after run_created, a resume after run_resumed."""
-    if resumed:
-        for index in range(len(records) - 1, 0, -1):
-            if records[index]["event"] == journal.RUN_RESUMED:
-                return index + 1
+def _start_of_this_execution(records: list[dict[str, Any]]) -> int:
+    """Records before this one are history: a new run starts after run_created, a resumed one
+    after its last run_resumed. The daemon writes that record before it replies, so the first
+    read finds it whichever command asked: `resume`, or `backfill --reprocess` (which resumes
+    or re-runs existing runs; its old executions were replayed as if happening now)."""
+    for index in range(len(records) - 1, 0, -1):
+        if records[index]["event"] == journal.RUN_RESUMED:
+            return index + 1
     return 1
 
 
