@@ -129,6 +129,7 @@ class Masker:
 
     def __init__(self, values: Iterable[str]):
         secrets = sorted({v.encode() for v in values if len(v) >= MIN_MASKED_LENGTH}, key=len, reverse=True)
+        self._secrets = secrets
         self._pattern = re.compile(b"|".join(re.escape(s) for s in secrets)) if secrets else None
         self._keep = max((len(s) for s in secrets), default=1) - 1  # bytes a match may still need
 
@@ -140,16 +141,16 @@ class Masker:
 
     def mask_stream(self, src: BinaryIO, dst: BinaryIO) -> None:
         """Copy src to dst masked, holding at most one chunk plus the longest secret."""
-        carry = b""
+        writer = MaskingWriter(self, dst)
         while chunk := src.read(_CHUNK):
-            buffer = carry + chunk
-            cut = self._write_safe_part(buffer, dst)
-            carry = buffer[cut:]
-        dst.write(self.mask_bytes(carry))
+            writer.write(chunk)
+        writer.close()
 
     def _write_safe_part(self, buffer: bytes, dst: BinaryIO) -> int:
         """Write the masked prefix that no later byte can change; return where it ends."""
-        assert self._pattern is not None
+        if self._pattern is None:
+            dst.write(buffer)
+            return len(buffer)
         limit = len(buffer) - self._keep  # a match starting before here is entirely in buffer
         pieces, pos = [], 0
         for match in self._pattern.finditer(buffer):
@@ -158,6 +159,10 @@ class Masker:
             pieces += [buffer[pos:match.start()], MASK]
             pos = match.end()
         cut = max(pos, limit)
+        # Hold back only from where a secret could still start: a line is not kept waiting
+        # for the next write (`logs -f`) because a secret might be as long as its end.
+        while cut < len(buffer) and not any(s.startswith(buffer[cut:cut + len(s)]) for s in self._secrets):
+            cut += 1
         pieces.append(buffer[pos:cut])
         dst.write(b"".join(pieces))
         return cut
@@ -174,3 +179,19 @@ class Masker:
             os.replace(temp, path)
         except FileNotFoundError:
             temp.unlink(missing_ok=True)
+
+
+class MaskingWriter:
+    """Writes bytes that arrive in pieces masked: a secret split between two pieces is
+    held back until the next one shows whether it completes; close() writes the rest."""
+
+    def __init__(self, masker: Masker, dst: BinaryIO):
+        self._masker, self._dst, self._carry = masker, dst, b""
+
+    def write(self, data: bytes) -> None:
+        buffer = self._carry + data
+        self._carry = buffer[self._masker._write_safe_part(buffer, self._dst):]
+
+    def close(self) -> None:
+        self._dst.write(self._masker.mask_bytes(self._carry))
+        self._carry = b""

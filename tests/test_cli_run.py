@@ -203,10 +203,15 @@ def test_secrets_are_given_only_when_named_and_masked(make_repo, cli, tmp_path: 
 
 
 def _start_run(repo: GitRepo, *args: str, buffered: bool = False) -> subprocess.Popen[str]:
+    return _start_cli(repo, "run", *args, buffered=buffered)
+
+
+def _start_cli(repo: GitRepo, *args: str, buffered: bool = False) -> subprocess.Popen[str]:
     env = {**os.environ, **GIT_ENV}
-    for key in ("GITFLOWD_REPO", "GITFLOWD_STATE", "GITFLOWD_SITE", *(["PYTHONUNBUFFERED"] if buffered else [])):
+    for key in ("GITFLOWD_REPO", "GITFLOWD_STATE", "GITFLOWD_SITE", "GITFLOWD_SECRETS_FILE",
+                *(["PYTHONUNBUFFERED"] if buffered else [])):
         env.pop(key, None)
-    return subprocess.Popen([sys.executable, "-m", "gitflowd", "run", *args], cwd=repo.path, env=env,
+    return subprocess.Popen([sys.executable, "-m", "gitflowd", *args], cwd=repo.path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -400,3 +405,108 @@ def test_a_tasks_duration_is_its_last_attempts_not_the_wait_for_its_retry(make_r
     row = next(line.split() for line in text.splitlines() if line.startswith("a "))
     assert row[1:3] == ["success", "2"]
     assert float(row[4].removesuffix("s")) < 1.5, text  # first start to last end would be over 2 s
+
+
+def _lines_of(proc: subprocess.Popen[str]) -> queue.Queue[str | None]:
+    """Every line the process prints, as it prints it; None at the end."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _rest(lines: queue.Queue[str | None], timeout: float = 60) -> list[str]:
+    rest = []
+    while (line := lines.get(timeout=timeout)) is not None:
+        rest.append(line)
+    return rest
+
+
+def _follow_dag(go: Path, secrets: bool = False) -> str:
+    return (('[dag]\nsecrets = ["TOKEN"]\n\n' if secrets else "")
+            + '[tasks.first]\ncmd = "sleep 0.3"\n\n'
+            + f'[tasks.talk]\ncmd = "echo one $TOKEN; while [ ! -e {go} ]; do sleep 0.05; done; echo two"\ndeps = ["first"]\n')
+
+
+def test_logs_follow_waits_for_the_task_then_prints_its_log_as_it_grows_until_it_ends(make_repo, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    repo = make_repo({"dags/f.toml": _follow_dag(go)})
+    proc = _start_run(repo, "f")
+    run_id = proc.stdout.readline().strip()
+    follow = _start_cli(repo, "logs", "-f", "f", run_id, "talk")  # `talk` waits for `first`
+    lines = _lines_of(follow)
+    try:
+        assert lines.get(timeout=60) == "one"  # printed while the task still runs: it waits for `go`
+        go.touch()
+        assert _rest(lines) == ["two"]
+        assert follow.wait(60) == 0, follow.stderr.read()
+        assert proc.wait(60) == 0
+    finally:
+        go.touch()
+        for p in (proc, follow):
+            p.kill()
+            p.wait(60)
+
+
+def test_logs_follow_without_the_dags_secrets_waits_for_the_end_and_prints_the_masked_log(make_repo, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    secrets = tmp_path / "s"
+    secrets.write_text("TOKEN=s3cr3tvalue\n")
+    secrets.chmod(0o600)
+    repo = make_repo({"dags/f.toml": _follow_dag(go, secrets=True)})
+    proc = _start_run(repo, "f", "--secrets-file", str(secrets))
+    run_id = proc.stdout.readline().strip()
+    with_secrets = _start_cli(repo, "logs", "-f", "f", run_id, "talk", "--secrets-file", str(secrets))
+    without = _start_cli(repo, "logs", "-f", "f", run_id, "talk")
+    live, blind = _lines_of(with_secrets), _lines_of(without)
+    try:
+        assert live.get(timeout=60) == "one ***"  # live, and masked by the follower itself
+        assert blind.empty()
+        go.touch()
+        assert _rest(live) == ["two"] and _rest(blind) == ["one ***", "two"]
+        assert with_secrets.wait(60) == 0 and without.wait(60) == 0
+    finally:
+        go.touch()
+        for p in (proc, with_secrets, without):
+            p.kill()
+            p.wait(60)
+
+
+def test_logs_follow_stops_with_one_line_when_the_runner_dies_or_the_task_never_starts(make_repo, cli, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    repo = make_repo({"dags/f.toml": _follow_dag(go) + '\n[tasks.bad]\ncmd = "exit 3"\n\n[tasks.never]\ncmd = "true"\ndeps = ["bad"]\n'})
+    proc = _start_run(repo, "f")
+    run_id = proc.stdout.readline().strip()
+    follow = _start_cli(repo, "logs", "-f", "f", run_id, "talk")
+    lines = _lines_of(follow)
+    try:
+        assert lines.get(timeout=60) == "one"
+        proc.kill()  # SIGKILL: the run stays "running" in its journal, and nobody holds the lock
+        proc.wait(60)
+        assert _rest(lines) == []
+        assert follow.wait(60) == 1
+        error = follow.stderr.read().strip()
+        assert error == (f"gitflowd: error: attempt 1 of task 'talk' did not end: run {run_id!r} has no runner any more "
+                         "(it died; `gitflowd resume` finishes it)"), error
+    finally:
+        go.touch()  # resume runs `talk` again
+        for pgid in _task_pgids(_journal(repo, run_id, "f")):  # the orphaned task
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        follow.kill()
+        follow.wait(60)
+    done = cli("resume", "f", run_id, cwd=repo.path)
+    assert done.returncode == 1  # `bad` fails again, `never` is upstream_failed
+    _one_line_error(cli("logs", "-f", "f", run_id, "never", cwd=repo.path),
+                    "task 'never' did not start: run", "ended failed")
+    _one_line_error(cli("logs", "-f", "f", run_id, "tlak", cwd=repo.path), "tlak", "talk")
+    done = cli("logs", "-f", "f", run_id, "talk", cwd=repo.path)  # ended by now: prints the log and exits
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "two", done.stderr
+

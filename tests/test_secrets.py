@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gitflowd.dag import Dag, Task
 from gitflowd.errors import RunError
-from gitflowd.secrets import Masker, SecretsError, load_file, secrets_for
+from gitflowd.secrets import Masker, MaskingWriter, SecretsError, load_file, secrets_for
 
 
 def _file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
@@ -54,3 +57,28 @@ def test_masker_on_files(tmp_path: Path) -> None:
     assert log.read_bytes() == b"token=*** and *** ***\n"
     assert not Masker([""])
     Masker(["x"]).mask_file(tmp_path / "missing.log")  # no secrets worth masking: nothing happens
+
+
+PIECES = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"\n", b"abcdef", b"s3cr3t", b"\xe2\x82"])
+
+
+@given(st.lists(PIECES, max_size=40), st.lists(st.integers(1, 7), min_size=1, max_size=40))
+def test_masking_pieces_as_they_arrive_equals_masking_the_whole(pieces: list[bytes], sizes: list[int]) -> None:
+    """Secrets that overlap or prefix each other, split anywhere between writes (`logs -f`)."""
+    masker = Masker(["abc", "abcdef", "efgh", "s3cr3t"])
+    text, out = b"".join(pieces), io.BytesIO()
+    writer, at = MaskingWriter(masker, out), 0
+    for size in sizes * (len(text) // len(sizes) + 1):
+        if at >= len(text):
+            break
+        writer.write(text[at:at + size])
+        at += size
+    writer.close()
+    assert out.getvalue() == masker.mask_bytes(text)
+
+
+def test_a_masked_line_is_written_whole_without_waiting_for_more() -> None:
+    out = io.BytesIO()
+    MaskingWriter(Masker(["s3cr3tvalue"]), out).write(b"token s3cr3tvalue\nnext s3c")
+    assert out.getvalue() == b"token ***\nnext "  # only what could still become a secret is held
+

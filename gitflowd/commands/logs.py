@@ -1,8 +1,15 @@
-"""`gitflowd logs DAG RUN_ID TASK [--attempt N] [--secrets-file F]`: one attempt's log.
+"""`gitflowd logs DAG RUN_ID TASK [--attempt N] [--secrets-file F] [-f]`: one attempt's log.
 
 Prints the log of the last attempt (or attempt N), streamed, with the DAG's secrets masked
 again if the secrets file is available (they were masked when the task ended; a runner
 that died mid-task could not do that).
+
+With `-f` it follows the attempt as `tail -f` would (`_follow`): it waits for the task to
+start if it has not, prints what the log has, then what is appended, until the journal
+says the attempt ended (or the run did, or no process holds the state lock any more: the
+runner died). The journal is replayed again only when it grew. A DAG with secrets is only
+followed live with its secrets file: the log on disk is masked when the attempt ends, so
+without them it waits for the end and prints the masked log.
 """
 
 from __future__ import annotations
@@ -10,11 +17,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
+from pathlib import Path
+from typing import BinaryIO
 
 from gitflowd import settings
 from gitflowd.errors import GitflowdError, RunError, TaskNotFound
-from gitflowd.secrets import Masker, load_file, resolve_path
-from gitflowd.state import RunState, StateDir
+from gitflowd.lock import is_locked
+from gitflowd.secrets import Masker, MaskingWriter, load_file, resolve_path
+from gitflowd.state import RunState, RunStatus, StateDir
+
+POLL = 0.2  # seconds between looks at a followed log and its journal
+FINAL = (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.INTERRUPTED)
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +43,21 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("task", metavar="TASK", help="task id")
     parser.add_argument("--attempt", type=int, metavar="N", help="attempt number (default: the last)")
     parser.add_argument("--secrets-file", metavar="FILE", help="mask these secrets (env GITFLOWD_SECRETS_FILE)")
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="wait for the task to start if it has not, then print the log as it grows until the attempt ends")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     state = StateDir(settings.resolve(args.repo, args.state, args.site).state)
     current = state.load_run(args.dag, args.run_id)
+    if args.follow:
+        return _follow(_Journal(state, current), args.task, args.attempt, args.secrets_file)
     number = _attempt_number(current, args.task, args.attempt)
     path = state.log_path(current.dag_id, current.run_id, args.task, number)
     masker = _masker(current, args.secrets_file)
-    try:
-        with path.open("rb") as src:
-            masker.mask_stream(src, sys.stdout.buffer) if masker else _copy(src)
-    except FileNotFoundError:
-        raise RunError(f"no log file for attempt {number} of task {args.task!r} in run {current.run_id!r}: {path}") from None
+    with _open_log(path, current, args.task, number) as src:
+        masker.mask_stream(src, sys.stdout.buffer) if masker else _copy(src)
     sys.stdout.flush()
     return 0
 
@@ -77,3 +92,108 @@ def _masker(run: RunState, flag: str | None) -> Masker | None:
 def _copy(src) -> None:  # noqa: ANN001 - a binary file
     while chunk := src.read(1 << 20):
         sys.stdout.buffer.write(chunk)
+
+
+class _Journal:
+    """The followed run, replayed again only when its journal grew."""
+
+    def __init__(self, state: StateDir, run: RunState):
+        self.state, self.run = state, run
+        self._path = state.journal_path(run.dag_id, run.run_id)
+        self._size = self._path.stat().st_size
+
+    def refresh(self) -> RunState:
+        size = self._path.stat().st_size
+        if size != self._size:
+            self.run, self._size = self.state.load_run(self.run.dag_id, self.run.run_id), size
+        return self.run
+
+    def over(self, task_id: str, number: int | None) -> str | None:
+        """Why following must stop: "" when the attempt ended, else what happened to the run;
+        None to go on."""
+        run = self.refresh()
+        if any(a.number == number and a.ended is not None for a in run.tasks[task_id].attempts):
+            return ""
+        if run.state in FINAL:
+            return f"run {run.run_id!r} ended {run.state.value}"
+        if not is_locked(self.state.lock_path):  # "running" with nobody holding the lock: the runner died
+            return f"run {run.run_id!r} has no runner any more (it died; `gitflowd resume` finishes it)"
+        return None
+
+
+def _follow(journal: _Journal, task_id: str, wanted: int | None, secrets_flag: str | None) -> int:
+    number = _wait_to_start(journal, task_id, wanted)
+    run = journal.run
+    path = journal.state.log_path(run.dag_id, run.run_id, task_id, number)
+    masker = _masker(run, secrets_flag)
+    out = MaskingWriter(masker or Masker(()), sys.stdout.buffer)
+    if masker is None and run.dag.secrets:  # not live: the log is masked on disk when the attempt ends
+        reason = _wait_over(journal, task_id, number)
+        with _open_log(path, run, task_id, number) as src:
+            _drain(src, out)
+    else:
+        with _open_when_there(path, journal, task_id, number) as src:
+            reason = _copy_until_over(src, out, journal, task_id, number)
+            _drain(src, out)
+    out.close()
+    sys.stdout.flush()
+    if reason:
+        raise RunError(f"attempt {number} of task {task_id!r} did not end: {reason}")
+    return 0
+
+
+def _wait_to_start(journal: _Journal, task_id: str, wanted: int | None) -> int:
+    if task_id not in journal.run.tasks:
+        _attempt_number(journal.run, task_id, wanted)  # raises TaskNotFound
+    while True:
+        numbers = [a.number for a in journal.refresh().tasks[task_id].attempts]
+        if numbers and (wanted is None or wanted <= numbers[-1]):
+            return _attempt_number(journal.run, task_id, wanted)
+        reason = journal.over(task_id, wanted)
+        if reason:
+            raise RunError(f"task {task_id!r} did not start: {reason}")
+        time.sleep(POLL)
+
+
+def _open_log(path: Path, run: RunState, task_id: str, number: int) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise RunError(f"no log file for attempt {number} of task {task_id!r} in run {run.run_id!r}: {path}") from None
+
+
+def _open_when_there(path: Path, journal: _Journal, task_id: str, number: int) -> BinaryIO:
+    """The log file; it is created just before the spawn, so a few polls at most."""
+    while True:
+        try:
+            return path.open("rb")
+        except FileNotFoundError:
+            if journal.over(task_id, number) is not None:
+                return _open_log(path, journal.run, task_id, number)
+            time.sleep(POLL)
+
+
+def _copy_until_over(src: BinaryIO, out: MaskingWriter, journal: _Journal, task_id: str, number: int) -> str:
+    while True:
+        if _drain(src, out):
+            sys.stdout.flush()
+            continue
+        reason = journal.over(task_id, number)
+        if reason is not None:
+            return reason
+        time.sleep(POLL)
+
+
+def _wait_over(journal: _Journal, task_id: str, number: int) -> str:
+    while (reason := journal.over(task_id, number)) is None:
+        time.sleep(POLL)
+    return reason
+
+
+def _drain(src: BinaryIO, out: MaskingWriter) -> bool:
+    """Copy what the file has now; True if there was anything."""
+    copied = False
+    while chunk := src.read(1 << 20):
+        out.write(chunk)
+        copied = True
+    return copied
