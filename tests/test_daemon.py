@@ -401,6 +401,21 @@ def test_a_follower_notices_the_daemon_dying(make_repo: Callable[..., GitRepo], 
     gate.touch()
 
 
+def test_ctrl_c_on_a_follower_says_the_run_goes_on_in_the_daemon(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo, daemon, first, counts, gate = held_run(make_repo, tmp_path, daemons)
+    follower = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "job", "--repo", str(repo.path), "--state", str(daemon.state)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **GIT_ENV})
+    assert follower.stdout is not None
+    second = follower.stdout.readline().strip()  # queued behind the first
+    follower.send_signal(signal.SIGINT)
+    _, err = follower.communicate(timeout=WAIT)
+    assert follower.returncode == 130 and err == (f"gitflowd: stopped following; run(s) {second} of DAG 'job' go on in the daemon "
+                                                  "(see `gitflowd status job`)\n"), err
+    gate.touch()
+    for run_id in (first, second):
+        wait_for(lambda r=run_id: journal_of(daemon.state, "job", r).state is RunStatus.SUCCESS, what=f"{run_id} succeeds")
+
+
 # -- the inbox -----------------------------------------------------------------------------
 
 

@@ -37,18 +37,33 @@ def hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool = Tru
     """Ask the daemon to do `kind` with `args`; print what it did; follow the runs if `wait`."""
     request = inbox.Request(kind, args)
     inbox.submit(state.root, request)
-    reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path))
+    try:
+        reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path))
+    except KeyboardInterrupt:  # the request is in the inbox: the daemon may still carry it out
+        print(f"gitflowd: stopped waiting; the daemon may still carry out this {kind} (see `gitflowd status {args['dag']}`)", file=sys.stderr)
+        return 130
     if not reply.ok:
         print(f"gitflowd: error: {reply.error}", file=sys.stderr)
         return reply.exit_code or 1
     if reply.message:
         print(reply.message, file=sys.stderr if reply.runs else sys.stdout)
-    for _, run_id in reply.runs:
+    try:
+        return _report(state, reply.runs, wait)
+    except KeyboardInterrupt:  # Ctrl-C stops this follower, not the daemon's runs: say so
+        dag_id, names = reply.runs[0][0], ", ".join(run_id for _, run_id in reply.runs)
+        print(f"gitflowd: stopped following; run(s) {names} of DAG {dag_id!r} go on in the daemon "
+              f"(see `gitflowd status {dag_id}`)", file=sys.stderr)
+        return 130
+
+
+def _report(state: StateDir, runs: list[tuple[str, str]], wait: bool) -> int:
+    """Print the run ids, then follow them unless told not to wait."""
+    for _, run_id in runs:
         print(run_id, flush=True)
-    if not wait or not reply.runs:
+    if not wait or not runs:
         return 0
-    runs = follow(state, [tuple(r) for r in reply.runs])
-    return 0 if all(r.state is RunStatus.SUCCESS for r in runs) else 1
+    ended = follow(state, [tuple(r) for r in runs])
+    return 0 if all(r.state is RunStatus.SUCCESS for r in ended) else 1
 
 
 def follow(state: StateDir, runs: list[tuple[str, str]]) -> list[RunState]:
