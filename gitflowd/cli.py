@@ -18,7 +18,7 @@ from gitflowd import __version__
 from gitflowd.errors import GitflowdError
 
 # Order here is the order of `gitflowd --help`.
-COMMANDS = ["validate", "list", "show", "run", "resume", "clear", "status", "logs", "render", "backfill", "daemon", "systemd-unit"]
+COMMANDS = ["validate", "list", "show", "run", "resume", "clear", "stop", "status", "logs", "render", "backfill", "daemon", "systemd-unit"]
 
 
 COMMON_DEFAULTS = {"repo": None, "state": None, "site": None, "verbose": 0}

@@ -26,7 +26,7 @@ from gitflowd.errors import StateError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("run", "resume", "clear", "backfill")
+KINDS = ("run", "resume", "clear", "backfill", "stop")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 from gitflowd import schedule
 from gitflowd.dag import Dag
 from gitflowd.engine import Engine, RunListener
-from gitflowd.errors import RunError
+from gitflowd.errors import GitflowdError, RunError
 from gitflowd.executors.local import LocalExecutor
 from gitflowd.pool import Control, Job, Limiter
 from gitflowd.repo import Repo
@@ -86,6 +86,14 @@ class Launcher:
         except RunError as exc:
             log.info("run %s of DAG %s: %s", run.run_id, run.dag_id, exc)
             return None
+
+    def masking_secrets(self, dag: Dag) -> dict[str, str]:
+        """The DAG's secrets to mask logs with, or none when they cannot be read (logged)."""
+        try:
+            return secrets_for(dag, self.secrets_file)
+        except GitflowdError as exc:
+            log.warning("cannot mask the logs of DAG %s: %s", dag.id, exc)
+            return {}
 
     def _check(self, run: RunState, dag: Dag) -> dict[str, str]:
         """Templates render, secrets resolve (returned) and the commit is checked out."""

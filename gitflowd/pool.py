@@ -9,7 +9,8 @@ finished jobs back to the owner, which renders the site and pumps again.
 
 `stop()` asks every running job to start no new tasks; `interrupt()` asks them to end
 their running tasks (the engine records them `interrupted`); queued jobs are dropped (their
-runs stay queued in the journal and are resumed at the next start).
+runs stay queued in the journal and are resumed at the next start). `cancel()` interrupts
+or drops one run.
 
 Why threads and not child processes: the work happens in task processes anyway; a thread
 per run costs little, shares the blob cache and the executor wake-ups, and dies with the
@@ -142,9 +143,27 @@ class RunPool:
     def interrupt(self) -> None:
         """Running jobs end their running tasks now (recorded as interrupted)."""
         for _, control in self.running.values():
-            control.stopping.set()
-            control.interrupting.set()
-            control.notify()
+            _interrupt(control)
+
+    def cancel(self, dag_id: str, run_id: str) -> str:
+        """Stop one run (`gitflowd stop`): a running job ends its running tasks (the engine
+        records them and the run `interrupted`), a queued one is dropped. Returns "running",
+        "queued", or "" when the run is not here."""
+        key = (dag_id, run_id)
+        if key in self.running:
+            _interrupt(self.running[key][1])
+            return "running"
+        for job in self.queued:
+            if (job.dag_id, job.run_id) == key:
+                self.queued.remove(job)
+                return "queued"
+        return ""
+
+
+def _interrupt(control: Control) -> None:
+    control.stopping.set()
+    control.interrupting.set()
+    control.notify()
 
 
 class Limiter:

@@ -1,7 +1,7 @@
 """What a running daemon does with a CLI request from the inbox (see inbox.py).
 
 Flow: `Requests.handle_all(now)` reads every pending request file, oldest first ->
-`handle(request)` dispatches on its kind (`run`, `resume`, `clear`, `backfill`), prepares
+`handle(request)` dispatches on its kind (`run`, `resume`, `clear`, `backfill`, `stop`), prepares
 the runs through the Launcher in the daemon's thread (so bad input is answered at once,
 before anything is recorded) and queues their jobs in the pool -> the reply names the
 runs (the CLI follows their journals) or carries the one-line error.
@@ -26,7 +26,7 @@ from gitflowd.launch import Launcher
 from gitflowd.loader import suggest
 from gitflowd.pool import Job, RunPool
 from gitflowd.registry import DagEntry
-from gitflowd.runs import clear_tasks, open_run, parse_params, tasks_to_clear
+from gitflowd.runs import clear_tasks, open_run, parse_params, stop_unfinished, tasks_to_clear
 from gitflowd.schedule import parse_when
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,18 @@ class Requests:
             tasks = tasks_to_clear(current, args["tasks"], bool(args.get("downstream")))
             clear_tasks(writer, current, tasks)
         return inbox.Reply(ok=True, message=f"cleared {len(tasks)} task(s) of run {run_id}: {', '.join(tasks)}")
+
+    def _stop(self, args: dict[str, Any], now: datetime) -> inbox.Reply:
+        """A running run ends its running tasks and is recorded `interrupted` by its engine;
+        a queued one, or one nobody runs, is ended here. The CLI waits for the end."""
+        dag_id, run_id = args["dag"], args["run_id"]
+        if self.pool.cancel(dag_id, run_id) == "running":
+            return inbox.Reply(ok=True, message=f"stopping run {run_id} of DAG {dag_id!r}: its running tasks get SIGTERM, "
+                                                f"then SIGKILL after {self.launcher.kill_grace:g}s")
+        current, writer = open_run(self.launcher.state, dag_id, run_id)
+        with writer:
+            stop_unfinished(self.launcher.state, writer, current, self.launcher.masking_secrets(current.dag), self.launcher.kill_grace)
+        return inbox.Reply(ok=True, message=f"stopped run {run_id} of DAG {dag_id!r}")
 
     def _backfill(self, args: dict[str, Any], now: datetime) -> inbox.Reply:
         dag, commit = self._dag_at(args["dag"], None)

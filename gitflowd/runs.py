@@ -7,8 +7,8 @@ journal writer the engine will use. For an existing run: `plan_resume(run, dag, 
 decides what a resume re-runs (or says there is nothing to do) -> `open_resume(...)`
 kills the orphaned process groups of a runner that died, masks the logs they left and
 writes `run_resumed`.
-`clear_tasks(...)` writes `tasks_cleared`. Every function here expects the caller to hold
-the state lock (one writer per journal).
+`clear_tasks(...)` writes `tasks_cleared`; `stop_unfinished(...)` ends a run nobody runs.
+Every function here expects the caller to hold the state lock (one writer per journal).
 """
 
 from __future__ import annotations
@@ -154,13 +154,38 @@ def open_resume(state_dir: StateDir, writer: JournalWriter, run: RunState, recor
     and fold it into `run`. In that order: the record says those attempts ended, and the site
     shows the log of an ended attempt as masked on disk; an orphan still running would write
     after the masking."""
+    _end_orphans(state_dir, run, [(item["task"], item["attempt"]) for item in record["interrupted"]], secrets, kill_grace)
+    for stamped in writer.append(record):
+        apply(run, stamped)
+
+
+def _end_orphans(state_dir: StateDir, run: RunState, unended: list[tuple[str, int]], secrets: Mapping[str, str],
+                 kill_grace: float) -> None:
+    """Kill what a dead runner's tasks left running, then mask the logs of the attempts it
+    never saw end (the engine masks a log when its attempt ends)."""
     orphans = find_run_processes(run.dag_id, run.run_id)
     if orphans:
         kill_process_groups(orphans, kill_grace)
     masker = Masker(secrets.values())
-    for item in record["interrupted"] if masker else ():  # never masked: their attempts never ended
-        masker.mask_file(state_dir.log_path(run.dag_id, run.run_id, item["task"], item["attempt"]))
-    for stamped in writer.append(record):
+    for task_id, attempt in unended if masker else ():
+        masker.mask_file(state_dir.log_path(run.dag_id, run.run_id, task_id, attempt))
+
+
+# -- stop -----------------------------------------------------------------------------------
+
+
+def stop_unfinished(state_dir: StateDir, writer: JournalWriter, run: RunState, secrets: Mapping[str, str],
+                    kill_grace: float = 10.0) -> None:
+    """End a run that nobody is running (`gitflowd stop` of a queued run, or of one whose
+    runner died): kill its orphans, mask their logs, record each attempt left running and
+    the run `interrupted` (a later `resume` continues it). RunError if the run has ended."""
+    if run.state not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        raise RunError(f"run {run.run_id!r} of DAG {run.dag_id!r} has already ended ({run.state.value})")
+    unended = [(t.task_id, t.attempts[-1].number) for t in run.tasks.values() if t.state is TaskStatus.RUNNING and t.attempts]
+    _end_orphans(state_dir, run, unended, secrets, kill_grace)
+    records = [{"event": journal.TASK_FINISHED, "task": task_id, "attempt": attempt, "state": TaskStatus.INTERRUPTED.value,
+                "exit_code": None, "error": "stopped by `gitflowd stop`"} for task_id, attempt in unended]
+    for stamped in writer.append(*records, {"event": journal.RUN_FINISHED, "state": RunStatus.INTERRUPTED.value}):
         apply(run, stamped)
 
 

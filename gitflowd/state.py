@@ -62,6 +62,11 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
 
+    @property
+    def ended(self) -> bool:
+        """The run has a run_finished record for its last execution (resume opens it again)."""
+        return self in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.INTERRUPTED)
+
 
 @dataclass
 class AttemptState:

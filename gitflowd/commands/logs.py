@@ -25,10 +25,9 @@ from gitflowd import settings
 from gitflowd.errors import GitflowdError, RunError, TaskNotFound
 from gitflowd.lock import is_locked
 from gitflowd.secrets import Masker, MaskingWriter, load_file, resolve_path
-from gitflowd.state import RunState, RunStatus, StateDir
+from gitflowd.state import RunState, StateDir
 
 POLL = 0.2  # seconds between looks at a followed log and its journal
-FINAL = (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.INTERRUPTED)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ class _Journal:
         run = self.refresh()
         if any(a.number == number and a.ended is not None for a in run.tasks[task_id].attempts):
             return ""
-        if run.state in FINAL:
+        if run.state.ended:
             return f"run {run.run_id!r} ended {run.state.value}"
         if not is_locked(self.state.lock_path):  # "running" with nobody holding the lock: the runner died
             return f"run {run.run_id!r} has no runner any more (it died; `gitflowd resume` finishes it)"

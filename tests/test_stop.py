@@ -1,0 +1,98 @@
+"""`gitflowd stop`: a run stopped in a real daemon, a queued one, one whose runner died, and bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from gitflowd.state import RunStatus, TaskStatus
+from tests.conftest import GIT_ENV, GitRepo
+from tests.test_daemon import WAIT, DaemonProcess, counting_dag, daemons, journal_of, lines, start, wait_for  # noqa: F401
+
+
+def _alive(pid_file: Path) -> bool:
+    """The process runs (a zombie waiting for init to reap it does not)."""
+    try:
+        stat = Path(f"/proc/{int(pid_file.read_text())}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _held_dag(counts: Path, gate: Path) -> str:
+    """counting_dag, its `held` task writing its pid and ignoring SIGTERM (the stop must SIGKILL it)."""
+    return counting_dag(counts, gate).replace("touch " + str(counts / "held.started"),
+                                              f"echo $$ > {counts}/held.pid; trap '' TERM; touch {counts}/held.started")
+
+
+def test_stop_in_the_daemon_ends_a_running_and_a_queued_run_and_resume_continues_them(
+        make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    counts, gate = tmp_path / "counts", tmp_path / "gate"
+    counts.mkdir()
+    repo = make_repo({"dags/job.toml": "[dag]\nmax_active_runs = 1\n\n" + _held_dag(counts, gate)})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--grace", "0.5")
+    where = ("--repo", str(repo.path))
+    first = daemon.cli("run", "job", *where, "--no-wait").stdout.split()[0]
+    wait_for(lambda: (counts / "held.started").exists(), what="held started")
+    second = daemon.cli("run", "job", *where, "--no-wait").stdout.split()[0]  # queued: max_active_runs = 1
+    done = daemon.cli("stop", "job", second, *where)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"run {second}: interrupted; continue it with: gitflowd resume job {second}"
+    assert journal_of(daemon.state, "job", second).tasks["first"].attempts == []  # never started
+    done = daemon.cli("stop", "job", first, *where)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"stopping run {first} of DAG 'job': its running tasks get SIGTERM, then SIGKILL after")
+    run = journal_of(daemon.state, "job", first)
+    assert run.state is RunStatus.INTERRUPTED and run.tasks["held"].state is TaskStatus.INTERRUPTED
+    assert run.tasks["last"].state is TaskStatus.PENDING
+    wait_for(lambda: not _alive(counts / "held.pid"), what="the task ignoring SIGTERM killed")
+    again = daemon.cli("stop", "job", first, *where)
+    assert again.returncode == 1 and again.stderr.strip() == f"gitflowd: error: run {first!r} of DAG 'job' has already ended (interrupted)"
+    assert daemon.proc.poll() is None and f"request stop job {first}" in daemon.log
+    gate.touch()
+    for run_id in (first, second):  # nothing restarts them by itself; resume does
+        done = daemon.cli("resume", "job", run_id, *where)
+        assert done.returncode == 0, done.stderr
+        assert journal_of(daemon.state, "job", run_id).state is RunStatus.SUCCESS
+    assert lines(counts / "first") == [first, second]  # `first` succeeded before the stop: not run again
+    assert lines(counts / "last") == [first, second]
+
+
+def test_stop_without_a_daemon_ends_a_run_whose_runner_died_and_refuses_a_live_one(
+        make_repo: Callable[..., GitRepo], cli, tmp_path: Path) -> None:
+    counts, gate = tmp_path / "counts", tmp_path / "gate"
+    counts.mkdir()
+    repo = make_repo({"dags/job.toml": _held_dag(counts, gate)})
+    env = {**os.environ, **GIT_ENV}
+    runner = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "job"], cwd=repo.path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_id = runner.stdout.readline().strip()
+        wait_for(lambda: (counts / "held.started").exists(), what="held started")
+        busy = cli("stop", "job", run_id, cwd=repo.path)
+        assert busy.returncode == 1 and busy.stderr.startswith(f"gitflowd: error: run {run_id!r} is in a state directory used by pid {runner.pid}")
+        runner.kill()  # SIGKILL: the journal still says running, and `held` goes on as an orphan
+        runner.wait(WAIT)
+        assert _alive(counts / "held.pid")
+        done = cli("stop", "job", run_id, cwd=repo.path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"run {run_id}: interrupted; continue it with: gitflowd resume job {run_id}"
+        assert not _alive(counts / "held.pid")  # the orphan ignored SIGTERM: killed
+        run = journal_of(repo.path / ".gitflowd" / "state", "job", run_id)
+        assert run.state is RunStatus.INTERRUPTED and run.tasks["held"].attempts[-1].state is TaskStatus.INTERRUPTED
+        assert run.tasks["held"].attempts[-1].ended is not None
+    finally:
+        gate.touch()
+        if runner.poll() is None:
+            runner.kill()
+    for args, message in ((["job", "manual__20990101T000000Z"], "unknown run 'manual__20990101T000000Z'"),
+                          (["nope", run_id], "unknown DAG 'nope'"),
+                          (["job", run_id], "has already ended (interrupted)")):
+        done = cli("stop", *args, cwd=repo.path)
+        assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+    done = cli("resume", "job", run_id, cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    assert lines(counts / "first") == [run_id] and lines(counts / "last") == [run_id]
