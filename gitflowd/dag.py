@@ -105,6 +105,7 @@ class Dag:
     start_date: datetime | None = None
     end_date: datetime | None = None
     catchup: bool = False
+    paused: bool = False  # no scheduled runs (Flux's `suspend`); manual runs and backfills still work
     max_active_runs: int = 1
     max_active_tasks: int = 16
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -179,6 +180,7 @@ class Dag:
             "start_date": self.start_date.isoformat() if self.start_date else None,
             "end_date": self.end_date.isoformat() if self.end_date else None,
             "catchup": self.catchup,
+            **({"paused": True} if self.paused else {}),  # absent when false: older snapshots keep their versions
             "max_active_runs": self.max_active_runs,
             "max_active_tasks": self.max_active_tasks,
             "params": dict(self.params),
@@ -200,6 +202,7 @@ class Dag:
             schedule=data.get("schedule"),
             timezone=data.get("timezone", "UTC"),
             catchup=bool(data.get("catchup", False)),
+            paused=bool(data.get("paused", False)),
             max_active_runs=int(data.get("max_active_runs", 1)),
             max_active_tasks=int(data.get("max_active_tasks", 16)),
             params=dict(data.get("params", {})),

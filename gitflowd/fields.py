@@ -314,7 +314,7 @@ def _deps(value: Any) -> tuple[str, ...]:
 
 DAG_KEYS: dict[str, Callable[[Any], Any]] = {
     "id": _dag_id, "description": _string, "schedule": _schedule, "timezone": _timezone,
-    "start_date": _when, "end_date": _when, "catchup": _boolean,
+    "start_date": _when, "end_date": _when, "catchup": _boolean, "paused": _boolean,
     "max_active_runs": _integer(1), "max_active_tasks": _integer(1),
     "params": _params, "env": _env, "secrets": _secrets, "tags": _string_list,
 }

@@ -80,7 +80,7 @@ class Scheduler:
     def _upcoming(self, dag: Dag, version: str, now: datetime) -> datetime | None:
         """The first tick after the newest scheduled run; `now` for a DAG never scheduled
         (catchup_plan decides); None when no tick will ever come."""
-        if not dag.schedule:
+        if not dag.schedule or dag.paused:  # unpaused, catch-up picks up from the newest scheduled run
             return None
         last = self.last(dag.id)
         if last is None:

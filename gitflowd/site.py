@@ -298,7 +298,7 @@ class Site:
     def _next_run(self, info: DagInfo) -> datetime | None:
         """The DAG's next tick after now. Kept until it passes: no tick lies between the
         moment it was asked for and it, and croniter was most of an index render (1,000 DAGs)."""
-        if not info.dag or not info.dag.schedule or info.retired:
+        if not info.dag or not info.dag.schedule or info.dag.paused or info.retired:
             return None
         now = self._clock()
         version: object = info.entry.version.key if info.entry is not None else info.dag

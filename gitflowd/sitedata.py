@@ -337,6 +337,7 @@ def _dag_status(entry: IndexEntry) -> dict[str, Any]:
         "description": dag.description if dag else "",
         "schedule": dag.schedule if dag else None,
         "timezone": dag.timezone if dag else None,
+        "paused": bool(dag and dag.paused),
         "path": reg.path if reg else (dag.path if dag else ""),
         "retired": entry.info.retired,
         "commit": asdict(reg.commit) if reg else None,

@@ -44,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _row(dag, now: datetime) -> dict[str, object]:
     from gitflowd.schedule import next_tick
-    upcoming = next_tick(dag, now) if dag.schedule else None
+    upcoming = next_tick(dag, now) if dag.schedule and not dag.paused else None
     return {
         "id": dag.id,
         "schedule": dag.schedule,
         "timezone": dag.timezone,
         "tasks": len(dag.tasks),
+        "paused": dag.paused,
         "next_run": upcoming.isoformat() if upcoming else None,
         "next_run_local": format_time(upcoming, dag.timezone) if upcoming else None,
         "description": dag.description,
@@ -60,7 +61,7 @@ def _row(dag, now: datetime) -> dict[str, object]:
 def _print_table(snapshot: Snapshot, rows: list[dict[str, object]]) -> None:
     if rows:
         cells = [
-            [r["id"], r["schedule"] or "manual", r["tasks"], r["next_run_local"] or "-", r["description"]]
+            [r["id"], r["schedule"] or "manual", r["tasks"], "paused" if r["paused"] else r["next_run_local"] or "-", r["description"]]
             for r in rows
         ]
         print(table(["DAG", "SCHEDULE", "TASKS", "NEXT RUN", "DESCRIPTION"], cells))
