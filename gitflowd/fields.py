@@ -186,6 +186,7 @@ def _env(value: Any) -> dict[str, str]:
         _check_env_name(name)
         if not isinstance(item, str):
             raise BadValue(f".{name} must be a string, got {show(item)}")
+        _no_nul(item, f".{name}")
     return dict(value)
 
 
@@ -291,13 +292,20 @@ def _simple_template(text: str) -> bool:
 def _cmd(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _expected("a non-empty shell command string", value)
-    return _template(value)
+    return _template(_no_nul(value))
 
 
 def _argv(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise _expected("a non-empty array of strings", value)
-    return _templates(tuple(value))
+    return _templates(tuple(_no_nul(v) for v in value))
+
+
+def _no_nul(text: str, where: str = "") -> str:
+    """TOML allows "\\u0000" in a string; the OS takes no NUL in a program's arguments or environment."""
+    if "\0" in text:
+        raise BadValue(f"{where} contains a NUL character (\\u0000), which no process argument or environment variable can hold")
+    return text
 
 
 def _call(value: Any) -> str:

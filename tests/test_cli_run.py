@@ -183,6 +183,16 @@ def test_a_template_error_stops_the_run_before_anything_is_recorded(make_repo, c
     assert not (repo.path / ".gitflowd" / "state" / "runs").exists()
 
 
+def test_a_nul_that_a_param_puts_in_a_command_fails_that_task_and_the_run_ends(make_repo, cli) -> None:
+    repo = make_repo({"dags/nul.toml": '[dag]\nparams = { x = "a\\u0000b" }\n\n[tasks.a]\ncmd = "echo {{ params.x }}"\n\n'
+                                       '[tasks.b]\ncmd = "echo after"\ndeps = ["a"]\ntrigger_rule = "all_done"\n'})
+    done = cli("run", "nul", "--no-render", cwd=repo.path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [run] = _status(cli, repo, "nul")
+    assert run["state"] == "failed" and run["tasks"]["a"]["state"] == "failed" and run["tasks"]["b"]["state"] == "success"
+    assert "NUL character" in cli("logs", "nul", run["run_id"], "a", cwd=repo.path).stdout
+
+
 def test_secrets_are_given_only_when_named_and_masked(make_repo, cli, tmp_path: Path) -> None:
     repo = make_repo({"dags/sec.toml": '[dag]\nsecrets = ["TOKEN"]\n\n[tasks.a]\ncmd = "echo token=$TOKEN other=$OTHER"\n'})
     secrets = tmp_path / "secrets.env"

@@ -114,6 +114,15 @@ def test_a_task_that_cannot_start_is_an_error_with_its_reason_in_the_log(tmp_pat
     assert done["y"].outcome is Outcome.ERROR and "missing-dir" in (tmp_path / "y.log").read_text()
 
 
+def test_a_nul_character_in_a_command_is_an_error_not_a_crash(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
+    done = _run_all(executor, TaskSpec("cmd", str(tmp_path), str(tmp_path / "cmd.log"), cmd="echo a\0b"),
+                    TaskSpec("argv", str(tmp_path), str(tmp_path / "argv.log"), argv=("echo", "a\0b")),
+                    TaskSpec("env", str(tmp_path), str(tmp_path / "env.log"), {"A": "a\0b"}, cmd="true"))
+    for key in ("cmd", "argv", "env"):
+        assert done[key].outcome is Outcome.ERROR and "NUL character" in (tmp_path / f"{key}.log").read_text(), key
+    assert _no_children_left()
+
+
 def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
     marker = uuid.uuid4().hex
     cmd = "sleep 1000 & trap '' TERM; echo started; sleep 1000"

@@ -96,9 +96,10 @@ class LocalExecutor(Executor):
         try:
             pid, proc = self._start(spec, log_fd)
             pidfd = os.pidfd_open(pid)
-        except OSError as exc:
-            os.write(log_fd, f"gitflowd: cannot start task: {exc}\n".encode())
-            return self._not_started(spec, str(exc))
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the command, an argument or the environment
+            reason = f"{exc} (a NUL character in the command, its arguments or environment)" if isinstance(exc, ValueError) else str(exc)
+            os.write(log_fd, f"gitflowd: cannot start task: {reason}\n".encode())
+            return self._not_started(spec, reason)
         finally:
             os.close(log_fd)
         live = _Live(spec, pid, pidfd, time.monotonic(), proc, next(self._tokens))
