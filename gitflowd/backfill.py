@@ -4,7 +4,9 @@ Flow: `check_range` refuses an empty request (end before start, a DAG without a 
 `plan_backfill(dag, runs, start, end, reprocess)` asks schedule.py for every tick of
 the range (oldest first, start_date / end_date respected) and decides per tick:
 - no run has that logical date: `create` a backfill run;
-- a run is queued or running: `skip` (it is in progress);
+- a run is queued or running: `skip` if something runs it (the daemon's pool; anyone
+  holding the state lock, for a dry run), else `resume` it: it was left unfinished, e.g. by a
+  backfill stopped with Ctrl-C, and skipping it would leave it for ever;
 - `--reprocess none` (default): `skip` every tick that has a run;
 - `--reprocess failed`: `resume` runs that failed or were interrupted, `skip` the others;
 - `--reprocess all`: `rerun` every finished run (all its tasks cleared, then resumed).
@@ -14,7 +16,7 @@ carries the steps out through the run pool, `max_active_runs` at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
@@ -58,22 +60,26 @@ def check_range(dag: Dag, start: datetime, end: datetime, start_text: str, end_t
         raise UsageError(f"DAG {dag.id!r} has no schedule, so it has no ticks to backfill (use `gitflowd run {dag.id} --date ...`)")
 
 
-def plan_backfill(dag: Dag, runs: Iterable[RunState], start: date | datetime, end: date | datetime, reprocess: str = "none") -> list[Step]:
-    """One step per tick in [start, end], oldest first."""
+def plan_backfill(dag: Dag, runs: Iterable[RunState], start: date | datetime, end: date | datetime, reprocess: str = "none",
+                  in_progress: Callable[[RunState], bool] = lambda _run: True) -> list[Step]:
+    """One step per tick in [start, end], oldest first; `in_progress(run)` says whether a queued
+    or running run is being run by someone (else it is resumed)."""
     from gitflowd import schedule  # here: the CLI imports this module for REPROCESS and starts without croniter
 
     if reprocess not in REPROCESS:
         raise ValueError(f"--reprocess must be one of {', '.join(REPROCESS)}, not {reprocess!r}")
     existing = latest_by_tick(runs)
-    return [_step(tick, existing.get(tick), reprocess) for tick in schedule.backfill_plan(dag, start, end)]
+    return [_step(tick, existing.get(tick), reprocess, in_progress) for tick in schedule.backfill_plan(dag, start, end)]
 
 
-def _step(tick: datetime, run: RunState | None, reprocess: str) -> Step:
+def _step(tick: datetime, run: RunState | None, reprocess: str, in_progress: Callable[[RunState], bool]) -> Step:
     if run is None:
         return Step(tick, Action.CREATE)
     state = run.state
     if state in (RunStatus.QUEUED, RunStatus.RUNNING):
-        return Step(tick, Action.SKIP, run.run_id, f"{state.value} (in progress or unfinished)")
+        if in_progress(run):
+            return Step(tick, Action.SKIP, run.run_id, f"{state.value} (in progress)")
+        return Step(tick, Action.RESUME, run.run_id, f"{state.value} (left unfinished)")
     if reprocess == "all":
         return Step(tick, Action.RERUN, run.run_id, f"was {state.value}")
     if reprocess == "failed" and state in (RunStatus.FAILED, RunStatus.INTERRUPTED):

@@ -116,7 +116,7 @@ class Requests:
         runs = state.runs(dag.id)
         for _path, error in state.broken:  # a tick whose journal cannot be read looks unrun: say so
             log.error("backfill of %s: %s", dag.id, error)
-        steps = plan_backfill(dag, runs, start, end, args.get("reprocess", "none"))
+        steps = plan_backfill(dag, runs, start, end, args.get("reprocess", "none"), lambda run: self.pool.has(run.dag_id, run.run_id))
         jobs = [self._backfill_job(dag, commit, step.action, step.tick, step.run_id) for step in steps if step.action is not Action.SKIP]
         reply = self._queued(jobs)
         return inbox.Reply(ok=True, runs=reply.runs, message=describe(steps))

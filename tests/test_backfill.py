@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -53,6 +55,15 @@ def test_plan_decides_per_tick(tmp_path: Path) -> None:
     assert plans["failed"][1].run_id == "scheduled__20260102"
     assert describe(plans["all"]) == "1 to create, 3 to re-run, 1 left alone"
     assert [s.tick for s in plans["none"]] == [datetime(2026, 1, d, tzinfo=UTC) for d in range(1, 6)]
+
+
+def test_an_unfinished_run_nobody_runs_is_resumed_in_any_mode(tmp_path: Path) -> None:
+    dag = make_dag("d", {"t": []})
+    write_run(tmp_path, dag, "backfill__20260101", datetime(2026, 1, 1, tzinfo=UTC), {"t": ["success"]}, finish=None)
+    runs = StateDir(tmp_path).runs("d")
+    for mode in ("none", "failed", "all"):
+        [step] = plan_backfill(dag, runs, date(2026, 1, 1), date(2026, 1, 1), mode, in_progress=lambda _run: False)
+        assert (step.action.value, step.run_id, step.reason) == ("resume", "backfill__20260101", "running (left unfinished)")
 
 
 def test_plan_rejects_an_unknown_reprocess_mode() -> None:
@@ -125,6 +136,24 @@ def test_reprocess_all_runs_every_task_again(make_repo: Callable[..., GitRepo], 
     assert again.returncode == 0 and again.stdout.splitlines()[0] == "backfill d: 2 to re-run"
     for run in state_of(repo).runs("d"):
         assert run.state is RunStatus.SUCCESS and [a.number for a in run.tasks["work"].attempts] == [1, 2]
+
+
+def test_a_stopped_backfill_continues_when_run_again(make_repo: Callable[..., GitRepo], cli, tmp_path: Path) -> None:
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    repo = make_repo({"dags/d.toml": daily(f"touch {started}; while [ ! -e {gate} ]; do sleep 0.05; done", "max_active_runs = 1")})
+    proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "backfill", "d", "--start", "2026-01-01", "--end", "2026-01-03", "--no-render"],
+                            cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **GIT_ENV})
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the first run never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # the running run may finish; the two queued ones stay queued
+    gate.touch()
+    assert proc.wait(60) == 1
+    assert sorted(r.state.value for r in state_of(repo).runs("d")) == ["queued", "queued", "success"]
+    again = cli("backfill", "d", "--start", "2026-01-01", "--end", "2026-01-03", "--no-render", cwd=repo.path)
+    assert again.returncode == 0 and again.stdout.splitlines()[0] == "backfill d: 2 to resume, 1 left alone", again.stdout + again.stderr
+    assert [r.state for r in state_of(repo).runs("d")] == [RunStatus.SUCCESS] * 3
 
 
 def test_a_progress_line_on_a_terminal(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gitflowd import settings
@@ -20,10 +21,10 @@ from gitflowd.backfill import REPROCESS, Action, Step, check_range, describe, pl
 from gitflowd.commands.common import find_dag, format_time, open_repo, report_broken, table
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, site_listeners
-from gitflowd.lock import StateLock
+from gitflowd.lock import StateLock, is_locked
 from gitflowd.pool import Finished, Job, Limiter, RunPool
 from gitflowd.secrets import resolve_path, secrets_for
-from gitflowd.state import RunStatus, StateDir
+from gitflowd.state import RunState, RunStatus, StateDir
 
 if TYPE_CHECKING:
     from gitflowd.dag import Dag
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         with open_repo(args) as repo:
             dag = find_dag(repo.load(repo.resolve()), args.dag)
-        return _print_plan(dag, _plan(dag, state, args))
+        busy = is_locked(state.lock_path)  # a daemon or a foreground command may be running any unfinished run
+        return _print_plan(dag, _plan(dag, state, args, lambda _run: busy))
     if daemon_holder(state):
         request = {"dag": args.dag, "start": args.start, "end": args.end, "reprocess": args.reprocess}
         return hand_over(state, "backfill", request, wait=not args.no_wait)
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     with StateLock(state.lock_path, "backfill"), open_repo(args) as repo:
         sha = repo.resolve()
         dag = find_dag(repo.load(sha), args.dag)
-        steps = _plan(dag, state, args)
+        steps = _plan(dag, state, args, lambda _run: False)  # we hold the lock: an unfinished run is nobody's
         secrets_file = resolve_path(args.secrets_file)
         listeners = site_listeners(args, where.state, where.site, secrets_for(dag, secrets_file))
         launcher = Launcher(state, repo, secrets_file=secrets_file, parallelism=args.parallelism,
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 listener.close()
 
 
-def _plan(dag: Dag, state: StateDir, args: argparse.Namespace) -> list[Step]:
+def _plan(dag: Dag, state: StateDir, args: argparse.Namespace, in_progress: Callable[[RunState], bool]) -> list[Step]:
     from gitflowd.schedule import aware, parse_when, zone
 
     start = parse_when(args.start, dag, flag="--start")
@@ -85,7 +87,7 @@ def _plan(dag: Dag, state: StateDir, args: argparse.Namespace) -> list[Step]:
             print(f"note: DAG {dag.id!r} has no runs {word} {bound}; those ticks are not planned", file=sys.stderr)
     runs = state.runs(dag.id)
     report_broken(state)  # a tick whose journal cannot be read looks unrun: say so
-    return plan_backfill(dag, runs, start, end, args.reprocess)
+    return plan_backfill(dag, runs, start, end, args.reprocess, in_progress)
 
 
 def _print_plan(dag: Dag, steps: list[Step]) -> int:
