@@ -100,6 +100,7 @@ class Site:
         self.cache = SiteCache(self.root)
         self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
         self._next_runs: dict[str, tuple[object, datetime, datetime]] = {}  # dag id -> (version, asked at, next tick)
+        self.skipped: list[str] = []  # the journals the last render_all could not read (its errors)
 
     def _use_secrets(self, secrets: Mapping[str, str]) -> None:
         self.secrets = tuple(v for v in secrets.values() if v)
@@ -185,6 +186,7 @@ class Site:
 
     def _render_all(self) -> None:
         self.cache.forget()
+        self.skipped = []
         registry = read_registry(self.state.root)
         index: dict[str, dict[str, Any]] = {}
         for dag_id in self._dag_ids(registry):
@@ -204,6 +206,7 @@ class Site:
                 run = self.state.load_run(dag_id, run_id)
             except GitflowdError as exc:  # one damaged journal must not hide the others
                 log.error("site: skipping run %s of %s: %s", run_id, dag_id, exc)
+                self.skipped.append(str(exc))
                 continue
             logged = self._write_run(run)
             self.cache.save_cells(dag_id, run_id, sitedata.task_cells(run, logged))

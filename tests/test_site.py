@@ -355,6 +355,19 @@ def test_render_command_prints_index_and_rejects_a_missing_state(cli, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_render_command_renders_the_rest_of_a_damaged_state_and_exits_1(cli, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, 2)
+    bad = StateDir(state).journal_path("umbrella", "scheduled__20260101T000000Z")
+    lines = bad.read_bytes().splitlines(keepends=True)
+    bad.write_bytes(lines[0] + b'{"garbage": true}\n' + b"".join(lines[1:]))
+    done = cli("render", "--state", str(state), "--site", str(site))
+    assert done.returncode == 1 and done.stdout.strip() == str(site / "index.html"), done.stderr
+    assert f"{bad}:2: corrupt journal record" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "gitflowd: error: 1 run journal(s) could not be read and are not on the site (see above)"
+    assert (site / "dags/umbrella/runs/scheduled__20260102T000000Z/index.html").is_file()
+
+
 def test_listener_renders_while_running_and_at_the_end(tmp_path):
     state, site = tmp_path / "state", tmp_path / "site"
     dag = make_dag("live", {"a": [], "b": ["a"]})

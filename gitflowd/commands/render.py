@@ -10,6 +10,7 @@ runner died) is not published at all.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from gitflowd import settings
 from gitflowd.errors import StateError
@@ -39,5 +40,9 @@ def run(args: argparse.Namespace) -> int:
     secrets_file = resolve_path(args.secrets_file)
     secrets = load_file(secrets_file) if secrets_file else {}  # an unusable file stops us: nothing written
     settings.exclude_from_git(where)
-    print(Site(where.state, where.site, secrets=secrets).render_all())
+    site = Site(where.state, where.site, secrets=secrets)
+    print(site.render_all())
+    if site.skipped:  # rendered without them, as `status` lists the others: still an error to report
+        print(f"gitflowd: error: {len(site.skipped)} run journal(s) could not be read and are not on the site (see above)", file=sys.stderr)
+        return 1
     return 0
