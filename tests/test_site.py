@@ -311,12 +311,18 @@ def test_thousand_runs_page_stays_windowed_and_new_runs_touch_one_grid_page(tmp_
     assert grids == {"dags/umbrella/runs-20.html", "dags/umbrella/runs-21.html"}  # new last page + its neighbour's link
 
 
-def test_damaged_journal_skips_that_run_only(tmp_path, caplog):
-    state, site = tmp_path / "state", tmp_path / "site"
+def damaged_state(state: Path) -> Path:
+    """Two good runs, then a garbage line after the first record of the older one; returns its journal."""
     good_runs(state, 2)
     bad = StateDir(state).journal_path("umbrella", "scheduled__20260101T000000Z")
     lines = bad.read_bytes().splitlines(keepends=True)
     bad.write_bytes(lines[0] + b'{"garbage": true}\n' + b"".join(lines[1:]))
+    return bad
+
+
+def test_damaged_journal_skips_that_run_only(tmp_path, caplog):
+    state, site = tmp_path / "state", tmp_path / "site"
+    damaged_state(state)
     Site(state, site, clock=fixed_clock).render_all()
     assert (site / "dags/umbrella/runs/scheduled__20260102T000000Z/index.html").is_file()
     assert not (site / "dags/umbrella/runs/scheduled__20260101T000000Z").exists()
@@ -357,10 +363,7 @@ def test_render_command_prints_index_and_rejects_a_missing_state(cli, tmp_path):
 
 def test_render_command_renders_the_rest_of_a_damaged_state_and_exits_1(cli, tmp_path):
     state, site = tmp_path / "state", tmp_path / "site"
-    good_runs(state, 2)
-    bad = StateDir(state).journal_path("umbrella", "scheduled__20260101T000000Z")
-    lines = bad.read_bytes().splitlines(keepends=True)
-    bad.write_bytes(lines[0] + b'{"garbage": true}\n' + b"".join(lines[1:]))
+    bad = damaged_state(state)
     done = cli("render", "--state", str(state), "--site", str(site))
     assert done.returncode == 1 and done.stdout.strip() == str(site / "index.html"), done.stderr
     assert f"{bad}:2: corrupt journal record" in done.stderr and "Traceback" not in done.stderr
