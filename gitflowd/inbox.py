@@ -3,9 +3,12 @@
 Flow: the CLI calls `submit(state, Request(...))`: the JSON is written to a hidden
 temporary name, fsynced, renamed to `<time>-<id>.json` and the directory fsynced, so the
 daemon never sees half a request -> the daemon's watcher wakes on the rename ->
-`pending(state)` lists requests oldest first -> the daemon handles one and calls
-`answer(state, request, Reply(...))`, which writes `replies/<id>.json` the same atomic way
-and deletes the request -> the CLI's `wait_reply` sees the reply and reads it.
+`pending(state)` lists requests oldest first -> the daemon `claim`s one (renames it to a
+hidden name), handles it and calls `answer(state, request, Reply(...))`, which writes
+`replies/<id>.json` the same atomic way and deletes the request -> the CLI's `wait_reply`
+sees the reply and reads it. A CLI that gives up waiting (the daemon stopped or hung) first
+withdraws its request: only one of the withdrawal and the claim can win the file, so a
+request the CLI reported as not done is never carried out later by a daemon's next start.
 
 A request that cannot be parsed is answered (when its id can be read) and moved aside to
 `inbox/bad/`, never retried forever.
@@ -27,6 +30,7 @@ from gitflowd.errors import StateError
 log = logging.getLogger(__name__)
 
 KINDS = ("run", "resume", "clear", "backfill", "stop")
+CLAIMED = ".claimed-"  # prefix of a request the daemon has taken (hidden: not pending any more)
 
 
 @dataclass(frozen=True)
@@ -78,15 +82,25 @@ def pending(state: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".") and p.is_file())
 
 
+def claim(path: Path) -> Path | None:
+    """Take a pending request before handling it; None when its command withdrew it first."""
+    claimed = path.with_name(CLAIMED + path.name)
+    try:
+        os.rename(path, claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
 def read(path: Path) -> Request:
     """Parse a request file; ValueError naming the file when it is not a request."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         request = Request(kind=data["kind"], args=dict(data["args"]), id=str(data["id"]), pid=int(data.get("pid", 0)))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path.name}: not a gitflowd request ({exc})") from None
+        raise ValueError(f"{path.name.removeprefix(CLAIMED)}: not a gitflowd request ({exc})") from None
     if request.kind not in KINDS:
-        raise ValueError(f"{path.name}: unknown request kind {request.kind!r}")
+        raise ValueError(f"{path.name.removeprefix(CLAIMED)}: unknown request kind {request.kind!r}")
     return request
 
 
@@ -100,10 +114,11 @@ def answer(state: Path, path: Path, request_id: str | None, reply: Reply) -> Non
 
 def set_aside(state: Path, path: Path, reason: str) -> None:
     """Move an unreadable request to inbox/bad/ so it is not read again."""
-    log.error("bad request %s: %s (moved to %s)", path.name, reason, inbox_dir(state) / "bad")
+    name = path.name.removeprefix(CLAIMED)
+    log.error("bad request %s: %s (moved to %s)", name, reason, inbox_dir(state) / "bad")
     bad = inbox_dir(state) / "bad"
     bad.mkdir(parents=True, exist_ok=True)
-    os.replace(path, bad / path.name)
+    os.replace(path, bad / name)
 
 
 def prune_replies(state: Path, older_than: float = 86400.0) -> int:
@@ -120,15 +135,37 @@ def prune_replies(state: Path, older_than: float = 86400.0) -> int:
     return removed
 
 
-def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None) -> Reply:
-    """Wait for the daemon's reply to `request_id`; `alive()` False means the daemon went away."""
+def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None, request_path: Path | None = None) -> Reply:
+    """Wait for the daemon's reply to `request_id`; `alive()` False means the daemon went away.
+    Giving up withdraws the request at `request_path` if the daemon has not claimed it."""
     path = replies_dir(state) / f"{request_id}.json"
     deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline or (alive is not None and not alive()):
-            raise StateError(f"the daemon did not answer request {request_id} (see its log); is it still running?")
+            if path.exists():  # answered just now
+                break
+            raise StateError(_no_answer(request_id, request_path))
         time.sleep(0.05)
     data = json.loads(path.read_text(encoding="utf-8"))
     path.unlink(missing_ok=True)
     return Reply(ok=bool(data["ok"]), runs=[tuple(r) for r in data.get("runs", [])], error=data.get("error", ""),
                  message=data.get("message", ""), exit_code=int(data.get("exit_code", 0)))
+
+
+def withdraw(path: Path) -> bool:
+    """Take back a request the daemon has not claimed yet; False when it has (it may be done)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    fsync_dir(path.parent)
+    return True
+
+
+def _no_answer(request_id: str, request_path: Path | None) -> str:
+    """Why there is no reply, once the request is withdrawn if it still can be."""
+    if request_path is None:
+        return f"the daemon did not answer request {request_id} (see its log); is it still running?"
+    if withdraw(request_path):
+        return f"the daemon did not take request {request_id} (is it stopping or hung? see its log): request withdrawn, nothing done"
+    return f"the daemon took request {request_id} but did not answer (see its log): it may have done it, see gitflowd status"

@@ -44,7 +44,10 @@ class Requests:
     def handle_all(self, now: datetime) -> int:
         """Answer every pending request; returns how many were handled."""
         handled = 0
-        for path in inbox.pending(self.state_root):
+        for pending in inbox.pending(self.state_root):
+            path = inbox.claim(pending)
+            if path is None:  # its command gave up waiting and withdrew it
+                continue
             try:
                 request = inbox.read(path)
             except ValueError as exc:

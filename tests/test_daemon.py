@@ -401,6 +401,22 @@ def test_a_follower_notices_the_daemon_dying(make_repo: Callable[..., GitRepo], 
     gate.touch()
 
 
+def test_a_request_sent_to_a_stopping_daemon_is_withdrawn_not_run_at_its_next_start(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo, daemon, first, counts, gate = held_run(make_repo, tmp_path, daemons)
+    daemon.signal(signal.SIGTERM)  # it stops taking requests and waits for the held task
+    daemon.wait_log("stopping:")
+    cli = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "job", "--repo", str(repo.path), "--state", str(daemon.state)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **GIT_ENV})
+    wait_for(lambda: list((daemon.state / "inbox").glob("*.json")), what="the request in the inbox")
+    gate.touch()  # the held task ends, the daemon exits without having taken the request
+    _, err = cli.communicate(timeout=WAIT)
+    assert cli.returncode == 1 and "request withdrawn, nothing done" in err and "Traceback" not in err, err
+    assert daemon.wait() == 0
+    again = start(daemons, repo.path, tmp_path / "home", "--once")
+    assert again.wait() == 0, again.log
+    assert [r.run_id for r in StateDir(daemon.state).runs("job")] == [first]  # the withdrawn run never happened
+
+
 def test_ctrl_c_on_a_follower_says_the_run_goes_on_in_the_daemon(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     repo, daemon, first, counts, gate = held_run(make_repo, tmp_path, daemons)
     follower = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "job", "--repo", str(repo.path), "--state", str(daemon.state)],

@@ -36,11 +36,14 @@ def daemon_holder(state: StateDir) -> str | None:
 def hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool = True) -> int:
     """Ask the daemon to do `kind` with `args`; print what it did; follow the runs if `wait`."""
     request = inbox.Request(kind, args)
-    inbox.submit(state.root, request)
+    path = inbox.submit(state.root, request)
     try:
-        reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path))
-    except KeyboardInterrupt:  # the request is in the inbox: the daemon may still carry it out
-        print(f"gitflowd: stopped waiting; the daemon may still carry out this {kind} (see `gitflowd status {args['dag']}`)", file=sys.stderr)
+        reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path), request_path=path)
+    except KeyboardInterrupt:
+        if inbox.withdraw(path):
+            print(f"gitflowd: interrupted; the {kind} request was withdrawn before the daemon took it: nothing done", file=sys.stderr)
+        else:
+            print(f"gitflowd: stopped waiting; the daemon took this {kind} (see `gitflowd status {args['dag']}`)", file=sys.stderr)
         return 130
     if not reply.ok:
         print(f"gitflowd: error: {reply.error}", file=sys.stderr)
