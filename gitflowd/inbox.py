@@ -135,16 +135,16 @@ def prune_replies(state: Path, older_than: float = 86400.0) -> int:
     return removed
 
 
-def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None, request_path: Path | None = None) -> Reply:
+def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None) -> Reply:
     """Wait for the daemon's reply to `request_id`; `alive()` False means the daemon went away.
-    Giving up withdraws the request at `request_path` if the daemon has not claimed it."""
+    Giving up withdraws the request if the daemon has not claimed it."""
     path = replies_dir(state) / f"{request_id}.json"
     deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline or (alive is not None and not alive()):
             if path.exists():  # answered just now
                 break
-            raise StateError(_no_answer(request_id, request_path))
+            raise StateError(_no_answer(state, request_id))
         time.sleep(0.05)
     data = json.loads(path.read_text(encoding="utf-8"))
     path.unlink(missing_ok=True)
@@ -152,20 +152,24 @@ def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None, 
                  message=data.get("message", ""), exit_code=int(data.get("exit_code", 0)))
 
 
-def withdraw(path: Path) -> bool:
-    """Take back a request the daemon has not claimed yet; False when it has (it may be done)."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    fsync_dir(path.parent)
-    return True
+def withdraw(state: Path, request_id: str) -> bool:
+    """Take back a request the daemon has not claimed; True when it never will carry it out
+    (withdrawn now, or never submitted), False when the daemon took it (it may be done)."""
+    for path in pending(state):
+        if path.name.endswith(f"-{request_id}.json"):
+            try:
+                path.unlink()
+            except FileNotFoundError:  # claimed this instant
+                return False
+            fsync_dir(path.parent)
+            return True
+    folder = inbox_dir(state)
+    taken = any(folder.glob(f"{CLAIMED}*-{request_id}.json")) if folder.is_dir() else False
+    return not taken and not (replies_dir(state) / f"{request_id}.json").exists()
 
 
-def _no_answer(request_id: str, request_path: Path | None) -> str:
+def _no_answer(state: Path, request_id: str) -> str:
     """Why there is no reply, once the request is withdrawn if it still can be."""
-    if request_path is None:
-        return f"the daemon did not answer request {request_id} (see its log); is it still running?"
-    if withdraw(request_path):
-        return f"the daemon did not take request {request_id} (is it stopping or hung? see its log): request withdrawn, nothing done"
-    return f"the daemon took request {request_id} but did not answer (see its log): it may have done it, see gitflowd status"
+    if withdraw(state, request_id):
+        return f"the daemon did not answer request {request_id} nor take it (is it stopping or hung? see its log): request withdrawn, nothing done"
+    return f"the daemon did not answer request {request_id} although it took it (see its log): it may have done it, see gitflowd status"

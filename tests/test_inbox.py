@@ -45,17 +45,17 @@ def test_no_reply_from_a_dead_daemon_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_request_given_up_on_is_withdrawn_unless_the_daemon_took_it(tmp_path: Path) -> None:
     unclaimed = inbox.Request("run", {"dag": "a"})
     path = inbox.submit(tmp_path, unclaimed)
-    with pytest.raises(StateError, match=f"did not take request {unclaimed.id} .*: request withdrawn, nothing done"):
-        inbox.wait_reply(tmp_path, unclaimed.id, timeout=30, alive=lambda: False, request_path=path)
+    with pytest.raises(StateError, match=f"did not answer request {unclaimed.id} nor take it .*: request withdrawn, nothing done"):
+        inbox.wait_reply(tmp_path, unclaimed.id, timeout=30, alive=lambda: False)
     assert inbox.pending(tmp_path) == [] and inbox.claim(path) is None  # a later daemon never sees it
     taken = inbox.Request("run", {"dag": "b"})
-    path = inbox.submit(tmp_path, taken)
-    claimed = inbox.claim(path)
+    claimed = inbox.claim(inbox.submit(tmp_path, taken))
     assert claimed is not None and inbox.pending(tmp_path) == [] and inbox.read(claimed) == taken
-    with pytest.raises(StateError, match=f"took request {taken.id} but did not answer .*: it may have done it"):
-        inbox.wait_reply(tmp_path, taken.id, timeout=30, alive=lambda: False, request_path=path)
+    with pytest.raises(StateError, match=f"did not answer request {taken.id} although it took it .*: it may have done it"):
+        inbox.wait_reply(tmp_path, taken.id, timeout=30, alive=lambda: False)
     inbox.answer(tmp_path, claimed, taken.id, inbox.Reply(ok=True))
-    assert not claimed.exists()
+    assert not claimed.exists() and not inbox.withdraw(tmp_path, taken.id)  # answered: not withdrawn
+    assert inbox.withdraw(tmp_path, "never-submitted")
 
 
 @pytest.mark.parametrize("text", ["{", "[]", '{"kind": "run"}', '{"kind": "explode", "args": {}, "id": "x"}', ""])

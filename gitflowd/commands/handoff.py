@@ -36,11 +36,11 @@ def daemon_holder(state: StateDir) -> str | None:
 def hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool = True) -> int:
     """Ask the daemon to do `kind` with `args`; print what it did; follow the runs if `wait`."""
     request = inbox.Request(kind, args)
-    path = inbox.submit(state.root, request)
     try:
-        reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path), request_path=path)
+        inbox.submit(state.root, request)
+        reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path))
     except KeyboardInterrupt:
-        if inbox.withdraw(path):
+        if inbox.withdraw(state.root, request.id):
             print(f"gitflowd: interrupted; the {kind} request was withdrawn before the daemon took it: nothing done", file=sys.stderr)
         else:
             print(f"gitflowd: stopped waiting; the daemon took this {kind} (see `gitflowd status {args['dag']}`)", file=sys.stderr)
