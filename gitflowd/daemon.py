@@ -328,10 +328,11 @@ class Daemon:
     # -- runs ---------------------------------------------------------------------------
 
     def resume_unfinished(self) -> None:
-        """Runs left queued or running by a crash, and those a stop interrupted: continue them."""
+        """Runs left queued or running by a crash, and those a stop interrupted: continue them.
+        A run queued by `clear` waits for the resume its user runs (DESIGN.md section 2)."""
         noted = self._take_noted_interrupted()
         for run in sorted(self.state.runs(), key=lambda r: r.logical_date):
-            unfinished = run.state in (RunStatus.QUEUED, RunStatus.RUNNING)
+            unfinished = run.state in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cleared
             if unfinished or (run.state is RunStatus.INTERRUPTED and (run.dag_id, run.run_id) in noted):
                 self._resume(run.dag_id, run.run_id)
         for path, error in self.state.broken:

@@ -135,6 +135,7 @@ class RunState:
     last_seq: int = -1
     runner_pid: int | None = None  # the process that executes (or last executed) the run
     runner_host: str | None = None
+    cleared: bool = False  # tasks were cleared and no resume has run since: waiting for `gitflowd resume`
 
 
 # -- replay: journal records -> RunState ---------------------------------------------------
@@ -176,7 +177,7 @@ def _attempt(task: TaskState, number: int) -> AttemptState:
 
 
 def _on_run_started(run: RunState, rec: dict[str, Any]) -> None:
-    run.state = RunStatus.RUNNING
+    run.state, run.cleared = RunStatus.RUNNING, False
     run.started = run.started or _time(rec["ts"])
     run.ended = None
     run.runner_pid, run.runner_host = rec.get("pid"), rec.get("host")
@@ -236,7 +237,7 @@ def _on_tasks_cleared(run: RunState, rec: dict[str, Any]) -> None:
         if task_id in run.tasks:
             run.tasks[task_id].state = TaskStatus.PENDING
             run.tasks[task_id].reason = ""
-    run.state, run.ended = RunStatus.QUEUED, None
+    run.state, run.ended, run.cleared = RunStatus.QUEUED, None, True
 
 
 def _on_run_resumed(run: RunState, rec: dict[str, Any]) -> None:
@@ -253,7 +254,7 @@ def _on_run_resumed(run: RunState, rec: dict[str, Any]) -> None:
     for task_id in rec.get("tasks", ()):
         if task_id in run.tasks:
             run.tasks[task_id].state, run.tasks[task_id].reason = TaskStatus.PENDING, ""
-    run.state, run.ended = RunStatus.RUNNING, None
+    run.state, run.ended, run.cleared = RunStatus.RUNNING, None, False
     run.resumes.append({"ts": ended, "commit": run.commit, "tasks": list(rec.get("tasks", ()))})
 
 

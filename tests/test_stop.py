@@ -96,3 +96,25 @@ def test_stop_without_a_daemon_ends_a_run_whose_runner_died_and_refuses_a_live_o
     done = cli("resume", "job", run_id, cwd=repo.path)
     assert done.returncode == 0, done.stderr
     assert lines(counts / "first") == [run_id] and lines(counts / "last") == [run_id]
+
+
+def test_a_run_cleared_in_the_daemon_waits_for_resume_even_across_a_restart(
+        make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    repo = make_repo({"dags/job.toml": f'[tasks.only]\ncmd = "echo $GITFLOWD_RUN_ID >> {counts}/only"\n'})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    where = ("--repo", str(repo.path))
+    run_id = daemon.cli("run", "job", *where).stdout.split()[0]
+    done = daemon.cli("clear", "job", run_id, "--task", "only", *where)
+    assert done.returncode == 0, done.stderr
+    daemon.stop()
+    again = start(daemons, repo.path, tmp_path / "home", "--once")  # resumes what a crash left, not a clear
+    assert again.wait() == 0
+    assert lines(counts / "only") == [run_id]
+    assert journal_of(daemon.state, "job", run_id).state is RunStatus.QUEUED
+    status = again.cli("status", "job", *where)
+    assert f"{run_id}  queued (cleared: resume it)" in status.stdout, status.stdout
+    done = again.cli("resume", "job", run_id, *where)
+    assert done.returncode == 0, done.stderr
+    assert lines(counts / "only") == [run_id, run_id]

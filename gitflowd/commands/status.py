@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
 def _state(run: RunState, orphaned: bool) -> str:
     if orphaned and run.state is RunStatus.RUNNING:
         return "running (runner gone: resume it)"
+    if run.cleared and run.state is RunStatus.QUEUED:
+        return "queued (cleared: resume it)"
     return run.state.value
 
 
