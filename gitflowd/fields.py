@@ -276,7 +276,11 @@ def _check_filters_and_tests(tree: Any) -> None:
 def _parser() -> Any:
     import jinja2
 
-    return jinja2.Environment()  # parsing only; tasks are rendered in a sandbox at run time
+    from gitflowd.templating import FILTERS
+
+    env = jinja2.Environment()  # parsing only; tasks are rendered in a sandbox at run time
+    env.filters.update(FILTERS)
+    return env
 
 
 def _simple_template(text: str) -> bool:

@@ -12,6 +12,7 @@ Seoul date); `GITFLOWD_LOGICAL_DATE` in the environment stays UTC.
 from __future__ import annotations
 
 import functools
+import shlex
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,13 +54,24 @@ def render(text: str, variables: dict[str, Any]) -> str:
     return _sandbox().from_string(text).render(variables)
 
 
+def _shell_quote(value: Any) -> str:
+    """`{{ params.x | quote }}`: one shell word whatever the value holds (as Ansible's quote)."""
+    return shlex.quote(str(value))
+
+
+# Filters gitflowd adds to Jinja's (the loader checks filter names against the same table).
+FILTERS = {"quote": _shell_quote}
+
+
 @functools.cache
 def _sandbox() -> Any:
     """Jinja is imported on the first template (a run of plain commands never needs it)."""
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters.update(FILTERS)
+    return env
 
 
 def _where(dag: Dag, task: Task) -> str:

@@ -57,3 +57,22 @@ def test_the_fast_path_never_accepts_what_jinja_rejects(text):
 def test_bad_templates_keep_their_messages(text, message):
     with pytest.raises(fields.BadValue, match=message):
         fields._template(text)
+
+
+def test_the_quote_filter_makes_a_param_one_shell_word(make_repo, cli, tmp_path) -> None:
+    """Params go into a `cmd` as text, as in Airflow's BashOperator: `| quote` keeps a value
+    with shell syntax (`$(...)`, `;`, spaces) from being run."""
+    pwned = tmp_path / "pwned"
+    repo = make_repo({"dags/q.toml": '[dag]\nparams = { name = "x" }\n\n'
+                                     '[tasks.a]\ncmd = "printf \'%s|\' {{ params.name | quote }}"\n'})
+    value = f"a b; touch {pwned}; $(touch {pwned})"
+    done = cli("run", "q", "--param", f"name={value}", "--no-render", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split()[0]
+    done = cli("logs", "q", run_id, "a", cwd=repo.path)
+    assert done.stdout == f"{value}|" and not pwned.exists()
+    bad = cli("validate", "--worktree", cwd=repo.path)
+    assert bad.returncode == 0, bad.stdout + bad.stderr
+    (repo.path / "dags/q.toml").write_text('[tasks.a]\ncmd = "echo {{ ds | quot }}"\n')
+    bad = cli("validate", "--worktree", cwd=repo.path)
+    assert bad.returncode == 1 and "dags/q.toml:2: [tasks.a] cmd: invalid template: No filter named 'quot'" in bad.stdout
