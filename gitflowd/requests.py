@@ -25,7 +25,7 @@ from gitflowd.errors import DagFileError, DagNotFound, GitflowdError, RunError
 from gitflowd.launch import Launcher
 from gitflowd.loader import suggest
 from gitflowd.pool import Job, RunPool
-from gitflowd.registry import DagEntry
+from gitflowd.registry import DagEntry, read_registry
 from gitflowd.runs import clear_tasks, open_run, parse_params, stop_unfinished, tasks_to_clear
 from gitflowd.schedule import parse_when
 
@@ -148,8 +148,14 @@ class Requests:
             raise DagNotFound(dag_id, f" at {rev}{suggest(dag_id, list(snapshot.dags))}")
         entry = self.dags().get(dag_id)
         if entry is None:
-            raise DagNotFound(dag_id, suggest(dag_id, list(self.dags())) or " (the daemon has not loaded it)")
+            raise DagNotFound(dag_id, suggest(dag_id, list(self.dags())) or self._why_not_loaded(dag_id))
         return entry.load(), entry.commit.sha
+
+    def _why_not_loaded(self, dag_id: str) -> str:
+        known = read_registry(self.state_root).dags.get(dag_id)
+        if known is not None and known.retired:
+            return f" (retired: {known.path} is gone from the branch; its runs stay visible)"
+        return " (the daemon has not loaded it)"
 
     def _not_running(self, dag_id: str, run_id: str) -> None:
         if self.pool.has(dag_id, run_id):

@@ -169,7 +169,7 @@ def test_a_deleted_file_retires_its_dag(make_repo: Callable[..., GitRepo], tmp_p
     sha = repo.commit(remove=("dags/b.toml",))
     daemon.wait_log(rf"reloaded {sha} 'change': 1 DAG\(s\) active; b removed")
     done = daemon.cli("run", "b", "--repo", str(repo.path))
-    assert done.returncode == 1 and "unknown DAG 'b'" in done.stderr
+    assert done.returncode == 1 and done.stderr.startswith("gitflowd: error: unknown DAG 'b' (retired: dags/b.toml is gone from the branch")
 
 
 def test_a_bare_repository_follows_pushes_and_coalesces_a_burst(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
