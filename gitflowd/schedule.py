@@ -35,7 +35,10 @@ PRESETS = {
     "@daily": "0 0 * * *",
     "@weekly": "0 0 * * 0",
     "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",  # Airflow's
     "@yearly": "0 0 1 1 *",
+    "@midnight": "0 0 * * *",  # cron's aliases
+    "@annually": "0 0 1 1 *",
 }
 
 # Wall times near an instant can denote instants up to this far away (DST and zone
@@ -50,10 +53,17 @@ def check_schedule(expr: str) -> str | None:
     if text.startswith("@"):
         if text in PRESETS:
             return None
-        return f"unknown schedule preset {text!r}; use one of {', '.join(PRESETS)} or a 5-field cron expression"
+        import difflib
+
+        close = difflib.get_close_matches(text, PRESETS, n=1)
+        if close:
+            return f"unknown schedule preset {text!r} (did you mean {close[0]!r}?)"
+        return f"unknown schedule preset {text!r}; use one of {', '.join(list(PRESETS)[:6])} or a 5-field cron expression"
     fields = text.split()
     if len(fields) != 5:
         return f"cron expression {text!r} has {len(fields)} fields; expected 5 (minute hour day-of-month month day-of-week)"
+    if any(field.upper().startswith("H") for field in fields):
+        return f"cron expression {text!r}: hashed values (H, as in Jenkins) are not supported; write a fixed minute or hour"
     from croniter import croniter  # here: a manual run never needs cron (30 ms of imports)
     from croniter.croniter import CroniterError
 

@@ -39,7 +39,8 @@ def walk(dag: Dag, after: datetime, count: int) -> list[datetime]:
 # -- check_schedule ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("expr", ["0 0 * * *", "*/15 * * * *", "0 9 * * MON-FRI", "30 2 1 1,7 *", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", " @daily "])
+@pytest.mark.parametrize("expr", ["0 0 * * *", "*/15 * * * *", "0 9 * * MON-FRI", "30 2 1 1,7 *", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", " @daily ",
+                                  "@quarterly", "@midnight", "@annually"])
 def test_check_schedule_accepts_cron_and_presets(expr: str) -> None:
     assert schedule.check_schedule(expr) is None
 
@@ -56,6 +57,8 @@ def test_check_schedule_accepts_cron_and_presets(expr: str) -> None:
         ("0 0 31 2 *", "never fires"),
         ("@midnightish", "unknown schedule preset '@midnightish'"),
         ("@every 5m", "unknown schedule preset"),
+        ("H 2 * * *", "hashed values (H, as in Jenkins) are not supported"),
+        ("0 H(0-5) * * *", "hashed values"),
     ],
 )
 def test_check_schedule_explains_bad_expressions(expr: str, words: str) -> None:
@@ -96,6 +99,9 @@ def test_presets_match_their_cron() -> None:
     assert schedule.next_tick(make_dag(schedule="@weekly"), after) == utc(2026, 1, 11)  # a Sunday
     assert schedule.next_tick(make_dag(schedule="@monthly"), after) == utc(2026, 2, 1)
     assert schedule.next_tick(make_dag(schedule="@yearly"), after) == utc(2027, 1, 1)
+    assert schedule.next_tick(make_dag(schedule="@quarterly"), after) == utc(2026, 4, 1)
+    assert schedule.next_tick(make_dag(schedule="@midnight"), after) == utc(2026, 1, 8)
+    assert schedule.next_tick(make_dag(schedule="@annually"), after) == utc(2027, 1, 1)
 
 
 def test_start_date_holds_back_the_first_tick() -> None:
