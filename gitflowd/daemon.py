@@ -184,9 +184,11 @@ class Daemon:
             self.reload(now)
         if self.burst.take(mono):
             self.reload(now)
-        if self._inbox_dirty and self.stopping_since is None:
+        if self._inbox_dirty:
             self._inbox_dirty = False
-            self.requests.handle_all(now)
+            # Stopping, it still takes `stop` (that run is not resumed at the next start);
+            # other requests wait, and their commands withdraw them when it exits.
+            self.requests.handle_all(now, kinds=("stop",) if self.stopping_since is not None else None)
         self.collect_finished()
         if self.stopping_since is None:
             self.schedule_due(now)
@@ -354,7 +356,7 @@ class Daemon:
                 log.error("run %s of DAG %s stopped: %s", item.job.run_id, item.job.dag_id, item.error)
             else:
                 log.info("run %s of DAG %s ended: %s", item.job.run_id, item.job.dag_id, item.status)
-            if item.status == RunStatus.INTERRUPTED.value and self.stopping_since is not None:
+            if item.status == RunStatus.INTERRUPTED.value and self.stopping_since is not None and not item.cancelled:
                 self._interrupted_runs.append((item.job.dag_id, item.job.run_id))
             elif item.status != RunStatus.SUCCESS.value:
                 self.unsuccessful += 1

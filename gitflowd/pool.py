@@ -46,6 +46,7 @@ class Control:
     stopping: threading.Event = field(default_factory=threading.Event)  # no new tasks
     interrupting: threading.Event = field(default_factory=threading.Event)  # end running tasks now
     wakeups: list[Callable[[], None]] = field(default_factory=list)  # called after each change
+    cancelled: bool = False  # `gitflowd stop` ended this run, not the daemon's own stop
 
     def notify(self) -> None:
         for wake in list(self.wakeups):
@@ -57,6 +58,7 @@ class Finished:
     job: Job
     status: str  # the run's final status, or "error"
     error: str = ""
+    cancelled: bool = False  # stopped by `cancel()`: its owner must not resume it by itself
 
 
 class RunPool:
@@ -114,7 +116,7 @@ class RunPool:
 
     def _body(self, job: Job, control: Control) -> None:
         try:
-            result = Finished(job, str(self.execute(job, control)))
+            result = Finished(job, str(self.execute(job, control)), cancelled=control.cancelled)
         except Exception as exc:  # a bug or an environment failure: report it, keep the daemon alive
             log.exception("run %s of DAG %s failed to execute", job.run_id, job.dag_id)
             result = Finished(job, "error", f"{type(exc).__name__}: {exc}")
@@ -151,7 +153,9 @@ class RunPool:
         "queued", or "" when the run is not here."""
         key = (dag_id, run_id)
         if key in self.running:
-            _interrupt(self.running[key][1])
+            control = self.running[key][1]
+            control.cancelled = True
+            _interrupt(control)
             return "running"
         for job in self.queued:
             if (job.dag_id, job.run_id) == key:

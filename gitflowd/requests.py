@@ -41,10 +41,13 @@ class Requests:
         self.pool = pool
         self.dags = dags
 
-    def handle_all(self, now: datetime) -> int:
-        """Answer every pending request; returns how many were handled."""
+    def handle_all(self, now: datetime, kinds: tuple[str, ...] | None = None) -> int:
+        """Answer every pending request, or only those of `kinds` (the others stay pending);
+        returns how many were handled."""
         handled = 0
         for pending in inbox.pending(self.state_root):
+            if kinds is not None and _kind(pending) not in kinds:
+                continue
             path = inbox.claim(pending)
             if path is None:  # its command gave up waiting and withdrew it
                 continue
@@ -165,6 +168,14 @@ class Requests:
         for job in jobs:
             self.pool.add(job)
         return inbox.Reply(ok=True, runs=[(job.dag_id, job.run_id) for job in jobs])
+
+
+def _kind(path: Path) -> str:
+    """A pending request's kind, read before claiming it ("" when it cannot be read now)."""
+    try:
+        return inbox.read(path).kind
+    except ValueError:
+        return ""
 
 
 def _refused(message: str, exit_code: int) -> inbox.Reply:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from gitflowd.state import RunStatus, TaskStatus
 from tests.conftest import GIT_ENV, GitRepo
-from tests.test_daemon import WAIT, DaemonProcess, counting_dag, daemons, journal_of, lines, start, wait_for  # noqa: F401
+from tests.test_daemon import WAIT, DaemonProcess, counting_dag, daemons, held_run, journal_of, lines, start, wait_for  # noqa: F401
 
 
 def _alive(pid_file: Path) -> bool:
@@ -118,3 +119,43 @@ def test_a_run_cleared_in_the_daemon_waits_for_resume_even_across_a_restart(
     done = again.cli("resume", "job", run_id, *where)
     assert done.returncode == 0, done.stderr
     assert lines(counts / "only") == [run_id, run_id]
+
+
+def test_a_run_stopped_just_before_the_daemon_stops_is_not_resumed_at_its_next_start(
+        make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    counts, gate = tmp_path / "counts", tmp_path / "gate"
+    counts.mkdir()
+    repo = make_repo({"dags/job.toml": _held_dag(counts, gate)})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--grace", "0.5")
+    where = ("--repo", str(repo.path), "--state", str(daemon.state))
+    run_id = daemon.cli("run", "job", *where, "--no-wait").stdout.split()[0]
+    wait_for(lambda: (counts / "held.started").exists(), what="held started")
+    stopper = subprocess.Popen([sys.executable, "-m", "gitflowd", "stop", "job", run_id, *where], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, **GIT_ENV})
+    daemon.wait_log(f"request stop job {run_id}")  # `held` ignores the SIGTERM: the run has not ended yet
+    daemon.signal(signal.SIGTERM)  # e.g. `systemctl restart` right after the stop
+    assert daemon.wait() == 0
+    out, err = stopper.communicate(timeout=WAIT)
+    assert stopper.returncode == 0 and out.splitlines()[-1].startswith(f"run {run_id}: interrupted; continue it with"), err
+    gate.touch()
+    again = start(daemons, repo.path, tmp_path / "home", "--once")
+    assert again.wait() == 0, again.log
+    assert journal_of(daemon.state, "job", run_id).state is RunStatus.INTERRUPTED  # stopped means stopped
+    assert lines(counts / "held") == [run_id] and lines(counts / "last") == []
+
+
+def test_a_stopping_daemon_still_takes_stop_and_does_not_resume_that_run(
+        make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo, daemon, run_id, counts, gate = held_run(make_repo, tmp_path, daemons, "--grace", "60")
+    daemon.signal(signal.SIGTERM)  # it waits up to 60 s for `held`
+    daemon.wait_log("stopping:")
+    done = daemon.cli("stop", "job", run_id, "--repo", str(repo.path), timeout=WAIT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"run {run_id}: interrupted; continue it with: gitflowd resume job {run_id}"
+    assert daemon.wait() == 0  # nothing left to wait for
+    gate.touch()
+    again = start(daemons, repo.path, tmp_path / "home", "--once")
+    assert again.wait() == 0, again.log
+    run = journal_of(daemon.state, "job", run_id)
+    assert run.state is RunStatus.INTERRUPTED and run.tasks["held"].state is TaskStatus.INTERRUPTED
+    assert lines(counts / "held") == [run_id] and lines(counts / "last") == []

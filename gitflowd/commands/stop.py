@@ -63,12 +63,14 @@ def _stop_here(state: StateDir, dag_id: str, run_id: str, secrets_flag: str | No
 
 def _wait_for_end(state: StateDir, current: RunState) -> RunState:
     """The run as its journal ends it (the daemon's engine writes run_finished)."""
-    while not current.state.ended or current.ended is None:
-        if not is_locked(state.lock_path):
+    while True:
+        alive = is_locked(state.lock_path)  # asked before reading: a run that ended as the daemon exited is seen
+        current = state.load_run(current.dag_id, current.run_id)
+        if current.state.ended and current.ended is not None:
+            return current
+        if not alive:
             raise RunError(f"the daemon stopped before run {current.run_id!r} ended (see `gitflowd status {current.dag_id}`)")
         time.sleep(POLL)
-        current = state.load_run(current.dag_id, current.run_id)
-    return current
 
 
 def _report(current: RunState) -> int:
