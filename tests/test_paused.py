@@ -59,6 +59,13 @@ def test_list_shows_paused_and_a_paused_dag_still_runs_by_hand(make_repo: Callab
     assert done.returncode == 0, done.stderr
 
 
+def test_show_says_paused_instead_of_a_next_run(make_repo: Callable[..., GitRepo], cli) -> None:
+    repo = make_repo(_dags(paused=True))
+    done = cli("show", "every", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    assert "schedule: @daily (UTC)   next run: paused   start: 2026-01-01 00:00 UTC" in done.stdout, done.stdout
+
+
 def test_paused_must_be_a_boolean() -> None:
     with pytest.raises(DagFileError) as info:
         load_dag('[dag]\npaused = 1\n\n[tasks.a]\ncmd = "true"\n', "dags/p.toml")

@@ -56,10 +56,10 @@ def describe(dag: Dag, where: str = "") -> str:
 
 def _settings(dag: Dag) -> list[str]:
     from gitflowd.schedule import next_tick
-    upcoming = next_tick(dag, datetime.now(timezone.utc)) if dag.schedule else None
+    upcoming = next_tick(dag, datetime.now(timezone.utc)) if dag.schedule and not dag.paused else None
     items = [f"schedule: {dag.schedule or 'manual'} ({dag.timezone})"]
     if dag.schedule:
-        items.append(f"next run: {format_time(upcoming, dag.timezone)}")
+        items.append(f"next run: {'paused' if dag.paused else format_time(upcoming, dag.timezone)}")
     if dag.start_date:
         items.append(f"start: {format_time(dag.start_date, dag.timezone)}")
     if dag.end_date:
