@@ -230,7 +230,8 @@ class Site:
         gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now, marks)
         duration = ((run.ended or now) - run.started).total_seconds() if run.started else None
         self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now, logged, self.secrets),
-                   gantt=gantt, duration=duration, refresh=run.state.value in sitedata.ACTIVE_RUN)
+                   params=sitedata.masked_params(run.params, self.secrets), gantt=gantt, duration=duration,
+                   refresh=run.state.value in sitedata.ACTIVE_RUN)
         return logged
 
     def _write_logs(self, run: RunState) -> sitedata.Logged:

@@ -247,6 +247,11 @@ def log_withheld(run: RunState, attempt: AttemptState, known: Collection[str]) -
     return attempt.ended is None and not set(run.dag.secrets) <= set(known)
 
 
+def masked_params(params: dict[str, object], secrets: Sequence[str]) -> list[tuple[str, str]]:
+    """A run's params for its page, secrets masked: a param can hold one, as a command can."""
+    return [(key, mask_secrets(str(value), secrets)) for key, value in params.items()]
+
+
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     """The engine's rule: values shorter than MIN_MASKED_LENGTH would mask ordinary text."""
     usable = (s for s in secrets if len(s) >= secrets_module.MIN_MASKED_LENGTH)

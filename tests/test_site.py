@@ -668,3 +668,14 @@ def test_pages_show_each_command_as_it_ran_and_masked_or_else_the_template(make_
     log_page = (run_dir / "fetch.1.html").read_text()
     assert "<dt>Command</dt>" in log_page and "echo fetching 2026-03-04 with ***" in log_page
     assert "hunter2-secret" not in log_page
+
+
+def test_a_param_holding_a_secret_is_masked_in_the_params_as_in_the_command(make_repo, cli, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/cmds.toml": COMMANDS_DAG.replace('"hunter2-secret"', '"placeholder"')})
+    done = cli("--repo", str(repo.path), "--state", str(state), "run", "cmds", "--param", "token=hunter2-secret", "--no-render")
+    assert done.returncode == 1, done.stderr
+    Site(state, site, secrets={"TOKEN": "hunter2-secret"}, clock=fixed_clock).render_all()
+    page = (next((site / "dags/cmds/runs").iterdir()) / "index.html").read_text()
+    assert "<code>token=***</code>" in page and "with ***" in page
+    assert "hunter2-secret" not in page
