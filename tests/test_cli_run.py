@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GIT_ENV, GitRepo
+from tests.test_daemon import daemons  # noqa: F401 - a fixture
 
 DAG = """
 [dag]
@@ -520,3 +521,29 @@ def test_logs_follow_stops_with_one_line_when_the_runner_dies_or_the_task_never_
     done = cli("logs", "-f", "f", run_id, "talk", cwd=repo.path)  # ended by now: prints the log and exits
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "two", done.stderr
 
+
+
+def _sleeping(pid: int) -> bool:
+    """The process waits in time.sleep (a follower polling), not still starting up."""
+    return "nanosleep" in Path(f"/proc/{pid}/wchan").read_text()
+
+
+def test_logs_follow_says_so_when_a_resume_at_another_commit_drops_the_task(make_repo, tmp_path: Path, daemons) -> None:
+    from tests.test_daemon import start, wait_for
+    repo = make_repo({"dags/d.toml": '[tasks.a]\ncmd = "exit 1"\n\n[tasks.b]\ncmd = "echo b"\ndeps = ["a"]\n'})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    where = ("--repo", str(repo.path), "--state", str(daemon.state))
+    run_id = daemon.cli("run", "d", *where).stdout.split()[0]  # `a` fails, `b` never starts
+    assert daemon.cli("clear", "d", run_id, "--task", "a", *where).returncode == 0  # queued, the daemon holds the lock
+    follow = _start_cli(repo, "logs", "-f", "d", run_id, "b", "--state", str(daemon.state))
+    try:
+        wait_for(lambda: _sleeping(follow.pid), what="the follower waiting for b to start")
+        repo.commit({"dags/d.toml": '[tasks.a]\ncmd = "true"\n'}, message="drop b")
+        assert daemon.cli("resume", "d", run_id, "--rev", "HEAD", *where).returncode == 0
+        assert follow.wait(60) == 1
+        error = follow.stderr.read()
+        assert error == (f"gitflowd: error: task 'b' is no longer in run {run_id!r}: it was resumed at commit "
+                         f"{repo.head()[:8]}, whose DAG has no such task\n"), error
+    finally:
+        follow.kill()
+        follow.wait(60)

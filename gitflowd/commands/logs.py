@@ -25,7 +25,7 @@ from gitflowd import settings
 from gitflowd.errors import GitflowdError, RunError, TaskNotFound
 from gitflowd.lock import is_locked
 from gitflowd.secrets import Masker, MaskingWriter, load_file, resolve_path
-from gitflowd.state import RunState, StateDir
+from gitflowd.state import RunState, StateDir, TaskState
 
 POLL = 0.2  # seconds between looks at a followed log and its journal
 
@@ -107,12 +107,21 @@ class _Journal:
             self.run, self._size = self.state.load_run(self.run.dag_id, self.run.run_id), size
         return self.run
 
+    def task(self, task_id: str) -> TaskState:
+        """The followed task as the journal has it now; RunError once a resume at another
+        commit took it out of the run (`resume --rev` of a DAG that no longer has it)."""
+        task = self.refresh().tasks.get(task_id)
+        if task is None:
+            raise RunError(f"task {task_id!r} is no longer in run {self.run.run_id!r}: "
+                           f"it was resumed at commit {self.run.commit[:8]}, whose DAG has no such task")
+        return task
+
     def over(self, task_id: str, number: int | None) -> str | None:
         """Why following must stop: "" when the attempt ended, else what happened to the run;
         None to go on."""
-        run = self.refresh()
-        if any(a.number == number and a.ended is not None for a in run.tasks[task_id].attempts):
+        if any(a.number == number and a.ended is not None for a in self.task(task_id).attempts):
             return ""
+        run = self.run
         if run.state.ended:
             return f"run {run.run_id!r} ended {run.state.value}"
         if not is_locked(self.state.lock_path):  # "running" with nobody holding the lock: the runner died
@@ -145,7 +154,7 @@ def _wait_to_start(journal: _Journal, task_id: str, wanted: int | None) -> int:
     if task_id not in journal.run.tasks:
         _attempt_number(journal.run, task_id, wanted)  # raises TaskNotFound
     while True:
-        numbers = [a.number for a in journal.refresh().tasks[task_id].attempts]
+        numbers = [a.number for a in journal.task(task_id).attempts]
         if numbers and (wanted is None or wanted <= numbers[-1]):
             return _attempt_number(journal.run, task_id, wanted)
         reason = journal.over(task_id, wanted)
