@@ -223,8 +223,9 @@ def command_of(dag: Dag, task_id: str, attempt: AttemptState | None, secrets: Se
     task = dag.tasks.get(task_id)
     if task is None:
         return "", False
-    text = task.cmd if task.cmd is not None else shlex.join(task.argv) if task.argv is not None else f"call {task.call}"
-    return text, False
+    if task.call is not None:
+        return f"call {task.call}", True  # not templated: what it runs is what the TOML says
+    return (task.cmd if task.cmd is not None else shlex.join(task.argv or ())), False
 
 
 @dataclass(frozen=True)

@@ -261,10 +261,12 @@ def _on_run_resumed(run: RunState, rec: dict[str, Any]) -> None:
 def _on_run_finished(run: RunState, rec: dict[str, Any]) -> None:
     run.state = RunStatus(rec["state"])
     run.ended = _time(rec["ts"])
-    for task in run.tasks.values():  # an interrupted run leaves no task "running"
+    for task in run.tasks.values():  # an interrupted run leaves no task "running", nor one waiting for a retry
         if task.state is TaskStatus.RUNNING:
             task.state = TaskStatus.INTERRUPTED
             task.attempts[-1].state = TaskStatus.INTERRUPTED
+        elif task.state is TaskStatus.UP_FOR_RETRY:  # its failed attempt stays failed; resume retries it
+            task.state = TaskStatus.INTERRUPTED
 
 
 _HANDLERS: dict[str, Callable[[RunState, dict[str, Any]], None]] = {

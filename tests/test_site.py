@@ -647,6 +647,10 @@ cmd = "exit 3"
 [tasks.after]
 cmd = "echo never {{ ds }}"
 deps = ["fail"]
+
+[tasks.report]
+call = "jobs:main"
+deps = ["fail"]
 '''
 
 
@@ -665,6 +669,7 @@ def test_pages_show_each_command_as_it_ran_and_masked_or_else_the_template(make_
     assert "echo fetching 2026-03-04 with ***" in page and "hunter2-secret" not in page
     assert "printf &#39;%s\\n&#39; &#39;cmds day&#39;" in page  # argv quoted as a shell would need it
     assert re.search(r'<code class="cmd template"[^>]*>echo never \{\{ ds \}\}</code>', page)  # never started
+    assert '<code class="cmd">call jobs:main</code>' in page  # not templated: no template style
     log_page = (run_dir / "fetch.1.html").read_text()
     assert "<dt>Command</dt>" in log_page and "echo fetching 2026-03-04 with ***" in log_page
     assert "hunter2-secret" not in log_page

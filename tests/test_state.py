@@ -145,3 +145,22 @@ def test_unknown_events_are_ignored_for_forward_compatibility() -> None:
                "kind": "manual", "logical_date": "2026-01-01T00:00:00+00:00", "commit": "c", "dag": DAG.to_dict()}
     run = replay([created, {"event": "future_thing", "seq": 1, "ts": "2026-01-01T00:00:01Z"}])
     assert run.last_seq == 1 and run.state is RunStatus.QUEUED
+
+
+def test_a_task_waiting_for_its_retry_when_the_run_is_interrupted_is_interrupted(tmp_path) -> None:
+    """Nothing retries it until a resume (which does): `up_for_retry` would say otherwise."""
+    from gitflowd import journal
+    from gitflowd.state import StateDir, TaskStatus
+    from runfactory import T0, make_dag, write_run
+
+    path = write_run(tmp_path, make_dag("r", {"a": []}), "manual__x", T0, {}, finish=None)
+    with journal.JournalWriter(path) as writer:
+        writer.append({"event": journal.TASK_STARTED, "task": "a", "attempt": 1, "pid": 7, "host": "h"},
+                      {"event": journal.TASK_FINISHED, "task": "a", "attempt": 1, "state": "failed", "exit_code": 1,
+                       "retry_at": "2026-01-01T00:00:30+00:00"})
+        before = StateDir(tmp_path).load_run("r", "manual__x")
+        writer.append({"event": journal.RUN_FINISHED, "state": "interrupted"})
+    assert before.tasks["a"].state is TaskStatus.UP_FOR_RETRY
+    run = StateDir(tmp_path).load_run("r", "manual__x")
+    assert run.tasks["a"].state is TaskStatus.INTERRUPTED and run.tasks["a"].attempts[-1].state is TaskStatus.FAILED
+    assert run.tasks["a"].state.needs_rerun
