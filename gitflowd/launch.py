@@ -69,7 +69,8 @@ class Launcher:
             secrets = self._check(dataclasses.replace(current, commit=commit, dag=target), target)
             if clear:
                 clear_tasks(writer, current, clear)
-            record = plan_resume(current, dag, commit)
+            moved = self.require_repo().commit_info(commit).for_run() if commit != current.commit else None
+            record = plan_resume(current, dag, commit, moved)
             open_resume(self.state, writer, current, record, secrets, self.kill_grace)
         log.info("resuming run %s of DAG %s", run_id, dag_id)
         return Job(dag_id, run_id, "resume")

@@ -125,8 +125,10 @@ def open_run(state_dir: StateDir, dag_id: str, run_id: str,
 # -- resume ---------------------------------------------------------------------------------
 
 
-def plan_resume(run: RunState, dag: Dag | None = None, commit: str | None = None) -> dict[str, Any]:
-    """The `run_resumed` record for `run` (optionally moved to `dag` at `commit`).
+def plan_resume(run: RunState, dag: Dag | None = None, commit: str | None = None,
+                commit_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `run_resumed` record for `run` (optionally moved to `dag` at `commit`, whose
+    subject and author `commit_info` gives: status and the site show them).
 
     Re-runs what did not succeed (failed, timeout, interrupted, upstream_failed, pending,
     up_for_retry) and everything downstream of it; RunError if there is nothing to do.
@@ -145,6 +147,8 @@ def plan_resume(run: RunState, dag: Dag | None = None, commit: str | None = None
     }
     if dag is not None and (commit != run.commit or dag.to_dict() != run.dag.to_dict()):
         record["dag"] = dag.to_dict()
+    if commit_info and record["commit"] != run.commit:
+        record["commit_info"] = dict(commit_info)
     return record
 
 

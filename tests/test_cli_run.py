@@ -94,11 +94,13 @@ def test_run_fail_fix_forward_resume_and_status(setup, cli) -> None:
     logs = cli("logs", "pipe", run_id, "flaky", "--attempt", "1", cwd=repo.path)
     assert logs.returncode == 0 and logs.stdout == ""
     text = cli("status", "pipe", run_id, cwd=repo.path)
-    assert "flaky" in text.stdout and "success" in text.stdout and fixed[:8] in text.stdout
+    assert "flaky" in text.stdout and "success" in text.stdout and f"commit {fixed[:8]} fix flaky" in text.stdout
     # The fix forward reached the registry too: the DAG page shows the fixed source (it showed
     # the broken one until the next `run`).
     dag_page = (repo.path / ".gitflowd" / "site" / "dags" / "pipe" / "index.html").read_text()
     assert f"at <code>{fixed[:8]}</code>" in dag_page and f"at <code>{first_commit[:8]}</code>" not in dag_page
+    run_page = (repo.path / ".gitflowd" / "site" / "dags" / "pipe" / "runs" / run_id / "index.html").read_text()
+    assert "fix flaky" in run_page  # the subject of the commit the run moved to, not none
 
 
 def test_clear_then_resume_runs_chosen_tasks_again(setup, cli) -> None:

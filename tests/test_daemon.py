@@ -493,6 +493,17 @@ def test_a_backfill_that_resumes_a_run_follows_only_its_new_execution(make_repo:
         assert ends[1].startswith(f"only: success (attempt {attempt},") and ends[2] == "run backfill__20260102T000000Z: success", done.stdout
 
 
+def test_a_resume_at_another_commit_through_the_daemon_shows_that_commits_subject(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/d.toml": toml("exit 1")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    where = ("--repo", str(repo.path))
+    run_id = daemon.cli("run", "d", *where).stdout.split()[0]
+    fixed = repo.commit({"dags/d.toml": toml("true")}, message="fix the task")
+    assert daemon.cli("resume", "d", run_id, "--rev", "HEAD", *where).returncode == 0
+    run = journal_of(daemon.state, "d", run_id)
+    assert run.commit == fixed and run.commit_info["subject"] == "fix the task", run.commit_info
+
+
 def test_secrets_reach_only_the_dags_that_name_them(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     secrets = tmp_path / "secrets"
     secrets.write_text("API_TOKEN=s3cr3t-value\n")

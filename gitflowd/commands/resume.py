@@ -49,13 +49,13 @@ def run(args: argparse.Namespace) -> int:
     with StateLock(state.lock_path, "run"), open_repo(args) as repo:
         current, writer = open_run(state, args.dag, args.run_id)
         try:
-            sha, dag = current.commit, None
+            sha, dag, commit_info = current.commit, None, None
             if args.rev:
                 sha = repo.resolve(args.rev)
                 snapshot = repo.load(sha)
-                dag = find_dag(snapshot, current.dag_id)
+                dag, commit_info = find_dag(snapshot, current.dag_id), snapshot.commit.for_run()
                 record_if_head(repo, where.state, snapshot)  # fix forward: the site shows the fix
-            record = plan_resume(current, dag, sha)
+            record = plan_resume(current, dag, sha, commit_info)
             target: Dag = dag or current.dag
             commands = render_commands(dataclasses.replace(current, commit=sha, dag=target), target)
             secrets = secrets_for(target, resolve_path(args.secrets_file))
