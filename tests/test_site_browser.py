@@ -209,6 +209,26 @@ def test_a_watched_run_page_goes_green_and_stops_refreshing(page, make_repo, tmp
     assert states == {"wait": "success", "after": "success"}
 
 
+def test_a_resumed_run_page_keeps_its_attempts_apart_and_its_labels_inside_the_chart(page, make_repo, tmp_path):
+    flag = tmp_path / "fixed"  # two silent failures ("no output"), then a resume at the very end of the chart
+    repo = make_repo({"dags/retry.toml": f'[tasks.check]\ncmd = "test -f {flag}"\nretries = 1\n\n'
+                                         '[tasks.slow]\ncmd = "sleep 2"\n'})
+    run_id = gitflowd("run", "retry", cwd=repo.path, check_rc=1).stdout.splitlines()[0]
+    flag.touch()
+    gitflowd("resume", "retry", run_id, cwd=repo.path, check_rc=0)  # runs `check` only: a few ms after the mark
+    page.goto((repo.path / f".gitflowd/site/dags/retry/runs/{run_id}/index.html").as_uri())
+    boxes = [item.bounding_box() for item in page.locator('#tasks tr[data-task="check"] .attempts > *').all()]
+    assert len(boxes) == 3
+    for left, right in zip(boxes, boxes[1:]):
+        if abs(left["y"] - right["y"]) < 2:  # on one line: a gap between them, as between linked attempts
+            assert right["x"] - (left["x"] + left["width"]) >= 4, boxes
+    chart = page.locator("#gantt svg").bounding_box()
+    for text in page.locator("#gantt svg text").all():
+        box = text.bounding_box()
+        assert chart["x"] <= box["x"] and box["x"] + box["width"] <= chart["x"] + chart["width"], (text.text_content(), box, chart)
+    shoot(page, "run-resumed")
+
+
 def test_screenshots_dir_is_ignored_by_git():
     root = Path(__file__).resolve().parent.parent
     assert "/test-output/" in (root / ".gitignore").read_text().splitlines()
