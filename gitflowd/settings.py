@@ -21,14 +21,14 @@ class Settings:
     site: Path
 
 
+def looks_like_repository(path: Path) -> bool:
+    """A work tree (has `.git`) or a bare repository, judged from files alone (no git run)."""
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+
+
 def _find_repo_root(start: Path) -> Path:
-    """The nearest enclosing work tree (has `.git`) or bare repository, else `start`."""
-    for candidate in (start, *start.parents):
-        if (candidate / ".git").exists():
-            return candidate
-        if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
-            return candidate
-    return start
+    """The nearest enclosing work tree or bare repository, else `start`."""
+    return next((c for c in (start, *start.parents) if looks_like_repository(c)), start)
 
 
 def _default_home(repo: Path) -> Path:

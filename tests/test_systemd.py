@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -116,3 +117,36 @@ def test_custom_paths_are_writable_quoted_and_home_is_read_only(analyze: str, cl
     assert f'--state "{state}"' in unit["ExecStart"][0]
     path = write_unit(tmp_path / "unit", done.stdout)
     assert verify(analyze, path).returncode == 0
+
+
+def test_outside_a_repository_it_refuses_instead_of_printing_a_unit_for_it(cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    for args, where in (((), plain), (("--repo", str(tmp_path / "missing")), plain)):
+        done = cli("systemd-unit", *args, cwd=where)
+        assert done.returncode == 1 and done.stdout == "", done.stdout
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("gitflowd: error: ") and "is not a Git repository" in line and "--repo" in line, line
+
+
+def test_an_empty_bare_repository_is_fine(cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    bare = tmp_path / "pipelines.git"  # the README's step 1: the unit is made before the first push
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    done = cli("systemd-unit", "--repo", str(bare))
+    assert done.returncode == 0 and f"--repo {bare} " in done.stdout, done.stderr
+
+
+def test_a_secrets_file_under_home_keeps_home_readable() -> None:
+    paths = dataclasses.replace(EXAMPLE, extra=("--secrets-file", "/home/ops/secrets"))
+    assert settings_of(unit_text(EXAMPLE))["ProtectHome"] == ["yes"]
+    assert settings_of(unit_text(paths))["ProtectHome"] == ["read-only"]  # with `yes` the daemon could not read it
+
+
+def test_paths_under_tmp_get_a_note_that_the_service_cannot_see_them(cli: Callable[..., subprocess.CompletedProcess[str]], make_repo: Callable[..., object]) -> None:
+    repo = make_repo({"dags/a.toml": "[tasks.t]\ncmd = 'true'\n"})
+    assert str(repo.path).startswith(("/tmp/", "/var/tmp/"))  # pytest's tmp_path
+    done = cli("systemd-unit", "--repo", str(repo.path))
+    assert done.returncode == 0 and "ExecStart=" in done.stdout
+    assert f"gitflowd: note: {repo.path} is under /tmp or /var/tmp" in done.stderr and "PrivateTmp" in done.stderr, done.stderr
+    clean = cli("systemd-unit", "--repo", str(repo.path), "--state", "/srv/state", "--site", "/srv/site")
+    assert "/srv/state" not in clean.stderr

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitflowd import settings
+from gitflowd.errors import RepoError
 
 STATE_DIRECTORY = Path("/var/lib/gitflowd")
 HOME_DIRS = (Path("/home"), Path("/root"), Path("/run/user"))
+TMP_DIRS = (Path("/tmp"), Path("/var/tmp"))  # PrivateTmp=yes gives the service empty ones of its own
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     where = settings.resolve(args.repo, args.state or str(STATE_DIRECTORY / "state"), args.site or str(STATE_DIRECTORY / "site"))
+    if not settings.looks_like_repository(where.repo):  # a unit for it would only fail at its first start
+        raise RepoError(f"{where.repo} is not a Git repository: pass --repo with the repository the service "
+                        "follows (a work tree, or a bare repository you push to)")
     extra: list[str] = []
     for flag, value in (("--branch", args.branch), ("--parallelism", args.parallelism), ("--secrets-file", args.secrets_file)):
         if value is not None:
@@ -139,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     if _under_home(Path(sys.executable)):
         print(f"gitflowd: note: {sys.executable} is under a home directory; user {args.user!r} must be able to read it "
               "(install gitflowd in a system location, e.g. a venv under /opt, for a service)", file=sys.stderr)
+    for path in _used_paths(paths):
+        if any(path.is_relative_to(tmp) for tmp in TMP_DIRS):
+            print(f"gitflowd: note: {path} is under /tmp or /var/tmp, which the service does not see (PrivateTmp=yes "
+                  "gives it private ones); use a path such as /srv or /var/lib", file=sys.stderr)
     return 0
 
 
@@ -167,7 +176,9 @@ def _writable(paths: UnitPaths) -> list[Path]:
 
 
 def _used_paths(paths: UnitPaths) -> list[Path]:
-    return [Path(paths.command[0]), paths.repo, paths.state, paths.site]
+    """Every path the service reads or writes (a secrets file included)."""
+    secrets = [Path(value) for flag, value in zip(paths.extra, paths.extra[1:]) if flag == "--secrets-file"]
+    return [Path(paths.command[0]), paths.repo, paths.state, paths.site, *secrets]
 
 
 def _under_home(path: Path) -> bool:
