@@ -101,6 +101,13 @@ def test_backfill_runs_every_tick_oldest_first_one_at_a_time(make_repo: Callable
     assert (repo.path / ".gitflowd" / "site" / "dags").is_dir()
 
 
+def test_a_foreground_backfill_shows_the_dags_source_and_version_on_the_site(make_repo: Callable[..., GitRepo], cli) -> None:
+    repo = make_repo({"dags/d.toml": daily("true")})  # never run by `run` or a daemon: backfill is its first contact
+    assert cli("backfill", "d", "--start", "2026-01-01", "--end", "2026-01-01", cwd=repo.path).returncode == 0
+    page = (repo.path / ".gitflowd" / "site" / "dags" / "d" / "index.html").read_text()
+    assert "No versions recorded" not in page and f"at <code>{repo.head()[:8]}</code>" in page
+
+
 def test_max_active_runs_two_overlaps_but_never_three(make_repo: Callable[..., GitRepo], cli, tmp_path: Path) -> None:
     live, peak = tmp_path / "live", tmp_path / "peak"
     live.mkdir()

@@ -20,7 +20,7 @@ from gitflowd import settings
 from gitflowd.backfill import REPROCESS, Action, Step, check_range, describe, plan_backfill
 from gitflowd.commands.common import find_dag, format_time, open_repo, report_broken, table
 from gitflowd.commands.handoff import daemon_holder, hand_over
-from gitflowd.commands.run import add_execution_options, site_listeners
+from gitflowd.commands.run import add_execution_options, record_if_head, site_listeners
 from gitflowd.lock import StateLock, is_locked
 from gitflowd.pool import Finished, Job, Limiter, RunPool
 from gitflowd.secrets import resolve_path, secrets_for
@@ -63,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     settings.exclude_from_git(where)
     with StateLock(state.lock_path, "backfill"), open_repo(args) as repo:
         sha = repo.resolve()
-        dag = find_dag(repo.load(sha), args.dag)
+        snapshot = repo.load(sha)
+        dag = find_dag(snapshot, args.dag)
         steps = _plan(dag, state, args, lambda _run: False)  # we hold the lock: an unfinished run is nobody's
+        record_if_head(repo, where.state, snapshot)  # as `run` does: the site shows the DAG's source and versions
         secrets_file = resolve_path(args.secrets_file)
         listeners = site_listeners(args, where.state, where.site, secrets_for(dag, secrets_file))
         launcher = Launcher(state, repo, secrets_file=secrets_file, parallelism=args.parallelism,
