@@ -152,6 +152,19 @@ def test_status_reports_a_corrupt_journal_once_and_lists_the_other_runs(setup, c
     assert journal.read_bytes() == before  # reading reports, never repairs
 
 
+def test_status_says_when_limit_leaves_runs_out(cli, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from tests.runfactory import T0, make_dag, write_run
+    dag = make_dag("d", {"a": []})
+    for day in range(3):
+        write_run(tmp_path / "state", dag, f"scheduled__2026010{day + 1}T000000Z", T0 + timedelta(days=day), {"a": ["success"]})
+    done = cli("status", "--state", str(tmp_path / "state"), "--limit", "2", cwd=tmp_path)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 3, done.stdout  # header + 2 rows
+    assert done.stderr == "gitflowd: 2 of 3 runs shown (newest first); --limit N shows more, --json all\n", done.stderr
+    assert cli("status", "--state", str(tmp_path / "state"), cwd=tmp_path).stderr == ""
+
+
 def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path: Path) -> None:
     repo, _ = setup
     run_id = cli("run", "pipe", cwd=repo.path).stdout.splitlines()[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(describe_run(runs[0], orphaned))
     else:
         print(runs_table(runs[: args.limit], orphaned) if runs else "no runs")
+        if len(runs) > args.limit:  # on stderr: the table on stdout stays a table
+            print(f"gitflowd: {args.limit} of {len(runs)} runs shown (newest first); --limit N shows more, --json all", file=sys.stderr)
     return code
 
 
