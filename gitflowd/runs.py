@@ -57,7 +57,7 @@ def parse_params(pairs: Iterable[str], dag: Dag) -> dict[str, Any]:
             raise UsageError(f"bad --param {pair!r}: expected KEY=VALUE")
         if key not in dag.params:
             close = difflib.get_close_matches(key, list(dag.params), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; DAG {dag.id!r} declares: {', '.join(dag.params) or 'none'}"
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; DAG {dag.id!r} declares: {', '.join(dag.params) or 'none'}"
             raise UsageError(f"unknown --param {key!r}{hint}")
         result[key] = value
     return result
@@ -202,7 +202,7 @@ def tasks_to_clear(run: RunState, task_ids: Iterable[str], downstream: bool) -> 
     for task_id in task_ids:
         if task_id not in run.dag.tasks:
             close = difflib.get_close_matches(task_id, list(run.dag.tasks), n=1)
-            raise TaskNotFound(run.dag_id, task_id, f"; did you mean {close[0]!r}?" if close else "")
+            raise TaskNotFound(run.dag_id, task_id, f" (did you mean {close[0]!r}?)" if close else "")
         chosen.add(task_id)
     if downstream:
         chosen |= run.dag.downstream(chosen)
