@@ -126,8 +126,9 @@ def test_logs_and_status_of_all_runs(setup, cli) -> None:
     assert first == "manual__20260102T000000Z" and second == "manual__20260102T000000Z-2"
     runs = _status(cli, repo)
     assert [r["run_id"] for r in runs] == [second, first]
-    logs = cli("logs", "pipe", first, "flaky", cwd=repo.path)
-    assert logs.returncode == 0
+    logs = cli("logs", "pipe", first, "flaky", cwd=repo.path)  # its output went to a file
+    assert logs.returncode == 0 and logs.stdout == ""
+    assert logs.stderr == "gitflowd: attempt 1 of task 'flaky' printed nothing\n"
     table = cli("status", cwd=repo.path)
     assert first in table.stdout and "failed" in table.stdout
 

@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
     masker = _masker(current, args.secrets_file)
     with _open_log(path, current, args.task, number) as src:
         masker.mask_stream(src, sys.stdout.buffer) if masker else _copy(src)
+        empty = src.tell() == 0
     sys.stdout.flush()
+    if empty:  # on stderr: a pipe still gets exactly the log, which is empty
+        print(f"gitflowd: attempt {number} of task {args.task!r} printed nothing", file=sys.stderr)
     return 0
 
 
