@@ -144,6 +144,7 @@ class Engine:
         self._tries: dict[str, int] = {}
         self._batch: list[dict[str, Any]] = []
         self._stop_signal: int | None = None
+        self._stop_why = ""
         self._stopping = False
         self._killing = False
         self._draining = False
@@ -151,11 +152,12 @@ class Engine:
 
     # -- public -----------------------------------------------------------------------
 
-    def request_stop(self, signum: int = 15) -> None:
-        """Stop launching and terminate running tasks (twice: kill them). Signal-safe."""
+    def request_stop(self, signum: int = 15, why: str = "") -> None:
+        """Stop launching and terminate running tasks (twice: kill them). Signal-safe.
+        `why` replaces "signal N" in the log line (the daemon's stops are not signals)."""
         if self._stop_signal is not None:
             self._killing = True
-        self._stop_signal = signum
+        self._stop_signal, self._stop_why = signum, why or f"signal {signum}"
         self.executor.wakeup()
 
     def request_drain(self) -> None:
@@ -222,8 +224,8 @@ class Engine:
 
     def _stop(self) -> None:
         if not self._stopping:
-            log.warning("run %s: stopping on signal %s, terminating %d task(s)", self.run.run_id,
-                        self._stop_signal, len(self._running))
+            log.warning("run %s: stopping (%s), terminating %d task(s)", self.run.run_id,
+                        self._stop_why, len(self._running))
             self._stopping = True
             self._ready.clear()
             self._retries.clear()

@@ -133,6 +133,6 @@ class Launcher:
 
 def _apply(control: Control, engine: Engine) -> None:
     if control.interrupting.is_set():
-        engine.request_stop()
+        engine.request_stop(why="`gitflowd stop`" if control.cancelled else "the daemon's grace period is over")
     elif control.stopping.is_set():
         engine.request_drain()

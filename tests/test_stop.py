@@ -53,6 +53,7 @@ def test_stop_in_the_daemon_ends_a_running_and_a_queued_run_and_resume_continues
     again = daemon.cli("stop", "job", first, *where)
     assert again.returncode == 1 and again.stderr.strip() == f"gitflowd: error: run {first!r} of DAG 'job' has already ended (interrupted)"
     assert daemon.proc.poll() is None and f"request stop job {first}" in daemon.log
+    assert f"run {first}: stopping (`gitflowd stop`), terminating 1 task(s)" in daemon.log
     gate.touch()
     for run_id in (first, second):  # nothing restarts them by itself; resume does
         done = daemon.cli("resume", "job", run_id, *where)
