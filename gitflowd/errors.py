@@ -73,7 +73,9 @@ class StateError(GitflowdError):
 class LockHeld(StateError):
     def __init__(self, lock_path: str, pid: str | None):
         holder = f"pid {pid}" if pid else "another process"
-        super().__init__(f"{lock_path} is held by {holder}: another gitflowd daemon or run uses this state directory")
+        hint = ("; to run several at once, start `gitflowd daemon`: run, resume and backfill then hand their work to it"
+                if pid and pid.endswith("(run)") else "")
+        super().__init__(f"{lock_path} is held by {holder}: another gitflowd daemon or run uses this state directory{hint}")
 
 
 class SiteError(GitflowdError):

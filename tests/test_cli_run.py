@@ -265,7 +265,7 @@ def test_a_signal_interrupts_the_run_and_resume_finishes_it(make_repo, cli, tmp_
     run_id = proc.stdout.readline().strip()
     _wait_for(marker.exists)
     busy = cli("resume", "slow", run_id, cwd=repo.path)  # the running run holds the state lock
-    _one_line_error(busy, "daemon.lock is held by pid", str(proc.pid))
+    _one_line_error(busy, "daemon.lock is held by pid", str(proc.pid), "to run several at once, start `gitflowd daemon`")
     proc.send_signal(sig)
     assert proc.wait(60) == code
     (status,) = _status(cli, repo, "slow", run_id)
