@@ -132,6 +132,8 @@ class Daemon:
         """Open the repository, watch it, load the head, resume unfinished runs."""
         self.state.inbox.mkdir(parents=True, exist_ok=True)
         inbox.prune_replies(self.state.root)
+        for name in inbox.drop_stale_claims(self.state.root):
+            log.warning("request %s was taken by a daemon that stopped before answering it; not carried out again", name)
         self.inbox_watcher.start()
         self._open_repo(fail=True)  # a wrong --repo or --branch is an error now, not a retry loop
         self.reload(self.clock(), render=False)  # the whole site is rendered once, below

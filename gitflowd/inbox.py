@@ -121,6 +121,20 @@ def set_aside(state: Path, path: Path, reason: str) -> None:
     os.replace(path, bad / name)
 
 
+def drop_stale_claims(state: Path) -> list[str]:
+    """At a daemon's start: requests a previous daemon took and died before answering. They
+    are not carried out again (their command was told the daemon may have done them; a run
+    they created is in the state and resumed like any other); returns their file names."""
+    folder = inbox_dir(state)
+    dropped = []
+    for path in sorted(folder.glob(f"{CLAIMED}*.json")) if folder.is_dir() else ():
+        path.unlink(missing_ok=True)
+        dropped.append(path.name.removeprefix(CLAIMED))
+    if dropped:
+        fsync_dir(folder)
+    return dropped
+
+
 def prune_replies(state: Path, older_than: float = 86400.0) -> int:
     """Delete replies nobody collected (their command died); returns how many."""
     folder, removed = replies_dir(state), 0

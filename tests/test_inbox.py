@@ -92,3 +92,12 @@ def test_old_uncollected_replies_are_pruned(tmp_path: Path) -> None:
         os.utime(reply, (time.time() - age, time.time() - age))
     assert inbox.prune_replies(tmp_path) == 1
     assert [p.name for p in inbox.replies_dir(tmp_path).iterdir()] == ["new.json"]
+
+
+def test_a_request_a_dead_daemon_took_is_dropped_at_the_next_start_not_run_again(tmp_path: Path) -> None:
+    taken = inbox.Request("run", {"dag": "a"})
+    claimed = inbox.claim(inbox.submit(tmp_path, taken))  # the daemon died before answering
+    waiting = inbox.submit(tmp_path, inbox.Request("run", {"dag": "b"}))
+    assert inbox.drop_stale_claims(tmp_path) == [claimed.name.removeprefix(inbox.CLAIMED)]
+    assert not claimed.exists() and inbox.pending(tmp_path) == [waiting]  # a pending one is still handled
+    assert inbox.drop_stale_claims(tmp_path) == []
