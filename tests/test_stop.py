@@ -160,3 +160,31 @@ def test_a_stopping_daemon_still_takes_stop_and_does_not_resume_that_run(
     run = journal_of(daemon.state, "job", run_id)
     assert run.state is RunStatus.INTERRUPTED and run.tasks["held"].state is TaskStatus.INTERRUPTED
     assert lines(counts / "held") == [run_id] and lines(counts / "last") == []
+
+
+def test_stop_of_a_dead_runners_run_with_secrets_needs_them_to_mask_its_logs(
+        make_repo: Callable[..., GitRepo], cli, tmp_path: Path) -> None:
+    printed = tmp_path / "printed"
+    repo = make_repo({"dags/m.toml": f'[dag]\nsecrets = ["TOKEN"]\n\n'
+                                     f'[tasks.leak]\ncmd = "echo token=$TOKEN; touch {printed}; sleep 1000"\n'})
+    secrets = tmp_path / "s"
+    secrets.write_text("TOKEN=s3cr3tvalue\n")
+    secrets.chmod(0o600)
+    env = {**os.environ, **GIT_ENV}
+    env.pop("GITFLOWD_SECRETS_FILE", None)
+    runner = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "m", "--secrets-file", str(secrets)], cwd=repo.path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = runner.stdout.readline().strip()
+    wait_for(printed.exists, what="the task printed its secret")
+    runner.kill()
+    runner.wait(WAIT)
+    state = repo.path / ".gitflowd" / "state"
+    log = state / "logs" / "m" / run_id / "leak.1.log"
+    refused = cli("stop", "m", run_id, cwd=repo.path)
+    assert refused.returncode == 1 and refused.stderr.strip() == (
+        f"gitflowd: error: the logs of leak in run {run_id!r} are not masked yet (its runner died): give the DAG's "
+        "secrets file (--secrets-file or GITFLOWD_SECRETS_FILE) so that stop masks them"), refused.stderr
+    assert journal_of(state, "m", run_id).state is RunStatus.RUNNING and b"s3cr3tvalue" in log.read_bytes()
+    done = cli("stop", "m", run_id, "--secrets-file", str(secrets), cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    assert log.read_bytes() == b"token=***\n" and journal_of(state, "m", run_id).state is RunStatus.INTERRUPTED

@@ -18,7 +18,7 @@ from gitflowd import settings
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.errors import RunError
 from gitflowd.lock import StateLock, holder, is_locked
-from gitflowd.state import RunState, RunStatus, StateDir
+from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus
 
 POLL = 0.1  # seconds between two looks at the stopping run's journal
 
@@ -56,8 +56,11 @@ def _stop_here(state: StateDir, dag_id: str, run_id: str, secrets_flag: str | No
         current, writer = open_run(state, dag_id, run_id)
         with writer:
             path = resolve_path(secrets_flag)
-            secrets = secrets_for(current.dag, path) if path else {}
-            stop_unfinished(state, writer, current, secrets)
+            unmasked = [t.task_id for t in current.tasks.values() if t.state is TaskStatus.RUNNING]
+            if current.dag.secrets and not path and unmasked:  # the engine masks a log when its attempt ends
+                raise RunError(f"the logs of {', '.join(unmasked)} in run {run_id!r} are not masked yet (its runner died): "
+                               "give the DAG's secrets file (--secrets-file or GITFLOWD_SECRETS_FILE) so that stop masks them")
+            stop_unfinished(state, writer, current, secrets_for(current.dag, path) if path else {})
     return current
 
 
