@@ -333,6 +333,19 @@ def test_an_unusable_state_directory_is_a_one_line_error(setup, cli, tmp_path: P
 
 
 
+def secrets_file(folder: Path, text: str = "TOKEN=s3cr3tvalue\n") -> Path:
+    """A secrets file as gitflowd accepts it (mode 600)."""
+    path = folder / "s"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def leaking_dag(printed: Path) -> str:
+    """A DAG whose task prints its secret, touches `printed`, then runs until killed."""
+    return f'[dag]\nsecrets = ["TOKEN"]\n\n[tasks.leak]\ncmd = "echo token=$TOKEN; touch {printed}; sleep 1000"\n'
+
+
 def _task_pgids(journal_path: Path) -> list[int]:
     records = [json.loads(line) for line in journal_path.read_text().splitlines()]
     return [r["pgid"] for r in records if r.get("event") == "task_started" and r.get("pgid")]
@@ -343,11 +356,8 @@ def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(mak
     `render` then masks with --secrets-file (or GITFLOWD_SECRETS_FILE), and without the
     secrets shows a note instead of the log."""
     printed = tmp_path / "printed"
-    repo = make_repo({"dags/m.toml": f'[dag]\nsecrets = ["TOKEN"]\n\n'
-                                     f'[tasks.leak]\ncmd = "echo token=$TOKEN; touch {printed}; sleep 1000"\n'})
-    secrets = tmp_path / "s"
-    secrets.write_text("TOKEN=s3cr3tvalue\n")
-    secrets.chmod(0o600)
+    repo = make_repo({"dags/m.toml": leaking_dag(printed)})
+    secrets = secrets_file(tmp_path)
     proc = _start_run(repo, "m", "--secrets-file", str(secrets))
     run_id = proc.stdout.readline().strip()
     try:
@@ -482,9 +492,7 @@ def test_logs_follow_waits_for_the_task_then_prints_its_log_as_it_grows_until_it
 
 def test_logs_follow_without_the_dags_secrets_waits_for_the_end_and_prints_the_masked_log(make_repo, tmp_path: Path) -> None:
     go = tmp_path / "go"
-    secrets = tmp_path / "s"
-    secrets.write_text("TOKEN=s3cr3tvalue\n")
-    secrets.chmod(0o600)
+    secrets = secrets_file(tmp_path)
     repo = make_repo({"dags/f.toml": _follow_dag(go, secrets=True)})
     proc = _start_run(repo, "f", "--secrets-file", str(secrets))
     run_id = proc.stdout.readline().strip()

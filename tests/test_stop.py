@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gitflowd.state import RunStatus, TaskStatus
 from tests.conftest import GIT_ENV, GitRepo
+from tests.test_cli_run import _start_run, leaking_dag, secrets_file
 from tests.test_daemon import WAIT, DaemonProcess, counting_dag, daemons, held_run, journal_of, lines, start, wait_for  # noqa: F401
 
 
@@ -165,15 +166,9 @@ def test_a_stopping_daemon_still_takes_stop_and_does_not_resume_that_run(
 def test_stop_of_a_dead_runners_run_with_secrets_needs_them_to_mask_its_logs(
         make_repo: Callable[..., GitRepo], cli, tmp_path: Path) -> None:
     printed = tmp_path / "printed"
-    repo = make_repo({"dags/m.toml": f'[dag]\nsecrets = ["TOKEN"]\n\n'
-                                     f'[tasks.leak]\ncmd = "echo token=$TOKEN; touch {printed}; sleep 1000"\n'})
-    secrets = tmp_path / "s"
-    secrets.write_text("TOKEN=s3cr3tvalue\n")
-    secrets.chmod(0o600)
-    env = {**os.environ, **GIT_ENV}
-    env.pop("GITFLOWD_SECRETS_FILE", None)
-    runner = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "m", "--secrets-file", str(secrets)], cwd=repo.path,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    repo = make_repo({"dags/m.toml": leaking_dag(printed)})
+    secrets = secrets_file(tmp_path)
+    runner = _start_run(repo, "m", "--secrets-file", str(secrets))
     run_id = runner.stdout.readline().strip()
     wait_for(printed.exists, what="the task printed its secret")
     runner.kill()
