@@ -166,6 +166,21 @@ def test_status_says_when_limit_leaves_runs_out(cli, tmp_path: Path) -> None:
     assert cli("status", "--state", str(tmp_path / "state"), cwd=tmp_path).stderr == ""
 
 
+def test_status_shows_durations_over_a_minute_in_minutes(cli, tmp_path: Path) -> None:
+    """A run of 134.3 s read '134.3s' beside '2m16s' for one of 136.0 s: fractions only under a minute."""
+    from datetime import timedelta
+
+    from gitflowd.journal import RUN_FINISHED, JournalWriter
+    from tests.runfactory import T0, make_dag, write_run
+    state = tmp_path / "state"
+    path = write_run(state, make_dag("d", {"a": []}), "scheduled__20260101T000000Z", T0, {"a": ["success"]}, finish=None)
+    with JournalWriter(path, clock=lambda: T0 + timedelta(hours=1, seconds=134.3)) as writer:
+        writer.append({"event": RUN_FINISHED, "state": "success"})
+    done = cli("status", "d", "--state", str(state), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].split()[5] == "2m14s", done.stdout
+
+
 def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path: Path) -> None:
     repo, _ = setup
     run_id = cli("run", "pipe", cwd=repo.path).stdout.splitlines()[0]

@@ -93,7 +93,11 @@ def _last_attempt(task: TaskState) -> str:
 
 
 def _duration(start: datetime | None, end: datetime | None) -> str:
-    return format_duration(round((end - start).total_seconds(), 1)) if start and end else "-"
+    """Tenths only under a minute: 134.3 s is '2m14s', as 136 s is '2m16s', not '134.3s'."""
+    if not (start and end):
+        return "-"
+    seconds = (end - start).total_seconds()
+    return format_duration(round(seconds, 1) if seconds < 60 else round(seconds))
 
 
 def _counts(run: RunState) -> str:
