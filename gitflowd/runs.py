@@ -138,7 +138,7 @@ def plan_resume(run: RunState, dag: Dag | None = None, commit: str | None = None
     target = dag or run.dag
     redo = {t for t in target.tasks if t not in run.tasks or run.tasks[t].state.needs_rerun}
     redo |= target.downstream(redo)
-    if not redo and not interrupted and run.state is not RunStatus.RUNNING:
+    if not redo and not interrupted and run.state not in (RunStatus.QUEUED, RunStatus.RUNNING):
         raise RunError(f"nothing to resume: every task of run {run.run_id!r} of DAG {run.dag_id!r} succeeded "
                        f"(use `gitflowd clear --task` to run tasks again)")
     record: dict[str, Any] = {

@@ -254,7 +254,8 @@ def _on_run_resumed(run: RunState, rec: dict[str, Any]) -> None:
     for task_id in rec.get("tasks", ()):
         if task_id in run.tasks:
             run.tasks[task_id].state, run.tasks[task_id].reason = TaskStatus.PENDING, ""
-    run.state, run.ended, run.cleared = RunStatus.RUNNING, None, False
+    # queued until its runner starts it (run_started): a daemon may hold it for max_active_runs
+    run.state, run.ended, run.cleared = RunStatus.QUEUED, None, False
     run.resumes.append({"ts": ended, "commit": run.commit, "tasks": list(rec.get("tasks", ()))})
 
 

@@ -88,6 +88,42 @@ def test_resume_and_clear_records(tmp_path: Path) -> None:
     assert cleared.state is RunStatus.QUEUED
 
 
+def test_a_resumed_run_is_queued_until_its_runner_starts_it(tmp_path: Path) -> None:
+    """A daemon records `run_resumed` when it takes the request; the run may then wait for
+    max_active_runs: status said `running` for it, tasks all pending, beside the run it waits for."""
+    state = StateDir(tmp_path)
+    run, writer = _new(state)
+    with writer:
+        writer.append({"event": "run_started", "pid": 10, "host": "h"},
+                      {"event": "task_started", "task": "a", "attempt": 1, "pid": 11, "pgid": 11, "host": "h", "log": "l"},
+                      {"event": "task_finished", "task": "a", "attempt": 1, "state": "failed", "exit_code": 1, "duration": 1},
+                      {"event": "run_finished", "state": "failed"})
+    failed, writer = open_run(state, "d", run.run_id)
+    with writer:
+        writer.append(plan_resume(failed))
+        waiting = state.load_run("d", run.run_id)
+        assert waiting.state is RunStatus.QUEUED and waiting.ended is None
+        assert plan_resume(waiting)["tasks"] == ["a", "b", "c"]  # a restart picks it up again
+        writer.append({"event": "run_started", "pid": 20, "host": "h"})
+    assert state.load_run("d", run.run_id).state is RunStatus.RUNNING
+
+
+def test_an_unfinished_run_whose_tasks_all_succeeded_can_still_be_resumed(tmp_path: Path) -> None:
+    """The runner died after the last success, before run_finished, then again after the resume
+    record: the next resume finishes the run instead of saying there is nothing to do."""
+    state = StateDir(tmp_path)
+    run, writer = _new(state)
+    with writer:
+        writer.append({"event": "run_started", "pid": 10, "host": "h"})
+        for task in "abc":
+            writer.append({"event": "task_started", "task": task, "attempt": 1, "pid": 11, "pgid": 11, "host": "h", "log": "l"},
+                          {"event": "task_finished", "task": task, "attempt": 1, "state": "success", "exit_code": 0, "duration": 1})
+    unfinished, writer = open_run(state, "d", run.run_id)
+    with writer:
+        writer.append(plan_resume(unfinished))
+    assert plan_resume(state.load_run("d", run.run_id))["tasks"] == []
+
+
 def test_run_ids_are_unique_and_sorted_newest_first(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
     made = []
