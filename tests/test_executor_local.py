@@ -123,11 +123,14 @@ def test_a_nul_character_in_a_command_is_an_error_not_a_crash(tmp_path: Path, st
     assert _no_children_left()
 
 
-def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
+def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path, start_mode: str, executor: LocalExecutor,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     marker = uuid.uuid4().hex
     cmd = "sleep 1000 & trap '' TERM; echo started; sleep 1000"
-    done = _run_all(executor, TaskSpec("t", str(tmp_path), str(tmp_path / "t.log"), {"MARKER": marker}, cmd=cmd, timeout=0.3))
+    env = {"MARKER": marker, "GITFLOWD_DAG": "d", "GITFLOWD_RUN_ID": "manual__1"}
+    done = _run_all(executor, TaskSpec("t", str(tmp_path), str(tmp_path / "t.log"), env, cmd=cmd, timeout=0.3))
     assert done["t"].outcome is Outcome.TIMEOUT and done["t"].exit_code == -9
+    assert f"task t of run manual__1 of DAG d ignored SIGTERM for {executor.kill_grace:g}s: SIGKILL" in caplog.text
     assert _gone(marker)
     assert _no_children_left()
 

@@ -203,7 +203,7 @@ class LocalExecutor(Executor):
             if live is None or live.token != token:
                 continue
             if action == "kill":
-                log.warning("task %s ignored SIGTERM for %.0fs: SIGKILL", key, self.kill_grace)
+                log.warning("task %s%s ignored SIGTERM for %gs: SIGKILL", key, _of_run(live.spec), self.kill_grace)
                 _signal_group(live.pid, signal.SIGKILL)
             else:
                 self._terminate(live, Outcome.TIMEOUT if action == "timeout" else Outcome.CANCELLED)
@@ -249,6 +249,13 @@ class LocalExecutor(Executor):
             os.close(fd)
         self._devnull = -1
         return done
+
+
+def _of_run(spec: TaskSpec) -> str:
+    """' of run R of DAG D' from the task's environment (the engine sets both), else ''."""
+    env = spec.env or {}
+    run, dag = env.get("GITFLOWD_RUN_ID"), env.get("GITFLOWD_DAG")
+    return f" of run {run} of DAG {dag}" if run and dag else ""
 
 
 def _drain(fd: int) -> None:
