@@ -13,7 +13,6 @@ Every function here expects the caller to hold the state lock (one writer per jo
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from gitflowd import journal
 from gitflowd.dag import Dag
 from gitflowd.errors import RunError, StateError, TaskNotFound, UsageError
 from gitflowd.executors.local import find_run_processes, kill_process_groups
+from gitflowd.fields import suggest
 from gitflowd.journal import JournalWriter
 from gitflowd.secrets import Masker
 from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, new_run_state, replay
@@ -56,8 +56,7 @@ def parse_params(pairs: Iterable[str], dag: Dag) -> dict[str, Any]:
         if not sep or not key:
             raise UsageError(f"bad --param {pair!r}: expected KEY=VALUE")
         if key not in dag.params:
-            close = difflib.get_close_matches(key, list(dag.params), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; DAG {dag.id!r} declares: {', '.join(dag.params) or 'none'}"
+            hint = suggest(key, dag.params) or f"; DAG {dag.id!r} declares: {', '.join(dag.params) or 'none'}"
             raise UsageError(f"unknown --param {key!r}{hint}")
         result[key] = value
     return result
@@ -178,14 +177,20 @@ def _end_orphans(state_dir: StateDir, run: RunState, unended: list[tuple[str, in
 # -- stop -----------------------------------------------------------------------------------
 
 
+def running_attempts(run: RunState) -> list[tuple[str, int]]:
+    """(task, attempt) of every attempt the journal says is running: without a runner, its
+    log was never masked and its process may be an orphan."""
+    return [(t.task_id, t.attempts[-1].number) for t in run.tasks.values() if t.state is TaskStatus.RUNNING and t.attempts]
+
+
 def stop_unfinished(state_dir: StateDir, writer: JournalWriter, run: RunState, secrets: Mapping[str, str],
                     kill_grace: float = 10.0) -> None:
     """End a run that nobody is running (`gitflowd stop` of a queued run, or of one whose
     runner died): kill its orphans, mask their logs, record each attempt left running and
     the run `interrupted` (a later `resume` continues it). RunError if the run has ended."""
-    if run.state not in (RunStatus.QUEUED, RunStatus.RUNNING):
+    if run.state.ended:
         raise RunError(f"run {run.run_id!r} of DAG {run.dag_id!r} has already ended ({run.state.value})")
-    unended = [(t.task_id, t.attempts[-1].number) for t in run.tasks.values() if t.state is TaskStatus.RUNNING and t.attempts]
+    unended = running_attempts(run)
     _end_orphans(state_dir, run, unended, secrets, kill_grace)
     records = [{"event": journal.TASK_FINISHED, "task": task_id, "attempt": attempt, "state": TaskStatus.INTERRUPTED.value,
                 "exit_code": None, "error": "stopped by `gitflowd stop`"} for task_id, attempt in unended]
@@ -201,8 +206,7 @@ def tasks_to_clear(run: RunState, task_ids: Iterable[str], downstream: bool) -> 
     chosen = set()
     for task_id in task_ids:
         if task_id not in run.dag.tasks:
-            close = difflib.get_close_matches(task_id, list(run.dag.tasks), n=1)
-            raise TaskNotFound(run.dag_id, task_id, f" (did you mean {close[0]!r}?)" if close else "")
+            raise TaskNotFound(run.dag_id, task_id, suggest(task_id, run.dag.tasks))
         chosen.add(task_id)
     if downstream:
         chosen |= run.dag.downstream(chosen)

@@ -405,3 +405,19 @@ class StateDir:
             return None
         self._cache[path] = (key, run)
         return run
+
+
+class LiveRun:
+    """A run followed as its runner writes it (`logs -f`, `stop`): replayed again only when
+    its journal grew, so polling an idle run reads nothing."""
+
+    def __init__(self, state: StateDir, dag_id: str, run_id: str):
+        self.state, self._path = state, state.journal_path(dag_id, run_id)
+        self._size = self._path.stat().st_size  # before reading: a record written meanwhile is read again
+        self.run = state.load_run(dag_id, run_id)
+
+    def refresh(self) -> RunState:
+        size = self._path.stat().st_size
+        if size != self._size:
+            self.run, self._size = self.state.load_run(self.run.dag_id, self.run.run_id), size
+        return self.run

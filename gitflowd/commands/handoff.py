@@ -102,7 +102,7 @@ class _Follower:
 
     @property
     def ended(self) -> bool:
-        return self.run is not None and self.run.state in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.INTERRUPTED) and self.run.ended is not None
+        return self.run is not None and self.run.state.ended
 
     def poll(self) -> None:
         if self.ended or not self.path.exists():

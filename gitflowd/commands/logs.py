@@ -25,7 +25,7 @@ from gitflowd import settings
 from gitflowd.errors import GitflowdError, RunError, TaskNotFound
 from gitflowd.lock import is_locked
 from gitflowd.secrets import Masker, MaskingWriter, load_file, resolve_path
-from gitflowd.state import RunState, StateDir, TaskState
+from gitflowd.state import LiveRun, RunState, StateDir, TaskState
 
 POLL = 0.2  # seconds between looks at a followed log and its journal
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     state = StateDir(settings.resolve(args.repo, args.state, args.site).state)
     current = state.load_run(args.dag, args.run_id)
     if args.follow:
-        return _follow(_Journal(state, current), args.task, args.attempt, args.secrets_file)
+        return _follow(_Journal(state, current.dag_id, current.run_id), args.task, args.attempt, args.secrets_file)
     number = _attempt_number(current, args.task, args.attempt)
     path = state.log_path(current.dag_id, current.run_id, args.task, number)
     masker = _masker(current, args.secrets_file)
@@ -96,19 +96,8 @@ def _copy(src) -> None:  # noqa: ANN001 - a binary file
         sys.stdout.buffer.write(chunk)
 
 
-class _Journal:
-    """The followed run, replayed again only when its journal grew."""
-
-    def __init__(self, state: StateDir, run: RunState):
-        self.state, self.run = state, run
-        self._path = state.journal_path(run.dag_id, run.run_id)
-        self._size = self._path.stat().st_size
-
-    def refresh(self) -> RunState:
-        size = self._path.stat().st_size
-        if size != self._size:
-            self.run, self._size = self.state.load_run(self.run.dag_id, self.run.run_id), size
-        return self.run
+class _Journal(LiveRun):
+    """The followed run, and what following one of its task attempts needs to know."""
 
     def task(self, task_id: str) -> TaskState:
         """The followed task as the journal has it now; RunError once a resume at another

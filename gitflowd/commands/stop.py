@@ -18,7 +18,7 @@ from gitflowd import settings
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.errors import RunError
 from gitflowd.lock import StateLock, holder, is_locked
-from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus
+from gitflowd.state import LiveRun, RunState, RunStatus, StateDir
 
 POLL = 0.1  # seconds between two looks at the stopping run's journal
 
@@ -49,14 +49,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _stop_here(state: StateDir, dag_id: str, run_id: str, secrets_flag: str | None) -> RunState:
-    from gitflowd.runs import open_run, stop_unfinished
+    from gitflowd.runs import open_run, running_attempts, stop_unfinished
     from gitflowd.secrets import resolve_path, secrets_for
 
     with StateLock(state.lock_path, "run"):
         current, writer = open_run(state, dag_id, run_id)
         with writer:
             path = resolve_path(secrets_flag)
-            unmasked = [t.task_id for t in current.tasks.values() if t.state is TaskStatus.RUNNING]
+            unmasked = [task_id for task_id, _ in running_attempts(current)]
             if current.dag.secrets and not path and unmasked:  # the engine masks a log when its attempt ends
                 raise RunError(f"the logs of {', '.join(unmasked)} in run {run_id!r} are not masked yet (its runner died): "
                                "give the DAG's secrets file (--secrets-file or GITFLOWD_SECRETS_FILE) so that stop masks them")
@@ -66,10 +66,11 @@ def _stop_here(state: StateDir, dag_id: str, run_id: str, secrets_flag: str | No
 
 def _wait_for_end(state: StateDir, current: RunState) -> RunState:
     """The run as its journal ends it (the daemon's engine writes run_finished)."""
+    live = LiveRun(state, current.dag_id, current.run_id)
     while True:
         alive = is_locked(state.lock_path)  # asked before reading: a run that ended as the daemon exited is seen
-        current = state.load_run(current.dag_id, current.run_id)
-        if current.state.ended and current.ended is not None:
+        current = live.refresh()
+        if current.state.ended:
             return current
         if not alive:
             raise RunError(f"the daemon stopped before run {current.run_id!r} ended (see `gitflowd status {current.dag_id}`)")
