@@ -24,6 +24,7 @@ import select
 import sys
 import time
 import zlib
+from collections import deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,11 +67,13 @@ def run(deps: dict[str, list[str]], parallelism: int, state: Path) -> None:
     env = {**os.environ, "GITFLOWD_DAG": "bench", "GITFLOWD_RUN_ID": "manual__bench", "GITFLOWD_WORKSPACE": str(state)}
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     poller = select.epoll()
-    ready = [(task, -1) for task, count in waiting.items() if count == 0]  # (task, seq it depends on)
+    # (task, seq it depends on), first ready first launched, as the engine does: launching the
+    # newest first would make nearly every chain launch wait for an fsync of its upstream.
+    ready = deque((task, -1) for task, count in waiting.items() if count == 0)
     running: dict[int, tuple[str, int, float]] = {}
     while ready or running:
         while ready and len(running) < parallelism:
-            task, needs = ready.pop()
+            task, needs = ready.popleft()
             if needs > journal.durable:
                 journal.write(sync=True)
             log = os.open(logs / f"{task}.1.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -83,7 +86,7 @@ def run(deps: dict[str, list[str]], parallelism: int, state: Path) -> None:
             running[pidfd] = (task, pid, time.monotonic())
             journal.record(event="task_started", task=task, attempt=1, pid=pid)
         # every slot busy: make the next launches' records durable while the tasks run (sync ahead)
-        journal.write(sync=bool(ready) and ready[-1][1] > journal.durable)  # the next to launch (pop)
+        journal.write(sync=bool(ready) and ready[0][1] > journal.durable)  # the next to launch
         for pidfd, _ in poller.poll():
             task, pid, started = running.pop(pidfd)
             poller.unregister(pidfd)

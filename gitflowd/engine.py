@@ -264,8 +264,8 @@ class Engine:
         if verdict is None:
             self._make_ready(task_id)
             return
-        reason = f"trigger rule {self.dag.tasks[task_id].trigger_rule.value}: upstream " + ", ".join(
-            f"{dep}={self._final[dep].value}" for dep in self.dag.upstream(task_id))
+        reason = f"trigger rule {self.dag.tasks[task_id].trigger_rule.value}: upstream " + upstream_summary(
+            {dep: self._final[dep] for dep in self.dag.upstream(task_id)})
         self._record(journal.TASK_SKIPPED, task=task_id, state=verdict.value, reason=reason)
         self._settle(task_id, verdict)
 
@@ -386,6 +386,18 @@ class Engine:
                 _notify(listener, record, self.run)
         for listener in self.listeners:
             _batch_done(listener)
+
+
+def upstream_summary(states: Mapping[str, TaskStatus], named: int = 5) -> str:
+    """`a=failed, b=success` for a few upstream tasks; for many (the join of a fan), a count
+    per state with its first few tasks, so that a skip reason stays one readable line."""
+    if len(states) <= named:
+        return ", ".join(f"{task}={state.value}" for task, state in states.items())
+    by_state: dict[TaskStatus, list[str]] = {}
+    for task, state in states.items():
+        by_state.setdefault(state, []).append(task)
+    return ", ".join(f"{len(tasks)} {state.value} ({', '.join(tasks[:3])}{', ...' if len(tasks) > 3 else ''})"
+                     for state, tasks in by_state.items())
 
 
 def _state_of(completion: Completion) -> TaskStatus:
