@@ -35,7 +35,7 @@ from gitflowd import journal, sitedata, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError, SiteError
-from gitflowd.registry import Registry, Reload, dag_history, read_registry
+from gitflowd.registry import ChangeKind, CommitRef, Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
 from gitflowd.secrets import SecretsFile
 from gitflowd.sitecache import CacheMissing, SiteCache, upsert
@@ -274,9 +274,10 @@ class Site:
         latest = self.cache.cells(info.id, rows[-1].run_id) if rows else {}
         layout = svg.graph_layout(info.dag) if info.dag and info.dag.tasks else None
         running = sum(r.active for r in rows[-sitedata.PAGE_SIZE * 4:])
+        history = self._dag_history(info.id)
         self._page(sitedata.dag_url(info.id), "dag.html", info=info, grid=self._grid(info, window),
                    pages=sitedata.page_count(rows), total=len(rows), layout=layout, latest=latest,
-                   latest_run=rows[-1] if rows else None, history=self._dag_history(info.id),
+                   latest_run=rows[-1] if rows else None, history=history, removed_by=_removed_by(history),
                    next_run=self._next_run(info), refresh=running > 0)
         return {"recent": [r.to_json() for r in sitedata.newest(rows, sitedata.RECENT)], "total": len(rows),
                 "running": running, "snapshot": info.dag.to_dict() if info.dag and not info.entry else None}
@@ -365,3 +366,8 @@ def _newer(target: Path, source: Path) -> bool:
         return target.stat().st_mtime_ns >= source.stat().st_mtime_ns
     except FileNotFoundError:
         return False
+
+
+def _removed_by(history: list[Reload]) -> CommitRef | None:
+    """The commit that retired the DAG: its newest removal (history is newest first)."""
+    return next((r.commit for r in history if any(c.change is ChangeKind.REMOVED for c in r.changes)), None)

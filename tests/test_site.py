@@ -684,3 +684,16 @@ def test_a_param_holding_a_secret_is_masked_in_the_params_as_in_the_command(make
     page = (next((site / "dags/cmds/runs").iterdir()) / "index.html").read_text()
     assert "<code>token=***</code>" in page and "with ***" in page
     assert "hunter2-secret" not in page
+
+
+def test_a_retired_dag_names_the_commit_that_deleted_its_file(make_repo, tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/a.toml": '[tasks.t]\ncmd = "echo a"\n', "dags/b.toml": '[tasks.t]\ncmd = "echo b"\n'})
+    with Repo(repo.path) as git_repo:
+        record_snapshot(state, git_repo.load(repo.head()))
+        last_with_it = repo.head()
+        deleted_at = repo.commit(message="retire b", remove=("dags/b.toml",))
+        record_snapshot(state, git_repo.load(deleted_at))
+    Site(state, site, clock=fixed_clock).render_all()
+    banner = re.search(r'<div class="banner warn"><strong>Retired</strong>(.*?)</div>', (site / "dags/b/index.html").read_text())
+    assert banner and deleted_at[:8] in banner.group(1) and last_with_it[:8] not in banner.group(1)
