@@ -1,8 +1,9 @@
 """Backfill plans: which ticks of [start, end] get a new run, a resume, or are left alone.
 
-Flow: `check_range` refuses an empty request (end before start, a DAG without a schedule);
-`plan_backfill(dag, runs, start, end, reprocess)` asks schedule.py for every tick of
-the range (oldest first, start_date / end_date respected) and decides per tick:
+Flow: `check_range` refuses an empty request (end before start, a start in the future, a DAG
+without a schedule); `plan_backfill(dag, runs, start, end, reprocess, now=...)` asks schedule.py
+for every tick of the range up to now (oldest first, start_date / end_date respected; later
+ticks are the schedule's) and decides per tick:
 - no run has that logical date: `create` a backfill run;
 - a run is queued or running: `skip` if something runs it (the daemon's pool; anyone
   holding the state lock, for a dry run), else `resume` it: it was left unfinished, e.g. by a
@@ -51,25 +52,39 @@ def latest_by_tick(runs: Iterable[RunState]) -> dict[datetime, RunState]:
     return result
 
 
-def check_range(dag: Dag, start: datetime, end: datetime, start_text: str, end_text: str) -> None:
-    """Refuse a range that ends before it starts, or a DAG without ticks, the same in the
-    foreground and in the daemon (the daemon would otherwise answer "no ticks in range", exit 0)."""
+def check_range(dag: Dag, start: datetime, end: datetime, start_text: str, end_text: str, now: datetime) -> None:
+    """Refuse a range that ends before it starts, lies in the future, or a DAG without ticks, the
+    same in the foreground and in the daemon (the daemon would otherwise answer "no ticks in range", exit 0)."""
     if end < start:
         raise UsageError(f"--end {end_text} is before --start {start_text}")
     if not dag.schedule:
         raise UsageError(f"DAG {dag.id!r} has no schedule, so it has no ticks to backfill (use `gitflowd run {dag.id} --date ...`)")
+    if start > now:  # as Airflow refuses: the schedule runs those ticks when they come
+        raise UsageError(f"--start {start_text} is in the future: a backfill runs ticks that have come; the schedule runs the others")
+
+
+def future_ticks(dag: Dag, end: datetime, now: datetime) -> bool:
+    """Whether the range's end leaves out ticks after `now` (plan_backfill does not plan them)."""
+    from gitflowd import schedule
+
+    upcoming = schedule.next_tick(dag, now) if end > now else None
+    return upcoming is not None and upcoming <= end
 
 
 def plan_backfill(dag: Dag, runs: Iterable[RunState], start: date | datetime, end: date | datetime, reprocess: str = "none",
-                  in_progress: Callable[[RunState], bool] = lambda _run: True) -> list[Step]:
-    """One step per tick in [start, end], oldest first; `in_progress(run)` says whether a queued
-    or running run is being run by someone (else it is resumed)."""
+                  in_progress: Callable[[RunState], bool] = lambda _run: True, now: datetime | None = None) -> list[Step]:
+    """One step per tick in [start, end] up to `now`, oldest first; `in_progress(run)` says whether
+    a queued or running run is being run by someone (else it is resumed).
+
+    A tick after `now` is left to the schedule: a backfill run of it would run before its data
+    interval has ended, and the scheduler skips ticks that have a run, so it would never be scheduled."""
     from gitflowd import schedule  # here: the CLI imports this module for REPROCESS and starts without croniter
 
     if reprocess not in REPROCESS:
         raise ValueError(f"--reprocess must be one of {', '.join(REPROCESS)}, not {reprocess!r}")
     existing = latest_by_tick(runs)
-    return [_step(tick, existing.get(tick), reprocess, in_progress) for tick in schedule.backfill_plan(dag, start, end)]
+    ticks = [t for t in schedule.backfill_plan(dag, start, end) if now is None or t <= now]
+    return [_step(tick, existing.get(tick), reprocess, in_progress) for tick in ticks]
 
 
 def _step(tick: datetime, run: RunState | None, reprocess: str, in_progress: Callable[[RunState], bool]) -> Step:

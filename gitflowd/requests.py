@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gitflowd import inbox
-from gitflowd.backfill import Action, check_range, describe, plan_backfill
+from gitflowd.backfill import Action, check_range, describe, future_ticks, plan_backfill
 from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, DagNotFound, GitflowdError, RunError
 from gitflowd.launch import Launcher
@@ -117,15 +117,16 @@ class Requests:
         dag, commit = self._dag_at(args["dag"], None)
         start = parse_when(args["start"], dag, now, "--start")
         end = parse_when(args["end"], dag, now, "--end")
-        check_range(dag, start, end, args["start"], args["end"])
+        check_range(dag, start, end, args["start"], args["end"], now)
         state = self.launcher.state
         runs = state.runs(dag.id)
         for _path, error in state.broken:  # a tick whose journal cannot be read looks unrun: say so
             log.error("backfill of %s: %s", dag.id, error)
-        steps = plan_backfill(dag, runs, start, end, args.get("reprocess", "none"), lambda run: self.pool.has(run.dag_id, run.run_id))
+        steps = plan_backfill(dag, runs, start, end, args.get("reprocess", "none"), lambda run: self.pool.has(run.dag_id, run.run_id), now)
         jobs = [self._backfill_job(dag, commit, step.action, step.tick, step.run_id) for step in steps if step.action is not Action.SKIP]
         reply = self._queued(jobs)
-        return inbox.Reply(ok=True, runs=reply.runs, message=describe(steps))
+        later = "; ticks after now are left to the schedule" if future_ticks(dag, end, now) else ""
+        return inbox.Reply(ok=True, runs=reply.runs, message=describe(steps) + later)
 
     def _backfill_job(self, dag: Dag, commit: str, action: Action, tick: datetime, run_id: str | None) -> Job:
         if action is Action.CREATE:

@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from gitflowd.backfill import describe, plan_backfill
+from gitflowd.backfill import check_range, describe, plan_backfill
+from gitflowd.errors import UsageError
 from gitflowd.state import RunStatus, StateDir, TaskStatus
 from tests.conftest import GIT_ENV, GitRepo
 from tests.runfactory import make_dag, write_run
@@ -64,6 +65,17 @@ def test_an_unfinished_run_nobody_runs_is_resumed_in_any_mode(tmp_path: Path) ->
     for mode in ("none", "failed", "all"):
         [step] = plan_backfill(dag, runs, date(2026, 1, 1), date(2026, 1, 1), mode, in_progress=lambda _run: False)
         assert (step.action.value, step.run_id, step.reason) == ("resume", "backfill__20260101", "running (left unfinished)")
+
+
+def test_ticks_after_now_are_left_to_the_schedule(tmp_path: Path) -> None:
+    # A backfill run of a tick to come would run before its data interval ends, and the
+    # scheduler skips a tick that has a run: it would never get its scheduled run.
+    dag = make_dag("d", {"t": []})
+    now = datetime(2026, 1, 3, 12, tzinfo=UTC)
+    steps = plan_backfill(dag, [], date(2026, 1, 1), date(2026, 1, 9), now=now)
+    assert [s.tick for s in steps] == [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
+    with pytest.raises(UsageError, match="--start 2026-01-04 is in the future"):
+        check_range(dag, datetime(2026, 1, 4, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC), "2026-01-04", "2026-01-05", now)
 
 
 def test_plan_rejects_an_unknown_reprocess_mode() -> None:
@@ -192,6 +204,7 @@ def test_a_progress_line_on_a_terminal(make_repo: Callable[..., GitRepo], tmp_pa
         (["d", "--start", "yesterday", "--end", "2026-01-02"], ["bad --start 'yesterday'"]),
         (["d", "--start", "2026-01-05", "--end", "2026-01-02"], ["--end 2026-01-02 is before --start 2026-01-05"]),
         (["manual", "--start", "2026-01-01", "--end", "2026-01-02"], ["DAG 'manual' has no schedule"]),
+        (["d", "--start", "2999-01-01", "--end", "2999-01-02"], ["--start 2999-01-01 is in the future"]),
     ],
 )
 def test_bad_input_is_one_line_and_records_nothing(make_repo: Callable[..., GitRepo], cli, args: list[str], fragments: list[str]) -> None:
@@ -199,6 +212,15 @@ def test_bad_input_is_one_line_and_records_nothing(make_repo: Callable[..., GitR
     for extra in ([], ["--dry-run"]):
         one_line_error(cli("backfill", *args, *extra, cwd=repo.path), *fragments)
     assert state_of(repo).runs() == []
+
+
+def test_a_range_reaching_past_now_plans_only_the_ticks_that_have_come(make_repo: Callable[..., GitRepo], cli) -> None:
+    repo = make_repo({"dags/d.toml": daily("true")})
+    today = datetime.now(UTC).date()
+    done = cli("backfill", "d", "--start", str(today - timedelta(days=2)), "--end", str(today + timedelta(days=3)), "--dry-run", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "backfill d: 3 to create (dry run: nothing recorded)", done.stdout  # today's midnight has come
+    assert "note: ticks of DAG 'd' after now are not planned; the schedule runs them when they come" in done.stderr
 
 
 def test_a_bad_reprocess_mode_is_a_usage_error(make_repo: Callable[..., GitRepo], cli) -> None:

@@ -472,7 +472,8 @@ def test_a_backfill_the_foreground_refuses_is_refused_by_the_daemon_too(make_rep
     repo = make_repo({"dags/ok.toml": toml("true", schedule="@daily"), "dags/manual.toml": toml("true")})
     daemon = start(daemons, repo.path, tmp_path / "home")
     for args, message in ((["manual", "--start", "2026-01-01", "--end", "2026-01-02"], "DAG 'manual' has no schedule"),
-                          (["ok", "--start", "2026-01-05", "--end", "2026-01-02"], "--end 2026-01-02 is before --start 2026-01-05")):
+                          (["ok", "--start", "2026-01-05", "--end", "2026-01-02"], "--end 2026-01-02 is before --start 2026-01-05"),
+                          (["ok", "--start", "2999-01-01", "--end", "2999-01-02"], "--start 2999-01-01 is in the future")):
         done = daemon.cli("backfill", *args, "--repo", str(repo.path))
         assert done.returncode == 2 and done.stderr.startswith(f"gitflowd: error: {message}"), (done.returncode, done.stderr)
     assert not (daemon.state / "runs" / "manual").exists()

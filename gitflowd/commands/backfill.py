@@ -14,10 +14,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from gitflowd import settings
-from gitflowd.backfill import REPROCESS, Action, Step, check_range, describe, plan_backfill
+from gitflowd.backfill import REPROCESS, Action, Step, check_range, describe, future_ticks, plan_backfill
 from gitflowd.commands.common import find_dag, format_time, open_repo, report_broken, table
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, record_if_head, site_listeners
@@ -81,15 +82,18 @@ def run(args: argparse.Namespace) -> int:
 def _plan(dag: Dag, state: StateDir, args: argparse.Namespace, in_progress: Callable[[RunState], bool]) -> list[Step]:
     from gitflowd.schedule import aware, parse_when, zone
 
-    start = parse_when(args.start, dag, flag="--start")
-    end = parse_when(args.end, dag, flag="--end")
-    check_range(dag, start, end, args.start, args.end)
+    now = datetime.now(timezone.utc)
+    start = parse_when(args.start, dag, now, flag="--start")
+    end = parse_when(args.end, dag, now, flag="--end")
+    check_range(dag, start, end, args.start, args.end, now)
     for bound, outside, word in ((dag.start_date, start, "before its start_date"), (dag.end_date, end, "after its end_date")):
         if bound is not None and (outside < aware(bound, zone(dag)) if word.startswith("before") else outside > aware(bound, zone(dag))):
             print(f"note: DAG {dag.id!r} has no runs {word} {bound}; those ticks are not planned", file=sys.stderr)
+    if future_ticks(dag, end, now):
+        print(f"note: ticks of DAG {dag.id!r} after now are not planned; the schedule runs them when they come", file=sys.stderr)
     runs = state.runs(dag.id)
     report_broken(state)  # a tick whose journal cannot be read looks unrun: say so
-    return plan_backfill(dag, runs, start, end, args.reprocess, in_progress)
+    return plan_backfill(dag, runs, start, end, args.reprocess, in_progress, now)
 
 
 def _print_plan(dag: Dag, steps: list[Step]) -> int:
