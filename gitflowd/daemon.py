@@ -37,6 +37,7 @@ from gitflowd.errors import GitflowdError
 from gitflowd.launch import Launcher
 from gitflowd.lock import StateLock
 from gitflowd.notify import Notifier
+from gitflowd.parsecache import ParseCache
 from gitflowd.pool import Limiter, RunPool
 from gitflowd.repo import Repo, Snapshot
 from gitflowd.requests import Requests
@@ -280,7 +281,7 @@ class Daemon:
         Until a reopen works the previous Repo stays: its objects still serve runs.
         """
         try:
-            repo = Repo(self.options.repo, self.branch)
+            repo = Repo(self.options.repo, self.branch, ParseCache(self.state.parse_cache))
         except (GitflowdError, OSError) as exc:
             if fail:
                 raise

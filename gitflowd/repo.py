@@ -4,6 +4,7 @@ Flow: `Repo(path, branch)` opens a work tree or a bare repository and checks tha
 commits (`git rev-parse`, `git for-each-ref`) -> `resolve(rev)` names a commit (None = head
 of the followed branch) -> `dag_files(sha)` lists `dags/**/*.toml` from the commit's tree ->
 `load(sha)` parses each file through the loader, reusing results cached by (path, blob sha),
+in memory and, when given a ParseCache, on disk for the next process (parsecache.py),
 so a commit that changes one file of a thousand parses one -> a frozen `Snapshot` of valid
 DAGs by id plus every problem. Revisions, commits, trees and blobs all come from the Repo's
 one `git cat-file --batch` process (objects parsed in gitobjects.py).
@@ -29,6 +30,7 @@ from gitflowd import checkouts, gitcli, gitobjects
 from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, Problem, RepoError
 from gitflowd.loader import load_dag, suggest
+from gitflowd.parsecache import ParseCache
 from gitflowd.toml_lines import locate
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,9 @@ _Parsed = tuple[Dag | None, tuple[Problem, ...]]
 class Repo:
     """One Git repository, following one branch. Not thread-safe: one Repo per thread."""
 
-    def __init__(self, path: Path, branch: str | None = None):
+    def __init__(self, path: Path, branch: str | None = None, parse_cache: ParseCache | None = None):
         self.path = Path(path)
+        self.parse_cache = parse_cache
         self.bare, self.git_dir, self.common_dir = _open(self.path)
         self.branch = _pick_branch(self._run, self.path, branch)
         self._objects = gitcli.ObjectReader(self.git_dir)  # started by the first blob read
@@ -227,17 +230,27 @@ class Repo:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        self.parsed += 1
         data = self._blob_bytes(blob)  # a missing blob is a broken repository, not a bad file
         try:
             source = data.decode("utf-8")
-            entry = source, _parse(path, source)
+            entry = source, self._parse_or_reuse(path, blob, source)
         except UnicodeDecodeError:
             entry = "", _not_text(path)
         self._cache[key] = entry
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return entry
+
+    def _parse_or_reuse(self, path: str, blob: str, source: str) -> _Parsed:
+        """The parse another process left in the on-disk cache, else a fresh one (kept there)."""
+        cached = self.parse_cache.get(path, blob) if self.parse_cache is not None else None
+        if cached is not None:
+            return cached
+        self.parsed += 1
+        parsed = _parse(path, source)
+        if self.parse_cache is not None:
+            self.parse_cache.put(path, blob, parsed)
+        return parsed
 
     # -- checkouts ------------------------------------------------------------------
 

@@ -338,6 +338,7 @@ class StateDir:
         self.checkouts = self.root / "checkouts"
         self.workspaces = self.root / "workspaces"
         self.inbox = self.root / "inbox"
+        self.parse_cache = self.root / "cache" / "dags"  # parsed DAG files by path and blob (parsecache.py)
         self.lock_path = self.root / "daemon.lock"
         self.broken: list[tuple[str, str]] = []  # (journal path, error) from the last runs()
         self._cache: dict[Path, tuple[tuple[int, int, int], RunState]] = {}

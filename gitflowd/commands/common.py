@@ -24,9 +24,14 @@ if TYPE_CHECKING:
 
 def open_repo(args: argparse.Namespace) -> Repo:
     """The repository named by --repo / GITFLOWD_REPO / the current directory."""
+    from gitflowd.parsecache import ParseCache
     from gitflowd.repo import Repo
+    from gitflowd.state import StateDir
     where = settings.resolve(args.repo, args.state, args.site)
-    return Repo(where.repo)
+    # Parses are kept for the next command where a state directory already exists: `validate`
+    # and `list` must not create one in a repository that never ran anything.
+    cache = ParseCache(StateDir(where.state).parse_cache) if where.state.is_dir() else None
+    return Repo(where.repo, parse_cache=cache)
 
 
 def load_snapshot(args: argparse.Namespace, rev: str | None = None, worktree: bool = False) -> Snapshot:
