@@ -3,6 +3,8 @@
 
 Builds the repository once (real Git commits), then times, median of REPEATS:
   cold load      `Repo(path).load(head)` with a fresh Repo (empty blob cache)
+  cached load    the same with the parses another process left in STATE/cache/dags/ (info:
+                 what the next CLI command and a restarted daemon do)
   daemon cold    what the daemon's reload does at start: resolve the head, load it, record
                  the registry (STATE/dags.json, reloads.jsonl) and read it back
   one file       commit a change to one file, then the warm Repo loads the new head
@@ -24,6 +26,7 @@ from common import Figure, cleanup, commit, main, make_repo, median_time, profil
 from shapes import pipeline
 
 from gitflowd import registry
+from gitflowd.parsecache import ParseCache
 from gitflowd.repo import Repo, Snapshot
 from gitflowd.site import Site
 
@@ -53,6 +56,12 @@ def load_head(repo: Repo, files: int) -> Snapshot:
 def cold_load(path: Path, files: int) -> None:
     with Repo(path) as repo:
         load_head(repo, files)
+
+
+def cached_load(path: Path, cache: Path, files: int) -> None:
+    with Repo(path, parse_cache=ParseCache(cache)) as repo:
+        load_head(repo, files)
+        assert repo.parsed == 0, "every file's parse must come from the cache"
 
 
 def daemon_reload(repo: Repo, state: Path, files: int) -> list[registry.DagChange]:
@@ -126,6 +135,9 @@ def figures(quick: bool = False) -> list[Figure]:
         path = build(root, files)
         cold = median_time(REPEATS, lambda: cold_load(path, files))
         dcold = median_time(REPEATS, lambda: daemon_cold(path, root, files))
+        with Repo(path, parse_cache=ParseCache(root / "parse-cache")) as repo:
+            load_head(repo, files)  # fills the cache, as the command before would have
+        cached = median_time(REPEATS, lambda: cached_load(path, root / "parse-cache", files))
         changer = Changer(path, root, files)
         try:
             one, done, rendered = median_of(changer.load), median_of(changer.reload), median_of(changer.reload_and_render)
@@ -137,6 +149,7 @@ def figures(quick: bool = False) -> list[Figure]:
     return [
         Figure(w, f"cold load of the head, Repo.load ({size})", cold, "s", COLD_BUDGET),
         Figure(w, "cold daemon reload (load + registry)", dcold, "s", COLD_BUDGET),
+        Figure(w, "cold load, parses from the on-disk cache (next command, daemon restart)", cached, "s", reference="info"),
         Figure(w, "one-file change, Repo.load of the new head", one * 1000, "ms", CHANGE_BUDGET_MS),
         Figure(w, "one-file change, daemon reload (load + registry)", done * 1000, "ms", CHANGE_BUDGET_MS),
         Figure(w, "one-file change, reload + site (its DAG page, index)", rendered * 1000, "ms", reference="info"),
