@@ -12,8 +12,8 @@ DST rules (decided here, documented in docs/daemon.md):
   (02:30 on a day that jumps 02:00 -> 03:00 fires at 03:30), unless another tick already
   falls on that instant.
 - A wall time repeated by a fall-back overlap fires once, at its first occurrence, except
-  when the hour field is `*` (hourly-or-faster schedules), which fire on both, so "every
-  hour" keeps meaning every elapsed hour.
+  when the hour field covers every hour (`*`, `*/1`, `0-23`: hourly-or-faster schedules),
+  which fire on both, so "every hour" keeps meaning every elapsed hour (as Airflow).
 
 All instants returned are timezone-aware UTC datetimes. Naive datetimes given to this
 module (and naive `start_date` / `end_date`) are read in the DAG's timezone.
@@ -146,12 +146,13 @@ def _instants(wall: datetime, tz: ZoneInfo, both_folds: bool) -> list[datetime]:
 def _walk(expr: str, tz: ZoneInfo, anchor: datetime, backwards: bool) -> Iterator[datetime]:
     """Every tick instant strictly after (or before) `anchor`, in order, without repeats."""
     cron = cron_of(expr)
-    both_folds = cron.split()[1] == "*"
     sign = -1 if backwards else 1
     wall_anchor = anchor.astimezone(tz).replace(tzinfo=None)
     from croniter import croniter
 
     matches = croniter(cron, wall_anchor - sign * _SLACK)
+    # every hour, however written (`*`, `*/1`, `0-23`): croniter expands such a field to ['*']
+    both_folds = matches.expanded[1] == ["*"]
     step = matches.get_prev if backwards else matches.get_next
     heap: list[tuple[float, datetime]] = []
     last: datetime | None = None

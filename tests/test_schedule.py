@@ -147,6 +147,15 @@ def test_hourly_keeps_every_elapsed_hour_across_both_changes() -> None:
     assert [t.astimezone(BERLIN).strftime("%H%z") for t in autumn[1:3]] == ["02+0200", "02+0100"]
 
 
+@pytest.mark.parametrize(("expr", "per_hour"), [("30 */1 * * *", 1), ("30 0-23 * * *", 1), ("*/30 0-11,12-23 * * *", 2)])
+def test_an_hour_field_covering_every_hour_fires_on_both_readings_of_the_overlap(expr: str, per_hour: int) -> None:
+    # as `*` does (and Airflow, which looks at the hours the field expands to, not its text)
+    dag = make_dag(schedule=expr, timezone="Europe/Berlin")
+    autumn = schedule.due_ticks(dag, utc(2026, 10, 24, 23), utc(2026, 10, 25, 2))
+    assert utc(2026, 10, 25, 0, 30) in autumn and utc(2026, 10, 25, 1, 30) in autumn  # 02:30 CEST, then 02:30 CET
+    assert len(schedule.due_ticks(dag, local(BERLIN, 2026, 10, 25), local(BERLIN, 2026, 10, 26))) == 25 * per_hour
+
+
 def test_a_berlin_day_with_dst_has_23_or_25_hourly_ticks() -> None:
     dag = make_dag(schedule="@hourly", timezone="Europe/Berlin")
     assert len(schedule.due_ticks(dag, local(BERLIN, 2026, 3, 29), local(BERLIN, 2026, 3, 30))) == 23
