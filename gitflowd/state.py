@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitflowd import journal
-from gitflowd.dag import Dag
+from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import DagNotFound, JournalCorrupt, RunNotFound, StateError
 
 
@@ -369,6 +369,10 @@ class StateDir:
 
     def load_run(self, dag_id: str, run_id: str) -> RunState:
         """Replay one run's journal (always fresh from disk)."""
+        if not is_valid_id(dag_id):  # ids name files: '../x' would reach another DAG's runs
+            raise DagNotFound(dag_id, f": no runs of it in {self.root} (see `gitflowd status`)")
+        if not is_valid_id(run_id):
+            raise RunNotFound(dag_id, run_id)
         path = self.journal_path(dag_id, run_id)
         if not path.is_file():
             if not path.parent.is_dir():

@@ -167,6 +167,20 @@ def test_missing_runs_and_bad_journals(tmp_path: Path) -> None:
     assert state.runs() == [] and len(state.broken) == 1
 
 
+def test_ids_that_are_paths_reach_no_journal(tmp_path: Path) -> None:
+    """`gitflowd clear other ../d/RUN --task a` cleared the run of DAG d: the ids name files."""
+    state = StateDir(tmp_path)
+    run, writer = _new(state)
+    writer.close()
+    state.journal_path("other", "x").parent.mkdir(parents=True)
+    with pytest.raises(RunNotFound, match=f"unknown run '../d/{run.run_id}' of DAG 'other'"):
+        state.load_run("other", f"../d/{run.run_id}")
+    with pytest.raises(DagNotFound, match="unknown DAG 'other/../d'"):
+        state.load_run("other/../d", run.run_id)
+    with pytest.raises(RunNotFound):
+        open_run(state, "other", f"../d/{run.run_id}")  # what clear and resume open for writing
+
+
 def test_an_unknown_task_in_a_record_is_reported_as_corruption(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
     run, writer = _new(state)
