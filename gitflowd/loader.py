@@ -28,7 +28,7 @@ from gitflowd.errors import DagFileError, Problem
 from gitflowd.fields import DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, TASK_KEYS, TOP_KEYS, BadValue, parse_duration, show, suggest
 from gitflowd.toml_lines import LineMap, locate
 
-__all__ = ["load_dag", "dag_from_data", "parse_duration", "suggest", "DAG_KEYS", "DEFAULT_KEYS", "TASK_KEYS"]
+__all__ = ["load_dag", "dag_from_data", "declared_id", "parse_duration", "suggest", "DAG_KEYS", "DEFAULT_KEYS", "TASK_KEYS"]
 
 _TOML_POSITION = re.compile(r" \(at (?:line (\d+), column \d+|end of document)\)$")
 
@@ -56,6 +56,17 @@ def dag_from_data(data: Mapping[str, Any], path: str, lines: LineMap | None = No
         problems = sorted(dict.fromkeys(reader.problems), key=lambda p: p.line)
         raise DagFileError(problems or [Problem(path, 1, "invalid DAG file")])
     return dag
+
+
+def declared_id(text: str, path: str) -> str:
+    """The DAG id a file means, valid or not: its `[dag] id` when that reads as a string,
+    else its stem. `gitflowd run ID` finds an invalid file's problems by it."""
+    try:
+        table = tomllib.loads(text.removeprefix("\ufeff")).get("dag")
+    except (tomllib.TOMLDecodeError, RecursionError):
+        table = None
+    declared = table.get("id") if isinstance(table, dict) else None
+    return declared if isinstance(declared, str) else PurePosixPath(path).stem
 
 
 # -- messages ---------------------------------------------------------------------------

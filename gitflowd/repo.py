@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from gitflowd import checkouts, gitcli, gitobjects
 from gitflowd.dag import Dag
 from gitflowd.errors import DagFileError, Problem, RepoError
-from gitflowd.loader import load_dag, suggest
+from gitflowd.loader import declared_id, load_dag, suggest
 from gitflowd.parsecache import ParseCache
 from gitflowd.toml_lines import locate
 
@@ -74,6 +74,7 @@ class Snapshot:
     dags: dict[str, LoadedDag] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     paths: tuple[str, ...] = ()  # every DAG file looked at, valid or not
+    declared: dict[str, str] = field(default_factory=dict)  # path -> DAG id of each file not loaded
 
     @property
     def valid(self) -> bool:
@@ -81,6 +82,17 @@ class Snapshot:
 
     def problems_for(self, path: str) -> list[Problem]:
         return [p for p in self.problems if p.path == path]
+
+    def problems_of(self, dag_id: str) -> list[Problem]:
+        """The problems of the files that did not load and mean DAG `dag_id` (by their
+        `[dag] id`, or named so): what `run ID` or `show ID` says instead of 'unknown DAG'."""
+        return [p for p in self.problems if dag_id in (self.declared.get(p.path), PurePosixPath(p.path).stem)]
+
+    def defined_in(self, stem: str) -> str:
+        """' (dags/x.toml defines DAG 'y')' for a DAG asked for by the stem of a file that sets
+        another id; else ''."""
+        found = [(d.path, i) for i, d in self.dags.items() if PurePosixPath(d.path).stem == stem != i]
+        return "".join(f" ({path} defines DAG {dag_id!r})" for path, dag_id in found[:1])
 
 
 # Result of parsing one file: the DAG or its problems.
@@ -375,18 +387,23 @@ def _snapshot(commit: CommitInfo | None, results: dict[str, tuple[str, str, _Par
     """Assemble valid DAGs by id; a DAG id defined by several files is a problem in each."""
     by_id: dict[str, list[LoadedDag]] = {}
     problems: list[Problem] = []
+    declared: dict[str, str] = {}
     for path, (blob, source, (dag, file_problems)) in results.items():
         problems.extend(file_problems)
         if dag is not None:
             by_id.setdefault(dag.id, []).append(LoadedDag(dag=dag, path=path, blob=blob, source=source))
+        else:  # read again for its id only: invalid files are few, and not cached by id
+            declared[path] = declared_id(source, path)
     dags = {}
     for dag_id, loaded in by_id.items():
         if len(loaded) == 1:
             dags[dag_id] = loaded[0]
             continue
         for item in loaded:
+            declared[item.path] = dag_id
             others = ", ".join(other.path for other in loaded if other is not item)
             line = locate(item.source).line("dag", "id") if PurePosixPath(item.path).stem != dag_id else 1
             problems.append(Problem(item.path, line, f"DAG id {dag_id!r} is also defined in {others}; DAG ids must be unique"))
     problems.sort(key=lambda p: (p.path, p.line))
-    return Snapshot(commit=commit, dags=dict(sorted(dags.items())), problems=problems, paths=tuple(results))
+    return Snapshot(commit=commit, dags=dict(sorted(dags.items())), problems=problems, paths=tuple(results),
+                    declared=declared)

@@ -146,10 +146,10 @@ class Requests:
             snapshot = repo.load(sha)
             if dag_id in snapshot.dags:
                 return snapshot.dags[dag_id].dag, sha
-            problems = [p for p in snapshot.problems if p.path.rsplit("/", 1)[-1] == f"{dag_id}.toml"]
+            problems = snapshot.problems_of(dag_id)
             if problems:
                 raise DagFileError(problems)
-            raise DagNotFound(dag_id, f" at {rev}{suggest(dag_id, list(snapshot.dags))}")
+            raise DagNotFound(dag_id, f" at {rev}{snapshot.defined_in(dag_id) or suggest(dag_id, list(snapshot.dags))}")
         entry = self.dags().get(dag_id)
         if entry is None:
             raise DagNotFound(dag_id, suggest(dag_id, list(self.dags())) or self._why_not_loaded(dag_id))

@@ -177,6 +177,18 @@ def test_show_unknown_and_invalid_dags(cli, make_repo):
     assert broken.stderr == "gitflowd: error: dags/broken.toml:1: task 'x' needs exactly one of cmd, argv, call\n"
 
 
+def test_show_and_run_find_a_dag_by_its_id_not_only_by_its_file_name(cli, make_repo):
+    repo = make_repo({"dags/umbrella.toml": A, "dags/stem.toml": '[dag]\nid = "real"\n[tasks.a]\ncmd = "x"\n',
+                      "dags/broken.toml": '[dag]\nid = "brk"\n[tasks.a]\ncmd = "x"\nretrys = 1\n'})
+    for command in ("show", "run"):
+        broken = cli(command, "brk", "--repo", str(repo.path))
+        assert broken.returncode == 1 and broken.stdout == ""
+        assert broken.stderr == "gitflowd: error: dags/broken.toml:5: unknown key 'retrys' in [tasks.a] (did you mean 'retries'?)\n"
+        stem = cli(command, "stem", "--repo", str(repo.path))
+        assert stem.returncode == 1 and stem.stderr == "gitflowd: error: unknown DAG 'stem' (dags/stem.toml defines DAG 'real')\n"
+    assert not (repo.path / ".gitflowd" / "state" / "runs").exists()
+
+
 def test_show_at_an_older_revision(cli, make_repo):
     repo = make_repo({"dags/a.toml": A})
     first = repo.head()

@@ -468,6 +468,15 @@ def test_cli_requests_while_the_daemon_runs(make_repo: Callable[..., GitRepo], t
     assert daemon.proc.poll() is None
 
 
+def test_run_rev_in_the_daemon_finds_a_dag_by_the_id_its_file_declares(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/ok.toml": toml("true"), "dags/broken.toml": '[dag]\nid = "brk"\n[tasks.a]\ncmd = "x"\nretrys = 1\n'})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    broken = daemon.cli("run", "brk", "--rev", "HEAD", "--repo", str(repo.path))
+    assert broken.returncode == 1 and "dags/broken.toml:5: unknown key 'retrys'" in broken.stderr
+    stem = daemon.cli("run", "broken", "--rev", "HEAD", "--repo", str(repo.path))
+    assert stem.returncode == 1 and "dags/broken.toml:5: unknown key 'retrys'" in stem.stderr
+
+
 def test_a_backfill_the_foreground_refuses_is_refused_by_the_daemon_too(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     repo = make_repo({"dags/ok.toml": toml("true", schedule="@daily"), "dags/manual.toml": toml("true")})
     daemon = start(daemons, repo.path, tmp_path / "home")

@@ -128,6 +128,22 @@ def test_duplicate_dag_ids_are_a_problem_in_both_files(make_repo):
     assert snap.problems_for("dags/b.toml") == [snap.problems[1]] and not snap.valid
 
 
+def test_the_problems_of_a_dag_are_found_by_the_id_its_file_declares(make_repo):
+    """`gitflowd run ID` of an invalid file that sets `[dag] id`, or of an id two files claim
+    under other names, said 'unknown DAG' instead of showing the files' problems."""
+    same = '[dag]\nid = "same"\n[tasks.x]\ncmd = "x"\n'
+    repo = make_repo({"dags/s1.toml": same, "dags/s2.toml": same, "dags/c.toml": B,
+                      "dags/broken.toml": '[dag]\nid = "brk"\n[tasks.x]\ncmd = "x"\nretrys = 1\n',
+                      "dags/syntax.toml": "[tasks.x\n", "dags/named.toml": '[dag]\nid = "other"\n[tasks.x]\ncmd = "x"\n'})
+    with Repo(repo.path) as r:
+        snap = r.load(r.resolve())
+    assert [p.path for p in snap.problems_of("same")] == ["dags/s1.toml", "dags/s2.toml"]
+    assert [p.line for p in snap.problems_of("brk")] == [5] and snap.problems_of("brk") == snap.problems_of("broken")
+    assert [p.path for p in snap.problems_of("syntax")] == ["dags/syntax.toml"]
+    assert snap.problems_of("c") == [] and snap.problems_of("other") == [] and snap.problems_of("named") == []
+    assert snap.defined_in("named") == " (dags/named.toml defines DAG 'other')" and snap.defined_in("c") == ""
+
+
 def test_invalid_and_non_text_files_are_problems_not_crashes(make_repo):
     repo = make_repo({"dags/ok.toml": B, "dags/bad.toml": "[tasks.a]\nretrys = 1\n"})
     (repo.path / "dags" / "bin.toml").write_bytes(b"\xff\xfe\x00garbage")

@@ -47,17 +47,13 @@ def find_dag(snapshot: Snapshot, dag_id: str) -> Dag:
     """The DAG `dag_id`, or its file's problems, or DagNotFound with a suggestion."""
     if dag_id in snapshot.dags:
         return snapshot.dags[dag_id].dag
-    problems = [p for p in snapshot.problems if _stem(p.path) == dag_id]
+    problems = snapshot.problems_of(dag_id)
     if problems:
         raise DagFileError(problems)
     from gitflowd.loader import suggest
     ids = list(snapshot.dags)
-    hint = suggest(dag_id, ids) or (f" (DAGs: {', '.join(ids[:10])})" if ids else " (there are no valid DAGs)")
+    hint = snapshot.defined_in(dag_id) or suggest(dag_id, ids) or (f" (DAGs: {', '.join(ids[:10])})" if ids else " (there are no valid DAGs)")
     raise DagNotFound(dag_id, hint)
-
-
-def _stem(path: str) -> str:
-    return path.rsplit("/", 1)[-1].removesuffix(".toml")
 
 
 def problem_dict(problem: Problem) -> dict[str, object]:
