@@ -100,6 +100,7 @@ class Daemon:
         self.interrupted = False
         self._interrupted_runs: list[tuple[str, str]] = []
         self.unsuccessful = 0  # runs that ended failed (or could not execute) in this daemon's life
+        self.once_since: datetime | None = None  # with `once`: the first scheduling pass, the ticks it runs
         self.repo_retry_at: float | None = None
         self.repo_problem: str | None = None  # the last error reading the repository, until a reload works
         self.next_ping = 0.0
@@ -313,7 +314,11 @@ class Daemon:
     # -- schedules ----------------------------------------------------------------------
 
     def schedule_due(self, now: datetime) -> None:
-        """Create the scheduled runs the scheduler says are due."""
+        """Create the scheduled runs the scheduler says are due (with `once`: due when it began;
+        ticks that come while it waits are the next start's, or it might never end)."""
+        if self.options.once:
+            self.once_since = self.once_since or now
+            now = min(now, self.once_since)
         for dag, tick in self.scheduler.due(self._versions(), self.pool.active, now):
             try:
                 self.pool.add(self.launcher.prepare_new(dag, self.dags[dag.id].commit.sha, "scheduled", tick))

@@ -622,6 +622,24 @@ def test_catchup_false_runs_only_the_latest_tick_and_end_date_stops(make_repo: C
     assert daemon.next_due(datetime(2026, 1, 20, 6, tzinfo=UTC)) == datetime(2026, 1, 21, tzinfo=UTC)
 
 
+def test_once_runs_the_ticks_due_when_it_started_not_those_that_come_while_it_waits(
+        make_repo: Callable[..., GitRepo], tmp_path: Path, in_process: Callable[..., Daemon]) -> None:
+    # Else a catch-up slower than its schedule (or one long DAG beside an hourly one) keeps a
+    # cron job's `daemon --once` going for ever, and the next cron start finds the lock held.
+    gate = tmp_path / "gate"
+    repo = make_repo({"dags/slow.toml": toml(f"while [ ! -e {gate} ]; do sleep 0.05; done", schedule="@hourly",
+                                              extra="start_date = 2026-01-01\ncatchup = true\nmax_active_runs = 1")})
+    daemon = in_process(repo, once=True)
+    daemon.loop(datetime(2026, 1, 1, 1, 30, tzinfo=UTC))  # 00:00 and 01:00 are due; one runs
+    later = datetime(2026, 1, 1, 3, 30, tzinfo=UTC)  # 02:00 and 03:00 come while it runs
+    daemon.loop(later)
+    gate.touch()
+    for _ in range(4):
+        settle(daemon, later)
+    assert logical_dates(daemon, "slow") == ["01-01 00:00", "01-01 01:00"]
+    assert daemon.finished
+
+
 def test_the_loop_sleeps_until_the_next_tick(make_repo: Callable[..., GitRepo], in_process: Callable[..., Daemon]) -> None:
     repo = make_repo({"dags/hourly.toml": toml("true", schedule="@hourly")})
     daemon = in_process(repo)
