@@ -293,6 +293,45 @@ def _simple_template(text: str) -> bool:
     return all(name in TEMPLATE_NAMES for name in _SIMPLE_EXPRESSION.findall(text))
 
 
+def param_keys(texts: tuple[str, ...]) -> list[str]:
+    """The keys of `params` that templates read by name (`params.x`, `params['x']`), except
+    where a missing key is handled (`| default(...)`, `is defined`): a key no param declares
+    fails every run, since --param may only override declared keys."""
+    keys: list[str] = []
+    for text in texts:
+        if "params" not in text:
+            continue
+        if _simple_template(text):
+            keys.extend(_SIMPLE_PARAM.findall(text))
+        else:
+            keys.extend(_jinja_param_keys(text))
+    return list(dict.fromkeys(keys))
+
+
+def _jinja_param_keys(text: str) -> list[str]:
+    import jinja2.nodes as n
+
+    tree = _parser().parse(text)  # already checked by _templates
+    if any(name.name == "params" and name.ctx != "load" for name in tree.find_all(n.Name)):
+        return []  # `{% set params = ... %}`: not the DAG's params
+    guarded = {_param_key(node.node, n) for node in tree.find_all((n.Filter, n.Test)) if node.name in _GUARDS}
+    keys = [_param_key(node, n) for node in tree.find_all((n.Getattr, n.Getitem))]
+    return [key for key in keys if key is not None and key not in guarded]
+
+
+def _param_key(node: Any, n: Any) -> str | None:
+    """'x' for the node `params.x` or `params['x']`; None for anything else."""
+    if not isinstance(node, (n.Getattr, n.Getitem)) or not (isinstance(node.node, n.Name) and node.node.name == "params"):
+        return None
+    if isinstance(node, n.Getattr):
+        return None if hasattr(dict, node.attr) else node.attr  # params.get(...) is a method
+    return node.arg.value if isinstance(node.arg, n.Const) and isinstance(node.arg.value, str) else None
+
+
+_SIMPLE_PARAM = re.compile(r"\{\{ *params\.([A-Za-z_]\w*)")
+_GUARDS = {"default", "d", "defined", "undefined"}  # filters and tests that take a missing key
+
+
 def _cmd(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _expected("a non-empty shell command string", value)

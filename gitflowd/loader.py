@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from gitflowd.dag import Dag, Task, graph_problems, is_valid_id, ordered
 from gitflowd.errors import DagFileError, Problem
-from gitflowd.fields import DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, TASK_KEYS, TOP_KEYS, BadValue, parse_duration, show, suggest
+from gitflowd.fields import DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, TASK_KEYS, TOP_KEYS, BadValue, param_keys, parse_duration, show, suggest
 from gitflowd.toml_lines import LineMap, locate
 
 __all__ = ["load_dag", "dag_from_data", "declared_id", "parse_duration", "suggest", "DAG_KEYS", "DEFAULT_KEYS", "TASK_KEYS"]
@@ -110,6 +110,9 @@ class _Reader:
         dag_id = dag.get("id") or self.stem_id()
         dates = self.dates(dag, ZoneInfo(dag.get("timezone", "UTC")))
         tasks = self.tasks(data, defaults, dag.get("env", {}))
+        raw_dag = data.get("dag", {})
+        if tasks and isinstance(raw_dag, dict) and ("params" in dag or "params" not in raw_dag):  # else said already
+            self.check_params(tasks, dag.get("params", {}))
         if self.problems or dag_id is None or tasks is None:
             return None
         settings = {k: v for k, v in dag.items() if k not in ("id", "start_date", "end_date")}
@@ -163,6 +166,16 @@ class _Reader:
                 tasks[task_id] = task
         self.graph({tid: t.get("deps", []) if isinstance(t, dict) else [] for tid, t in raw.items()})
         return tasks
+
+    def check_params(self, tasks: dict[str, Task], params: Mapping[str, Any]) -> None:
+        """A template reading a param the DAG does not declare would fail every run."""
+        for task in tasks.values():
+            for key, texts in (("cmd", (task.cmd,) if task.cmd else ()), ("argv", task.argv or ())):
+                unknown = [k for k in param_keys(texts) if k not in params]
+                if unknown:
+                    listed = ", ".join(f"{k!r}{suggest(k, list(params))}" for k in unknown)
+                    self.problem(("tasks", task.id, key), f"{_label(('tasks', task.id))} {key}: unknown param{'s' if len(unknown) > 1 else ''} "
+                                                          f"{listed}; declare {'them' if len(unknown) > 1 else 'it'} in [dag] params (--param overrides only those)")
 
     def no_tasks(self, raw: Any) -> None:
         if raw is None:

@@ -230,7 +230,7 @@ def test_a_bad_reprocess_mode_is_a_usage_error(make_repo: Callable[..., GitRepo]
 
 
 def test_a_failing_template_stops_before_anything_is_recorded(make_repo: Callable[..., GitRepo], cli) -> None:
-    repo = make_repo({"dags/d.toml": daily("echo {{ params.missing.deeper }}")})
+    repo = make_repo({"dags/d.toml": daily("echo {{ params.conf.missing }}", extra="params = { conf = {} }")})
     done = cli("backfill", "d", "--start", "2026-01-01", "--end", "2026-01-02", cwd=repo.path)
     assert done.returncode != 0 and "work" in done.stderr
     assert state_of(repo).runs() == []

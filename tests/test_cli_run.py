@@ -209,9 +209,10 @@ def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path:
 
 
 def test_a_template_error_stops_the_run_before_anything_is_recorded(make_repo, cli) -> None:
-    repo = make_repo({"dags/tpl.toml": '[tasks.a]\ncmd = "true"\n\n[tasks.b]\ncmd = "echo {{ params.nope }}"\n'})
+    # a key inside a param: validate checks only the params' own keys (a missing one is a load error)
+    repo = make_repo({"dags/tpl.toml": '[dag]\nparams = { conf = {} }\n[tasks.a]\ncmd = "true"\n\n[tasks.b]\ncmd = "echo {{ params.conf.nope }}"\n'})
     done = cli("run", "tpl", cwd=repo.path)
-    _one_line_error(done, "dags/tpl.toml:4: task 'b': undefined template variable: 'dict object' has no attribute 'nope'")
+    _one_line_error(done, "dags/tpl.toml:6: task 'b': undefined template variable: 'dict object' has no attribute 'nope'")
     assert not (repo.path / ".gitflowd" / "state" / "runs").exists()
 
 

@@ -192,9 +192,31 @@ def test_template_names_match_what_templating_provides():
     assert set(run_variables(run, dag)) | {"task_id"} == TEMPLATE_NAMES
 
 
+@pytest.mark.parametrize("cmd, unknown", [
+    ("{{ params.region }} {{ params['region'] }} {{ params.region.upper() }}", []),
+    ("{{ params.regoin }}", ["'regoin' (did you mean 'region'?)"]),
+    ("{{ params['zone'] }} {% if ds %}{{ params.zone }}{% endif %} {{ params.day }}", ["'zone'", "'day'"]),
+    ("{{ params.zone | default('utc') }} {% if params.day is defined %}{{ params.day }}{% endif %}", []),
+    ("{{ params.get('zone', 'utc') }} {{ params.items() | list }} {{ params[ds] }}", []),
+    ("{% set params = {'zone': 1} %}{{ params.zone }}", []),
+])
+def test_a_param_the_dag_does_not_declare_is_a_problem(cmd, unknown):
+    """validate passed `{{ params.nope }}` and every run of it then failed: --param only overrides declared keys."""
+    text = f'[dag]\nparams = {{ region = "seoul" }}\n[tasks.a]\ncmd = "{cmd}"\n'
+    plural = "s" if len(unknown) > 1 else ""
+    if unknown:
+        assert problems(text) == [f"dags/x.toml:4: [tasks.a] cmd: unknown param{plural} {', '.join(unknown)}; declare "
+                                  f"{'them' if plural else 'it'} in [dag] params (--param overrides only those)"]
+    else:
+        assert load_dag(text, "dags/x.toml").tasks["a"].cmd == cmd
+    argv = f'[tasks.a]\nargv = ["x", "{{{{ params.zone }}}}"]\n'
+    assert problems(argv) == ["dags/x.toml:2: [tasks.a] argv: unknown param 'zone'; declare it in [dag] params (--param overrides only those)"]
+    assert problems('[dag]\nparams = 3\n[tasks.a]\ncmd = "{{ params.zone }}"\n') == ["dags/x.toml:2: [dag] params must be a table, got 3"]
+
+
 def test_templates_may_use_jinja_locals_and_globals():
     cmd = "{{ params.region }} {% for x in range(2) %}{{ x }}{% endfor %} {% set y = ds %}{{ y }}"
-    assert load_dag(f'[tasks.a]\ncmd = "{cmd}"\n', "dags/d.toml").tasks["a"].cmd == cmd
+    assert load_dag(f'[dag]\nparams = {{ region = "r" }}\n[tasks.a]\ncmd = "{cmd}"\n', "dags/d.toml").tasks["a"].cmd == cmd
     assert problems('[tasks.a]\nargv = ["x", "{{ foo }}"]\n') == ["dags/x.toml:2: [tasks.a] argv: unknown template variable 'foo'"]
     assert problems('[tasks.a]\nargv = ["{{ foo }}", "{{ ds }}", "{{ bar }} {{ foo }}"]\n') == [
         "dags/x.toml:2: [tasks.a] argv: unknown template variables 'foo', 'bar'"]
