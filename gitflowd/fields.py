@@ -335,13 +335,26 @@ _GUARDS = {"default", "d", "defined", "undefined"}  # filters and tests that tak
 def _cmd(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _expected("a non-empty shell command string", value)
-    return _template(_no_nul(value))
+    return _template(_fits(_no_nul(value)))
 
 
 def _argv(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise _expected("a non-empty array of strings", value)
-    return _templates(tuple(_no_nul(v) for v in value))
+    return _templates(tuple(_fits(_no_nul(v), f"[{i}]") for i, v in enumerate(value)))
+
+
+def _fits(text: str, where: str = "") -> str:
+    """Linux takes no single program argument over MAX_ARG_STRLEN (32 pages, with its NUL):
+    such a command passed validate and failed every attempt with 'Argument list too long'."""
+    size = len(text.encode())
+    if size >= MAX_ARGUMENT:
+        raise BadValue(f"{where} is {size:,} bytes; one program argument may hold at most {MAX_ARGUMENT - 1:,} "
+                       "(put the command in a script in the repository)")
+    return text
+
+
+MAX_ARGUMENT = 32 * 4096
 
 
 def _no_nul(text: str, where: str = "") -> str:

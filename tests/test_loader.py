@@ -214,6 +214,19 @@ def test_a_param_the_dag_does_not_declare_is_a_problem(cmd, unknown):
     assert problems('[dag]\nparams = 3\n[tasks.a]\ncmd = "{{ params.zone }}"\n') == ["dags/x.toml:2: [dag] params must be a table, got 3"]
 
 
+def test_a_command_longer_than_one_program_argument_may_be_is_a_problem():
+    """Linux refuses a single argument of 128 KiB or more (MAX_ARG_STRLEN): such a cmd passed
+    validate and every attempt failed with 'Argument list too long'."""
+    fits = "x" * (128 * 1024 - 1)
+    assert load_dag(f'[tasks.a]\ncmd = "{fits}"\n', "dags/x.toml").tasks["a"].cmd == fits
+    assert problems(f'[tasks.a]\ncmd = "{fits}é"\n') == [
+        "dags/x.toml:2: [tasks.a] cmd is 131,073 bytes; one program argument may hold at most 131,071 "
+        "(put the command in a script in the repository)"]
+    assert problems(f'[tasks.a]\nargv = ["echo", "{fits}x"]\n') == [
+        "dags/x.toml:2: [tasks.a] argv[1] is 131,072 bytes; one program argument may hold at most 131,071 "
+        "(put the command in a script in the repository)"]
+
+
 def test_templates_may_use_jinja_locals_and_globals():
     cmd = "{{ params.region }} {% for x in range(2) %}{{ x }}{% endfor %} {% set y = ds %}{{ y }}"
     assert load_dag(f'[dag]\nparams = {{ region = "r" }}\n[tasks.a]\ncmd = "{cmd}"\n', "dags/d.toml").tasks["a"].cmd == cmd
