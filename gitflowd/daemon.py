@@ -142,8 +142,11 @@ class Daemon:
         self.resume_unfinished()
         self._render(self.site.render_all)
         self.notifier.ready(self.describe())
+        following = self.repo.branch if self.repo else self.options.branch
+        if following is None:  # a detached HEAD: `resolve` reads HEAD, wherever a checkout moves it
+            log.warning("HEAD of %s is detached: following HEAD, not a branch; pass --branch B to follow one", self.options.repo)
         log.info("daemon ready (pid %d): repo %s, branch %s, state %s, site %s", os.getpid(), self.options.repo,
-                 self.repo.branch if self.repo else self.options.branch, self.options.state, self.options.site)
+                 following or "none (detached HEAD)", self.options.state, self.options.site)
 
     def close(self) -> None:
         self._close_repo()
@@ -273,8 +276,8 @@ class Daemon:
         """A force-push: the new head does not contain the old one. Runs keep their commits."""
         if self.head is None or self.repo is None or self.repo.is_ancestor(self.head, sha):
             return
-        log.warning("branch %s was rewritten (force-push?): %s is not an ancestor of %s; loading the new head",
-                    self.repo.branch, self.head[:8], sha[:8])
+        log.warning("%s was rewritten (force-push?): %s is not an ancestor of %s; loading the new head",
+                    f"branch {self.repo.branch}" if self.repo.branch else "HEAD", self.head[:8], sha[:8])
 
     def _open_repo(self, fail: bool = False) -> bool:
         """(Re)open the repository and its watcher; False (logged, retried) when it cannot be read.

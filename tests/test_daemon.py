@@ -683,6 +683,15 @@ def test_once_over_the_example_repository_catches_up_and_renders(make_repo: Call
         assert any((home / "site").rglob(f"*{run.run_id}*")), f"no page for {run.run_id}"
 
 
+def test_a_detached_head_is_said_not_shown_as_branch_none(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    repo = make_repo({"dags/a.toml": "[tasks.t]\ncmd = 'true'\n"})
+    subprocess.run(["git", "checkout", "-q", "--detach"], cwd=repo.path, check=True)
+    done = run_cli("daemon", "--once", "--repo", str(repo.path), "--state", str(tmp_path / "state"), "--site", str(tmp_path / "site"), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "branch None" not in done.stderr and "branch none (detached HEAD)" in done.stderr
+    assert f"HEAD of {repo.path} is detached: following HEAD, not a branch; pass --branch B to follow one" in done.stderr
+
+
 def test_once_exits_1_when_a_run_failed(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
     today = datetime.now(UTC).date().isoformat()
     repo = make_repo({"dags/broken.toml": toml("exit 4", schedule="@daily", extra=f"start_date = {today}")})
