@@ -83,6 +83,7 @@ class AttemptState:
     log: str | None = None  # path of the attempt's log file
     command: str | None = None  # what it ran, templates rendered (None in journals from before it was recorded)
     retry_at: datetime | None = None  # set when this attempt failed and another one follows
+    error: str | None = None  # why its process could not be started (no exit code then)
 
     @property
     def duration(self) -> float | None:
@@ -223,6 +224,7 @@ def _on_task_finished(run: RunState, rec: dict[str, Any]) -> None:
     attempt.ended = _time(rec["ts"])
     attempt.exit_code = rec.get("exit_code")
     attempt.retry_at = _time(rec.get("retry_at"))
+    attempt.error = rec.get("error")
     task.state = task_state_of(rec) or task.state
 
 

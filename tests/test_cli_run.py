@@ -181,6 +181,16 @@ def test_status_shows_durations_over_a_minute_in_minutes(cli, tmp_path: Path) ->
     assert done.stdout.splitlines()[1].split()[5] == "2m14s", done.stdout
 
 
+def test_status_says_why_a_task_could_not_start(make_repo, cli) -> None:
+    """A task whose program is missing showed 'failed', exit '-' and no note: only its log said why."""
+    repo = make_repo({"dags/np.toml": '[tasks.a]\nargv = ["no-such-program-here"]\n[tasks.b]\ncmd = "exit 3"\n'})
+    run_id = cli("run", "np", "--no-render", cwd=repo.path).stdout.splitlines()[0]
+    rows = {line.split()[0]: line for line in cli("status", "np", run_id, cwd=repo.path).stdout.splitlines()[5:]}
+    cells = rows["a"].split(None, 5)
+    assert cells[1:4] == ["failed", "1", "-"] and cells[5] == "could not start: [Errno 2] No such file or directory: 'no-such-program-here'"
+    assert rows["b"].split()[1:4] == ["failed", "1", "3"] and len(rows["b"].split()) == 5  # a failure that ran: no note
+
+
 def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path: Path) -> None:
     repo, _ = setup
     run_id = cli("run", "pipe", cwd=repo.path).stdout.splitlines()[0]

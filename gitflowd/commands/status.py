@@ -100,6 +100,14 @@ def _duration(start: datetime | None, end: datetime | None) -> str:
     return format_duration(round(seconds, 1) if seconds < 60 else round(seconds))
 
 
+def _note(task: TaskState) -> str:
+    """Why it was skipped, or why its last attempt could not start (it has no exit code)."""
+    last = task.attempts[-1] if task.attempts else None
+    if not task.reason and last is not None and last.error and last.state is task.state:
+        return f"could not start: {last.error}"
+    return task.reason
+
+
 def _counts(run: RunState) -> str:
     counts = Counter(task.state.value for task in run.tasks.values())
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
@@ -120,6 +128,6 @@ def describe_run(run: RunState, orphaned: bool = False) -> str:
         "",
     ]
     rows = [[t.task_id, t.state.value, str(len(t.attempts)), "-" if t.exit_code is None else str(t.exit_code),
-             _last_attempt(t), t.reason] for t in (run.tasks[i] for i in run.dag.topological_order() if i in run.tasks)]
+             _last_attempt(t), _note(t)] for t in (run.tasks[i] for i in run.dag.topological_order() if i in run.tasks)]
     lines.append(table(["TASK", "STATE", "ATTEMPTS", "EXIT", "DURATION", "NOTE"], rows))
     return "\n".join(lines)
