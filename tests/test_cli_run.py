@@ -191,6 +191,17 @@ def test_status_says_why_a_task_could_not_start(make_repo, cli) -> None:
     assert rows["b"].split()[1:4] == ["failed", "1", "3"] and len(rows["b"].split()) == 5  # a failure that ran: no note
 
 
+def test_a_dag_missing_at_the_rev_asked_for_says_so(make_repo, cli) -> None:
+    """After deleting a DAG's file, `resume d RUN --rev HEAD` said only "unknown DAG 'd'" while
+    `status d` listed the run: the message names the revision, as the daemon's does."""
+    repo = make_repo({"dags/d.toml": '[tasks.a]\ncmd = "exit 1"\n', "dags/other.toml": '[tasks.a]\ncmd = "true"\n'})
+    run_id = cli("run", "d", "--no-render", cwd=repo.path).stdout.splitlines()[0]
+    repo.commit(remove=("dags/d.toml",))
+    for args in (("resume", "d", run_id, "--rev", "HEAD"), ("run", "d", "--rev", "HEAD"), ("show", "d", "--rev", "HEAD")):
+        _one_line_error(cli(*args, cwd=repo.path), "unknown DAG 'd' at HEAD (DAGs: other)")
+    _one_line_error(cli("run", "d", cwd=repo.path), "unknown DAG 'd' (DAGs: other)")
+
+
 def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path: Path) -> None:
     repo, _ = setup
     run_id = cli("run", "pipe", cwd=repo.path).stdout.splitlines()[0]

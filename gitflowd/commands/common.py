@@ -43,8 +43,9 @@ def load_snapshot(args: argparse.Namespace, rev: str | None = None, worktree: bo
         return repo.load(repo.resolve(rev))
 
 
-def find_dag(snapshot: Snapshot, dag_id: str) -> Dag:
-    """The DAG `dag_id`, or its file's problems, or DagNotFound with a suggestion."""
+def find_dag(snapshot: Snapshot, dag_id: str, rev: str | None = None) -> Dag:
+    """The DAG `dag_id`, or its file's problems, or DagNotFound with a suggestion (and the
+    --rev it was looked for at: `status` still lists a DAG that a later commit deleted)."""
     if dag_id in snapshot.dags:
         return snapshot.dags[dag_id].dag
     problems = snapshot.problems_of(dag_id)
@@ -53,7 +54,7 @@ def find_dag(snapshot: Snapshot, dag_id: str) -> Dag:
     from gitflowd.loader import suggest
     ids = list(snapshot.dags)
     hint = snapshot.defined_in(dag_id) or suggest(dag_id, ids) or (f" (DAGs: {', '.join(ids[:10])})" if ids else " (there are no valid DAGs)")
-    raise DagNotFound(dag_id, hint)
+    raise DagNotFound(dag_id, f" at {rev}{hint}" if rev else hint)
 
 
 def problem_dict(problem: Problem) -> dict[str, object]:

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             if args.rev:
                 sha = repo.resolve(args.rev)
                 snapshot = repo.load(sha)
-                dag, commit_info = find_dag(snapshot, current.dag_id), snapshot.commit.for_run()
+                dag, commit_info = find_dag(snapshot, current.dag_id, args.rev), snapshot.commit.for_run()
                 record_if_head(repo, where.state, snapshot)  # fix forward: the site shows the fix
             record = plan_resume(current, dag, sha, commit_info)
             target: Dag = dag or current.dag

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     with open_repo(args) as repo:
         sha = repo.resolve(args.rev)
         snapshot = repo.load(sha)
-        dag = find_dag(snapshot, args.dag)
+        dag = find_dag(snapshot, args.dag, args.rev)
         logical = parse_when(args.date, dag)
         params = parse_params(args.param, dag)
         secrets = secrets_for(dag, resolve_path(args.secrets_file))

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     snapshot = load_snapshot(args, args.rev)
-    dag = find_dag(snapshot, args.dag)
+    dag = find_dag(snapshot, args.dag, args.rev)
     if args.dot:
         print(to_dot(dag))
     elif args.json:
