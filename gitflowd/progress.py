@@ -109,7 +109,8 @@ def describe(record: dict[str, Any], run: RunState) -> str:
     """One human line for a record ('' for records not worth a line)."""
     event, task = record["event"], record.get("task", "")
     if event == journal.TASK_STARTED:
-        return f"{task}: running (attempt {record['attempt']})"
+        # No pid: the executor could not start it; its task_finished right after says why.
+        return "" if "pid" in record and record["pid"] is None else f"{task}: running (attempt {record['attempt']})"
     if event == journal.TASK_FINISHED:
         detail = f"attempt {record['attempt']}, {record.get('duration', 0):.1f}s"
         if record.get("exit_code") not in (None, 0):

@@ -50,6 +50,17 @@ def test_lines_when_not_a_terminal(tmp_path: Path) -> None:
     ]
 
 
+def test_a_task_that_could_not_start_is_never_said_to_run(tmp_path: Path) -> None:
+    out = io.StringIO()
+    run = _run(tmp_path)
+    _feed(Progress(run, out, tty=False), run,
+          {"event": "task_started", "task": "a", "attempt": 1, "pid": None, "pgid": None, "host": "h"},
+          {"event": "task_finished", "task": "a", "attempt": 1, "state": "failed", "exit_code": None, "duration": 0.0,
+           "error": "[Errno 2] No such file or directory: 'no-such-prog'"})
+    assert out.getvalue().splitlines() == [
+        "a: failed (attempt 1, 0.0s, [Errno 2] No such file or directory: 'no-such-prog')  [1/2 done, 0 running, 1 failed]"]
+
+
 def test_one_redrawn_line_on_a_terminal(tmp_path: Path) -> None:
     out = io.StringIO()
     run = _run(tmp_path)
