@@ -60,13 +60,32 @@ def dag_from_data(data: Mapping[str, Any], path: str, lines: LineMap | None = No
 
 def declared_id(text: str, path: str) -> str:
     """The DAG id a file means, valid or not: its `[dag] id` when that reads as a string,
-    else its stem. `gitflowd run ID` finds an invalid file's problems by it."""
+    else its stem. `gitflowd run ID` finds an invalid file's problems by it, and the registry
+    a renamed file's DAG (which keeps its last valid version)."""
+    text = text.removeprefix("\ufeff")
     try:
-        table = tomllib.loads(text.removeprefix("\ufeff")).get("dag")
+        table = tomllib.loads(text).get("dag")
     except (tomllib.TOMLDecodeError, RecursionError):
-        table = None
+        table = {"id": _id_line(text)}
     declared = table.get("id") if isinstance(table, dict) else None
     return declared if isinstance(declared, str) else PurePosixPath(path).stem
+
+
+def _id_line(text: str) -> str | None:
+    """The `id = "..."` line of the `[dag]` table of a file TOML cannot parse (a syntax error
+    elsewhere must not make a renamed file lose its DAG): each line read on its own."""
+    in_dag = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("["):
+            in_dag = "".join(line.split("#", 1)[0].split()) == "[dag]"
+        elif in_dag:
+            try:
+                value = tomllib.loads(line).get("id")
+            except tomllib.TOMLDecodeError:
+                continue
+            if isinstance(value, str):
+                return value
+    return None
 
 
 # -- messages ---------------------------------------------------------------------------

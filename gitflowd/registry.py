@@ -129,6 +129,7 @@ class SnapshotLike(Protocol):
     commit: Any
     dags: dict[str, Any]
     problems: list[Problem]
+    declared: dict[str, str]  # path -> the DAG id of each file not loaded
 
 
 # -- deciding ---------------------------------------------------------------------------
@@ -145,7 +146,7 @@ def apply_snapshot(old: Registry, snapshot: SnapshotLike) -> tuple[Registry, lis
         changes += [change] if change else []
     for dag_id, prev in old.dags.items():
         if dag_id not in dags:
-            entry, change = _missing(prev, [p for p in snapshot.problems if p.path == prev.path])
+            entry, change = _missing(prev, _problems_of(prev, snapshot))
             dags[dag_id] = entry
             changes += [change] if change else []
     return Registry(commit, dict(sorted(dags.items())), tuple(snapshot.problems)), changes
@@ -165,6 +166,13 @@ def _loaded(prev: DagEntry | None, loaded: Any, commit: CommitRef) -> tuple[DagE
         version = VersionRef.of(DagVersion(loaded.source, loaded.dag.to_dict()))
     entry = DagEntry(loaded.dag.id, loaded.path, loaded.blob, version, commit, since)
     return entry, DagChange(entry.id, kind, entry.path, entry.blob) if kind else None
+
+
+def _problems_of(prev: DagEntry, snapshot: SnapshotLike) -> list[Problem]:
+    """The problems of the DAG's file, or of a file that declares its id: a commit that renames
+    a file setting `[dag] id` and breaks it leaves the DAG invalid, not retired. (Not
+    Snapshot.problems_of: a broken file named after the DAG but declaring another id is not it.)"""
+    return [p for p in snapshot.problems if p.path == prev.path or snapshot.declared.get(p.path) == prev.id]
 
 
 def _same_text(prev: DagEntry, loaded: Any) -> bool:

@@ -117,6 +117,38 @@ def test_duplicate_id_keeps_the_old_version(make_repo, tmp_path):
     assert entry.source == GOOD and "also defined" in entry.errors[0].message
 
 
+@pytest.mark.parametrize("broken", ['[dag]\nid = "alpha"\n\n[tasks.x]\ncmd = "x"\nretrys = 1\n',
+                                    '[dag]\nid = "alpha"  # set here\n\n[tasks.x\ncmd = "x"\n'],
+                         ids=["invalid", "toml-syntax"])
+def test_a_renamed_file_that_sets_its_id_and_breaks_keeps_the_last_valid_version(make_repo, tmp_path, broken):
+    """The DAG was retired (problems were matched to it by its old path), against DESIGN.md's
+    'an invalid file keeps its DAG's last valid version'."""
+    good = '[dag]\nid = "alpha"\n\n[tasks.x]\ncmd = "x"\n'
+    repo = make_repo({"dags/a.toml": good})
+    state = tmp_path / "state"
+    record(repo, state)
+    first = repo.head()
+    repo.commit({"dags/b.toml": broken}, message="rename and break", remove=("dags/a.toml",))
+    assert kinds(record(repo, state)) == {("alpha", ChangeKind.INVALID)}
+    alpha = read_registry(state).dags["alpha"]
+    assert not alpha.retired and alpha.source == good and alpha.commit.sha == first
+    assert [p.path for p in alpha.errors] == ["dags/b.toml"]
+    repo.commit({"dags/b.toml": good.replace('"x"\n', '"y"\n')}, message="fix")
+    assert kinds(record(repo, state)) == {("alpha", ChangeKind.CHANGED)}
+    alpha = read_registry(state).dags["alpha"]
+    assert alpha.path == "dags/b.toml" and alpha.errors == () and alpha.since.sha == repo.head()
+
+
+def test_a_broken_file_named_after_a_dag_but_declaring_another_id_is_not_that_dag(make_repo, tmp_path):
+    repo = make_repo({"dags/a.toml": '[dag]\nid = "alpha"\n\n[tasks.x]\ncmd = "x"\n'})
+    state = tmp_path / "state"
+    record(repo, state)
+    repo.commit({"dags/alpha.toml": '[dag]\nid = "other"\n\n[tasks.x]\nretrys = 1\n'}, message="swap",
+                remove=("dags/a.toml",))
+    assert kinds(record(repo, state)) == {("alpha", ChangeKind.REMOVED)}
+    assert read_registry(state).dags["alpha"].retired
+
+
 def test_torn_reload_line_is_ignored_and_corrupt_registry_is_an_error(make_repo, tmp_path):
     repo = make_repo({"dags/one.toml": GOOD})
     state = tmp_path / "state"

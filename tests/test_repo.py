@@ -134,12 +134,14 @@ def test_the_problems_of_a_dag_are_found_by_the_id_its_file_declares(make_repo):
     same = '[dag]\nid = "same"\n[tasks.x]\ncmd = "x"\n'
     repo = make_repo({"dags/s1.toml": same, "dags/s2.toml": same, "dags/c.toml": B,
                       "dags/broken.toml": '[dag]\nid = "brk"\n[tasks.x]\ncmd = "x"\nretrys = 1\n',
-                      "dags/syntax.toml": "[tasks.x\n", "dags/named.toml": '[dag]\nid = "other"\n[tasks.x]\ncmd = "x"\n'})
+                      "dags/syntax.toml": "[tasks.x\n", "dags/named.toml": '[dag]\nid = "other"\n[tasks.x]\ncmd = "x"\n',
+                      "dags/sx.toml": '# x\n[ dag ]  # the id survives a syntax error elsewhere\nid = "sxid"\n[tasks.x\n'})
     with Repo(repo.path) as r:
         snap = r.load(r.resolve())
     assert [p.path for p in snap.problems_of("same")] == ["dags/s1.toml", "dags/s2.toml"]
     assert [p.line for p in snap.problems_of("brk")] == [5] and snap.problems_of("brk") == snap.problems_of("broken")
     assert [p.path for p in snap.problems_of("syntax")] == ["dags/syntax.toml"]
+    assert [p.path for p in snap.problems_of("sxid")] == ["dags/sx.toml"] and snap.declared["dags/syntax.toml"] == "syntax"
     assert snap.problems_of("c") == [] and snap.problems_of("other") == [] and snap.problems_of("named") == []
     assert snap.defined_in("named") == " (dags/named.toml defines DAG 'other')" and snap.defined_in("c") == ""
 
