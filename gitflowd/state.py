@@ -54,6 +54,9 @@ SETTLED_TASK = frozenset(
     }
 )
 
+# States a task gets without an attempt of its own: its attempts (if any) are from before.
+NOT_FROM_AN_ATTEMPT = frozenset({TaskStatus.PENDING, TaskStatus.SKIPPED, TaskStatus.UPSTREAM_FAILED})
+
 
 class RunStatus(str, Enum):
     QUEUED = "queued"
@@ -100,16 +103,27 @@ class TaskState:
     reason: str = ""  # why it was skipped / upstream_failed
 
     @property
+    def current(self) -> AttemptState | None:
+        """The attempt its state came from: none while it is pending (cleared, or set to run
+        again by a resume) or skipped / upstream_failed by its trigger rule, as the attempts
+        it has then belong to an earlier execution of the run and say nothing of it now."""
+        if not self.attempts or self.state in NOT_FROM_AN_ATTEMPT:
+            return None
+        return self.attempts[-1]
+
+    @property
     def started(self) -> datetime | None:
-        return self.attempts[0].started if self.attempts else None
+        return self.attempts[0].started if self.current else None
 
     @property
     def ended(self) -> datetime | None:
-        return self.attempts[-1].ended if self.attempts and self.state.settled else None
+        current = self.current
+        return current.ended if current and self.state.settled else None
 
     @property
     def exit_code(self) -> int | None:
-        return self.attempts[-1].exit_code if self.attempts else None
+        current = self.current
+        return current.exit_code if current else None
 
 
 @dataclass

@@ -191,6 +191,37 @@ def test_status_says_why_a_task_could_not_start(make_repo, cli) -> None:
     assert rows["b"].split()[1:4] == ["failed", "1", "3"] and len(rows["b"].split()) == 5  # a failure that ran: no note
 
 
+def test_status_shows_no_exit_or_duration_of_an_earlier_attempt(make_repo, cli, tmp_path: Path) -> None:
+    """A task pending after `clear` read 'exit 1, 0.1s' (and one upstream_failed after a
+    resume kept the exit code of the attempt it had before): only the attempt a task's state
+    came from is shown."""
+    flag = tmp_path / "up-fails"
+    repo = make_repo({"dags/re.toml": f'[tasks.up]\ncmd = "test ! -e {flag}"\n[tasks.down]\ncmd = "exit 1"\ndeps = ["up"]\n'})
+    run_id = cli("run", "re", "--no-render", cwd=repo.path).stdout.splitlines()[0]
+
+    def rows() -> tuple[dict[str, list[str]], dict]:
+        text = cli("status", "re", run_id, cwd=repo.path).stdout
+        (data,) = _status(cli, repo, "re", run_id)
+        return {line.split()[0]: line.split(None, 5) for line in text.splitlines()[5:]}, data["tasks"]
+
+    text, data = rows()
+    assert text["down"][1:4] == ["failed", "1", "1"] and text["down"][4] != "-"
+    assert data["down"]["exit_code"] == 1 and data["down"]["ended"]
+    assert cli("clear", "re", run_id, "--task", "down", cwd=repo.path).returncode == 0
+    text, data = rows()
+    assert text["down"] == ["down", "pending", "1", "-", "-"], text
+    assert data["down"] == {"state": "pending", "attempts": 1, "exit_code": None, "started": None, "ended": None}
+    assert text["up"][1:4] == ["success", "1", "0"]  # not cleared: still its attempt's
+
+    flag.touch()
+    assert cli("clear", "re", run_id, "--task", "up", cwd=repo.path).returncode == 0
+    assert cli("resume", "re", run_id, "--no-render", cwd=repo.path).returncode == 1  # up fails, down is judged again
+    text, data = rows()
+    assert text["down"] == ["down", "upstream_failed", "1", "-", "-", "trigger rule all_success: upstream up=failed"], text
+    assert data["down"] == {"state": "upstream_failed", "attempts": 1, "exit_code": None, "started": None, "ended": None}
+    assert text["up"][1:4] == ["failed", "2", "1"] and data["up"]["exit_code"] == 1
+
+
 def test_a_dag_missing_at_the_rev_asked_for_says_so(make_repo, cli) -> None:
     """After deleting a DAG's file, `resume d RUN --rev HEAD` said only "unknown DAG 'd'" while
     `status d` listed the run: the message names the revision, as the daemon's does."""

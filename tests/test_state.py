@@ -214,3 +214,22 @@ def test_a_task_waiting_for_its_retry_when_the_run_is_interrupted_is_interrupted
     run = StateDir(tmp_path).load_run("r", "manual__x")
     assert run.tasks["a"].state is TaskStatus.INTERRUPTED and run.tasks["a"].attempts[-1].state is TaskStatus.FAILED
     assert run.tasks["a"].state.needs_rerun
+
+
+def test_a_task_cleared_or_skipped_after_an_attempt_has_no_exit_code_or_times_of_it(tmp_path) -> None:
+    """A cleared task read 'pending, exit 1' (and a task a resume skipped kept its old attempt's
+    exit code and end): only the attempt its state came from has a say."""
+    from runfactory import T0, make_dag, write_run
+
+    path = write_run(tmp_path, make_dag("r", {"a": [], "b": []}), "manual__x", T0, {"a": ["failed"], "b": ["failed"]})
+    state = StateDir(tmp_path)
+    failed = state.load_run("r", "manual__x").tasks["a"]
+    assert (failed.exit_code, failed.current.number) == (1, 1) and failed.started and failed.ended
+    with journal.JournalWriter(path) as writer:
+        writer.append({"event": journal.TASKS_CLEARED, "tasks": ["a", "b"]},
+                      {"event": journal.RUN_STARTED, "pid": 1, "host": "h"},
+                      {"event": journal.TASK_SKIPPED, "task": "b", "state": "skipped", "reason": "trigger rule"})
+    run = state.load_run("r", "manual__x")
+    for task, status in ((run.tasks["a"], TaskStatus.PENDING), (run.tasks["b"], TaskStatus.SKIPPED)):
+        assert task.state is status and len(task.attempts) == 1  # the history stays
+        assert (task.current, task.exit_code, task.started, task.ended) == (None, None, None, None)

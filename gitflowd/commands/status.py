@@ -87,9 +87,10 @@ def run_dict(run: RunState) -> dict[str, Any]:
 
 def _last_attempt(task: TaskState) -> str:
     """A task's duration is its last attempt's, as on the site's run page (and in Airflow):
-    first start to last end would count the wait for a retry or a resume days later."""
-    last = task.attempts[-1] if task.attempts else None
-    return _duration(last.started, last.ended) if last else "-"
+    first start to last end would count the wait for a retry or a resume days later. A task
+    pending after a clear, or skipped by a resume, has none: that attempt is not what it is now."""
+    current = task.current
+    return _duration(current.started, current.ended) if current else "-"
 
 
 def _duration(start: datetime | None, end: datetime | None) -> str:
