@@ -267,7 +267,7 @@ class Daemon:
 
     def _log_reload(self, snapshot: Snapshot, changes: list[registry.DagChange]) -> None:
         commit = snapshot.commit
-        summary = ", ".join(f"{c.dag_id} {c.change.value}" for c in changes) or "no DAG changed"
+        summary = ", ".join(c.describe() for c in changes) or "no DAG changed"
         log.info("reloaded %s %r: %d DAG(s) active; %s", commit.sha if commit else "?", commit.subject if commit else "", len(self.dags), summary)
         for problem in snapshot.problems:
             log.warning("load error: %s (a DAG whose file has errors keeps its last valid version)", problem)

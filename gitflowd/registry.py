@@ -3,7 +3,8 @@
 Flow: the daemon (on every commit) and `run` call `record_snapshot(state, snapshot)` ->
 under `STATE/registry.lock`, `apply_snapshot(old, snapshot)` decides per DAG what changed
 (DESIGN.md section 2: an invalid file keeps its DAG's last valid version and records the
-error; a deleted file retires the DAG; nothing is forgotten) -> versions seen for the first
+error; a deleted file retires the DAG; a file moved unchanged is `moved`, by blob SHA, with
+no re-parse; nothing is forgotten) -> versions seen for the first
 time are written to `STATE/dag_versions/` (dagversions.py: source and task graph, one file
 per version, written once) -> a reload that changed anything is appended to
 `STATE/reloads.jsonl` -> `STATE/dags.json` (the small index: per DAG its path, blob,
@@ -47,6 +48,7 @@ class ChangeKind(str, Enum):
     CHANGED = "changed"  # a new valid version of the file
     FIXED = "fixed"  # valid again after errors, same version as before them
     INVALID = "invalid"  # the file has errors (new or different ones); the last valid version stays
+    MOVED = "moved"  # the same file (same blob) at another path: no new version of the DAG, its path changed
     REMOVED = "removed"  # the file is gone: the DAG is retired
 
 
@@ -111,6 +113,12 @@ class DagChange:
     path: str
     blob: str = ""
     errors: tuple[Problem, ...] = ()
+    old_path: str = ""  # where the file was before this commit, when it moved (moved, or changed/fixed on the way)
+
+    def describe(self) -> str:
+        """`c moved (dags/c.toml -> dags/sub/c.toml)`, `one changed`: for log lines."""
+        moved = f" ({self.old_path} -> {self.path})" if self.old_path else ""
+        return f"{self.dag_id} {self.change.value}{moved}"
 
 
 @dataclass(frozen=True)
@@ -153,19 +161,27 @@ def apply_snapshot(old: Registry, snapshot: SnapshotLike) -> tuple[Registry, lis
 
 
 def _loaded(prev: DagEntry | None, loaded: Any, commit: CommitRef) -> tuple[DagEntry, DagChange | None]:
-    if prev is None or prev.retired:
-        kind: ChangeKind | None = ChangeKind.ADDED
-    elif not _same_text(prev, loaded):
-        kind = ChangeKind.CHANGED
-    else:
-        kind = ChangeKind.FIXED if prev.errors else None
-    since = commit if kind in (ChangeKind.ADDED, ChangeKind.CHANGED) or prev is None else prev.since
-    if prev is not None and not prev.retired and prev.path == loaded.path and _same_text(prev, loaded):
-        version = prev.version  # unchanged: no to_dict (it was most of a reload of 1,000 DAGs), its Dag kept
-    else:
-        version = VersionRef.of(DagVersion(loaded.source, loaded.dag.to_dict()))
+    current = prev if prev is not None and not prev.retired else None
+    kind = _kind(current, loaded)
+    if current is not None and current.path == loaded.path and _same_text(current, loaded):
+        # unchanged: no to_dict (it was most of a reload of 1,000 DAGs), its Dag kept
+        version, since = current.version, current.since
+    else:  # a moved file is a new version too (the Dag knows its path), from the commit that moved it
+        version, since = VersionRef.of(DagVersion(loaded.source, loaded.dag.to_dict())), commit
     entry = DagEntry(loaded.dag.id, loaded.path, loaded.blob, version, commit, since)
-    return entry, DagChange(entry.id, kind, entry.path, entry.blob) if kind else None
+    old_path = current.path if current is not None and current.path != loaded.path else ""
+    return entry, DagChange(entry.id, kind, entry.path, entry.blob, old_path=old_path) if kind else None
+
+
+def _kind(current: DagEntry | None, loaded: Any) -> ChangeKind | None:
+    """What a loaded file is to the DAG's entry (`current` is None for a new or retired DAG)."""
+    if current is None:
+        return ChangeKind.ADDED
+    if not _same_text(current, loaded):
+        return ChangeKind.CHANGED
+    if current.errors:
+        return ChangeKind.FIXED  # moved or not: old_path says it
+    return ChangeKind.MOVED if current.path != loaded.path else None
 
 
 def _problems_of(prev: DagEntry, snapshot: SnapshotLike) -> list[Problem]:
@@ -218,7 +234,7 @@ def record_snapshot(state_root: Path, snapshot: SnapshotLike, now: datetime | No
         raise StateError(f"{state_root / REGISTRY_FILE}: cannot record the DAGs of {snapshot.commit.sha[:8]}: "
                          f"{exc.strerror or exc}") from None
     for change in changes:
-        log.info("DAG %s %s at %s", change.dag_id, change.change.value, new.attempted.short if new.attempted else "?")
+        log.info("DAG %s at %s", change.describe(), new.attempted.short if new.attempted else "?")
     return changes
 
 
@@ -385,7 +401,8 @@ def _registry_json(registry: Registry) -> dict[str, Any]:
 
 def _change(data: dict[str, Any]) -> DagChange:
     errors = tuple(_problem(p) for p in data.get("errors", ()))
-    return DagChange(data["dag"], ChangeKind(data["change"]), data["path"], data.get("blob", ""), errors)
+    return DagChange(data["dag"], ChangeKind(data["change"]), data["path"], data.get("blob", ""), errors,
+                     data.get("old_path", ""))
 
 
 def _reload(data: dict[str, Any]) -> Reload:
@@ -394,9 +411,13 @@ def _reload(data: dict[str, Any]) -> Reload:
 
 
 def _reload_json(reload: Reload) -> dict[str, Any]:
-    changes = [
-        {"dag": c.dag_id, "change": c.change.value, "path": c.path, "blob": c.blob, "errors": [_problem_json(p) for p in c.errors]}
-        for c in reload.changes
-    ]
+    changes = [_change_json(c) for c in reload.changes]
     return {"v": RELOADS_FORMAT, "ts": reload.ts, "commit": _commit_json(reload.commit), "changes": changes,
             "errors": [_problem_json(p) for p in reload.errors]}
+
+
+def _change_json(change: DagChange) -> dict[str, Any]:
+    """`old_path` only when the file moved: older records and readers stay as they were."""
+    data = {"dag": change.dag_id, "change": change.change.value, "path": change.path, "blob": change.blob,
+            "errors": [_problem_json(p) for p in change.errors]}
+    return {**data, "old_path": change.old_path} if change.old_path else data

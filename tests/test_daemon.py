@@ -172,6 +172,19 @@ def test_a_deleted_file_retires_its_dag(make_repo: Callable[..., GitRepo], tmp_p
     assert done.returncode == 1 and done.stderr.startswith("gitflowd: error: unknown DAG 'b' (retired: dags/b.toml is gone from the branch")
 
 
+def test_a_moved_file_is_logged_and_recorded_as_moved(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    """`git mv dags/c.toml dags/sub/c.toml` was 'no DAG changed', and nothing went into the history."""
+    repo = make_repo({"dags/c.toml": toml("true")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    (repo.path / "dags/sub").mkdir()
+    subprocess.run(["git", "mv", "dags/c.toml", "dags/sub/c.toml"], cwd=repo.path, check=True)
+    sha = repo.commit(message="move c")
+    daemon.wait_log(rf"reloaded {sha} 'move c': 1 DAG\(s\) active; c moved \(dags/c\.toml -> dags/sub/c\.toml\)")
+    assert registry.dag_history(daemon.state, "c")[0].changes[0].change is registry.ChangeKind.MOVED
+    page = daemon.site / "dags/c/index.html"
+    wait_for(lambda: f"dags/sub/c.toml at <code>{sha[:8]}</code>" in page.read_text(), what="the new path on the DAG page")
+
+
 def test_a_bare_repository_follows_pushes_and_coalesces_a_burst(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     work = make_repo({"dags/a.toml": toml("true")})
     bare = tmp_path / "pipelines.git"

@@ -248,6 +248,37 @@ def test_a_moved_file_records_its_new_path_in_the_dag(make_repo, tmp_path):
     assert entry.path == "dags/sub/one.toml" and entry.load().path == "dags/sub/one.toml"
 
 
+def test_a_file_moved_unchanged_is_recorded_as_moved_from_the_commit_that_moved_it(make_repo, tmp_path):
+    """`git mv` of an unchanged file recorded nothing ('no DAG changed'), and the entry kept the
+    commit of the old path as the one its source came from."""
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    moved = repo.commit({"dags/sub/one.toml": GOOD}, message="move", remove=("dags/one.toml",))
+    changes = record(repo, state)
+    assert [(c.change, c.old_path, c.path, c.describe()) for c in changes] == [
+        (ChangeKind.MOVED, "dags/one.toml", "dags/sub/one.toml", "one moved (dags/one.toml -> dags/sub/one.toml)")]
+    entry = read_registry(state).dags["one"]
+    assert entry.since.sha == moved and entry.source == GOOD
+    assert dag_history(state, "one")[0].changes == tuple(changes)  # read back from reloads.jsonl
+    assert json.loads((state / "reloads.jsonl").read_text().splitlines()[0])["changes"][0].keys() == {
+        "dag", "change", "path", "blob", "errors"}  # old_path only when the file moved
+    edited = repo.commit({"dags/one.toml": GOOD2}, message="move back and edit", remove=("dags/sub/one.toml",))
+    assert [(c.change, c.old_path) for c in record(repo, state)] == [(ChangeKind.CHANGED, "dags/sub/one.toml")]
+    assert read_registry(state).dags["one"].since.sha == edited
+
+
+def test_a_broken_file_moved_back_to_health_is_fixed_and_moved(make_repo, tmp_path):
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    record(repo, state)
+    repo.commit({"dags/one.toml": BAD}, message="break")
+    record(repo, state)
+    repo.commit({"dags/sub/one.toml": GOOD}, message="restore elsewhere", remove=("dags/one.toml",))
+    assert [(c.change, c.old_path) for c in record(repo, state)] == [(ChangeKind.FIXED, "dags/one.toml")]
+    assert read_registry(state).dags["one"].errors == ()
+
+
 def test_an_entry_builds_its_dag_once_and_an_unchanged_file_keeps_it(make_repo, tmp_path):
     repo = make_repo({"dags/one.toml": GOOD, "dags/two.toml": GOOD2})
     state = tmp_path / "state"

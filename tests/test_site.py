@@ -350,6 +350,24 @@ def test_registry_shows_source_versions_and_load_errors(make_repo, tmp_path):
     crawl(site)
 
 
+def test_a_moved_file_is_a_version_row_and_the_source_is_named_at_the_commit_that_moved_it(make_repo, tmp_path):
+    """A `git mv` left no trace in the history, and the Source header named the new path at the
+    commit of the old one (where no such file existed)."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    good = '[tasks.a]\ncmd = "echo a"\n'
+    repo = make_repo({"dags/c.toml": good})
+    with Repo(repo.path) as git_repo:
+        record_snapshot(state, git_repo.load(repo.head()))
+        moved = repo.commit({"dags/sub/c.toml": good}, message="move c", remove=("dags/c.toml",))
+        record_snapshot(state, git_repo.load(repo.head()))
+    Site(state, site, clock=fixed_clock).render_all()
+    page = (site / "dags/c/index.html").read_text()
+    versions = page.split('id="versions"')[1].split("</section>")[0]
+    assert '<span class="tag ch-moved">moved</span>' in versions and "move c" in versions
+    assert "from <code>dags/c.toml</code> to <code>dags/sub/c.toml</code>" in versions
+    assert f"dags/sub/c.toml at <code>{moved[:8]}</code>" in page
+
+
 def test_render_command_prints_index_and_rejects_a_missing_state(cli, tmp_path):
     state, site = tmp_path / "state", tmp_path / "site"
     failing_run(state)
