@@ -222,6 +222,31 @@ def test_status_shows_no_exit_or_duration_of_an_earlier_attempt(make_repo, cli, 
     assert text["up"][1:4] == ["failed", "2", "1"] and data["up"]["exit_code"] == 1
 
 
+def test_logs_of_a_task_its_trigger_rule_skipped_says_why_it_has_none(make_repo, cli, tmp_path: Path) -> None:
+    """It said "has not started (state skipped)", as if it might still start; the journal
+    records why (task_skipped's reason). `-f` says it at once instead of waiting for the run."""
+    go = tmp_path / "go"
+    repo = make_repo({"dags/sk.toml": '[tasks.ok]\ncmd = "true"\n[tasks.on_failure]\ncmd = "true"\ndeps = ["ok"]\n'
+                                      'trigger_rule = "one_failed"\n'
+                                      f'[tasks.slow]\ncmd = "while [ ! -e {go} ]; do sleep 0.05; done"\n'})
+    proc = _start_run(repo, "sk", "--no-render")
+    try:
+        run_id = proc.stdout.readline().strip()
+        expected = (f"task 'on_failure' was skipped in run {run_id!r} (trigger rule one_failed: upstream ok=success): "
+                    "it has no log")
+        deadline = time.monotonic() + 60
+        while "was skipped" not in (done := cli("logs", "sk", run_id, "on_failure", cwd=repo.path)).stderr:
+            assert time.monotonic() < deadline, done.stderr
+            time.sleep(0.1)
+        _one_line_error(done, expected)
+        _one_line_error(cli("logs", "-f", "sk", run_id, "on_failure", cwd=repo.path), expected)  # the run still runs
+        assert proc.poll() is None
+    finally:
+        go.touch()
+        proc.wait(60)
+    assert proc.returncode == 0
+
+
 def test_a_dag_missing_at_the_rev_asked_for_says_so(make_repo, cli) -> None:
     """After deleting a DAG's file, `resume d RUN --rev HEAD` said only "unknown DAG 'd'" while
     `status d` listed the run: the message names the revision, as the daemon's does."""
@@ -253,7 +278,8 @@ def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path:
     _one_line_error(cli("clear", "pipe", run_id, "--task", "flakey", cwd=repo.path), "unknown task 'flakey' in DAG 'pipe' (did you mean 'flaky'?)")
     _one_line_error(cli("status", "pipe", "manual__nope", cwd=repo.path), "unknown run 'manual__nope'")
     _one_line_error(cli("status", "pip", cwd=repo.path), "unknown DAG 'pip'")
-    _one_line_error(cli("logs", "pipe", run_id, "after", cwd=repo.path), "'after' has not started")
+    _one_line_error(cli("logs", "pipe", run_id, "after", cwd=repo.path),
+                    f"task 'after' was marked upstream_failed in run {run_id!r} (trigger rule all_success: upstream flaky=failed): it has no log")
     _one_line_error(cli("logs", "pipe", run_id, "flaky", "--attempt", "9", cwd=repo.path), "no attempt 9")
     _one_line_error(cli("logs", "pipe", run_id, "nope", cwd=repo.path), "unknown task 'nope'")
     assert journal.read_bytes() == before
@@ -608,7 +634,7 @@ def test_logs_follow_stops_with_one_line_when_the_runner_dies_or_the_task_never_
     done = cli("resume", "f", run_id, cwd=repo.path)
     assert done.returncode == 1  # `bad` fails again, `never` is upstream_failed
     _one_line_error(cli("logs", "-f", "f", run_id, "never", cwd=repo.path),
-                    "task 'never' did not start: run", "ended failed")
+                    "task 'never' was marked upstream_failed", "(trigger rule all_success: upstream bad=failed): it has no log")
     _one_line_error(cli("logs", "-f", "f", run_id, "tlak", cwd=repo.path), "tlak", "talk")
     done = cli("logs", "-f", "f", run_id, "talk", cwd=repo.path)  # ended by now: prints the log and exits
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "two", done.stderr

@@ -4,8 +4,11 @@ Prints the log of the last attempt (or attempt N), streamed, with the DAG's secr
 again if the secrets file is available (they were masked when the task ended; a runner
 that died mid-task could not do that).
 
+A task with no attempt says why (`_no_attempt`): skipped or upstream_failed by its trigger
+rule, with the journal's reason, or not started yet.
+
 With `-f` it follows the attempt as `tail -f` would (`_follow`): it waits for the task to
-start if it has not, prints what the log has, then what is appended, until the journal
+start if it has not (unless its trigger rule already skipped it), prints what the log has, then what is appended, until the journal
 says the attempt ended (or the run did, or no process holds the state lock any more: the
 runner died). The journal is replayed again only when it grew. A DAG with secrets is only
 followed live with its secrets file: the log on disk is masked when the attempt ends, so
@@ -25,11 +28,14 @@ from gitflowd import settings
 from gitflowd.errors import GitflowdError, RunError, TaskNotFound
 from gitflowd.lock import is_locked
 from gitflowd.secrets import Masker, MaskingWriter, load_file, resolve_path
-from gitflowd.state import LiveRun, RunState, StateDir, TaskState
+from gitflowd.state import LiveRun, RunState, RunStatus, StateDir, TaskState, TaskStatus
 
 POLL = 0.2  # seconds between looks at a followed log and its journal
 
 log = logging.getLogger(__name__)
+
+# A task its trigger rule settled without running it: what befell it (the journal says why).
+NOT_RUN = {TaskStatus.SKIPPED: "was skipped", TaskStatus.UPSTREAM_FAILED: "was marked upstream_failed"}
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -70,13 +76,23 @@ def _attempt_number(run: RunState, task_id: str, wanted: int | None) -> int:
         raise TaskNotFound(run.dag_id, task_id, suggest(task_id, list(run.tasks)))
     numbers = [a.number for a in run.tasks[task_id].attempts]
     if not numbers:
-        raise RunError(f"task {task_id!r} has not started in run {run.run_id!r} (state {run.tasks[task_id].state.value})")
+        raise _no_attempt(run, run.tasks[task_id])
     if wanted is None:
         return numbers[-1]
     if wanted not in numbers:
         raise RunError(f"task {task_id!r} has no attempt {wanted} in run {run.run_id!r} "
                        f"(attempts: {', '.join(map(str, numbers))})")
     return wanted
+
+
+def _no_attempt(run: RunState, task: TaskState) -> RunError:
+    """Why a task has no log: its trigger rule skipped it (with the reason its task_skipped
+    record gives), or it has not started (yet)."""
+    verb = NOT_RUN.get(task.state)
+    if verb is None:
+        return RunError(f"task {task.task_id!r} has not started in run {run.run_id!r} (state {task.state.value})")
+    why = f" ({task.reason})" if task.reason else ""
+    return RunError(f"task {task.task_id!r} {verb} in run {run.run_id!r}{why}: it has no log")
 
 
 def _masker(run: RunState, flag: str | None) -> Masker | None:
@@ -146,9 +162,14 @@ def _wait_to_start(journal: _Journal, task_id: str, wanted: int | None) -> int:
     if task_id not in journal.run.tasks:
         _attempt_number(journal.run, task_id, wanted)  # raises TaskNotFound
     while True:
-        numbers = [a.number for a in journal.task(task_id).attempts]
+        task = journal.task(task_id)
+        numbers = [a.number for a in task.attempts]
         if numbers and (wanted is None or wanted <= numbers[-1]):
             return _attempt_number(journal.run, task_id, wanted)
+        # Settled by this execution of the run: nothing to wait for. In a queued run (cleared,
+        # or resumed and not yet started) the skip is an earlier one that the resume judges again.
+        if not numbers and task.state in NOT_RUN and journal.run.state is not RunStatus.QUEUED:
+            raise _no_attempt(journal.run, task)
         reason = journal.over(task_id, wanted)
         if reason:
             raise RunError(f"task {task_id!r} did not start: {reason}")
