@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 import shutil
+import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -366,6 +367,59 @@ def test_a_moved_file_is_a_version_row_and_the_source_is_named_at_the_commit_tha
     assert '<span class="tag ch-moved">moved</span>' in versions and "move c" in versions
     assert "from <code>dags/c.toml</code> to <code>dags/sub/c.toml</code>" in versions
     assert f"dags/sub/c.toml at <code>{moved[:8]}</code>" in page
+
+
+class Rows(HTMLParser):
+    """The text of each cell of each row of one table body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append(" ".join("".join(self.cell).split()))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def test_versions_are_ordered_by_load_with_the_commit_time_beside(make_repo, tmp_path, monkeypatch):
+    """After `git reset --hard HEAD~1` the table's only time was the commit's: 'added 16:54:38'
+    sat above 'removed 16:54:40' and read as if the DAG were still removed."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    good = '[tasks.a]\ncmd = "echo a"\n'
+    loaded = [datetime(2026, 1, 31, 16, 55, s, tzinfo=timezone.utc) for s in (0, 10, 20)]
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-31T16:54:38Z")
+    repo = make_repo({"dags/d.toml": good})
+    added = repo.head()
+    with Repo(repo.path) as git_repo:
+        record_snapshot(state, git_repo.load(added), now=loaded[0])
+        monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-31T16:54:40Z")
+        dropped = repo.commit(remove=("dags/d.toml",), message="drop d")
+        record_snapshot(state, git_repo.load(dropped), now=loaded[1])
+        subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=repo.path, check=True)  # the branch moves back
+        record_snapshot(state, git_repo.load(git_repo.resolve()), now=loaded[2])
+    Site(state, site, clock=fixed_clock).render_all()
+    table = (site / "dags/d/index.html").read_text().split('id="versions"')[1].split("</table>")[0]
+    parser = Rows()
+    parser.feed(table)
+    assert parser.rows[0] == ["Loaded", "Change", "Commit"]
+    assert [(r[0], r[1], r[2].split()[0], r[2].split("committed ")[1]) for r in parser.rows[1:]] == [
+        ("2026-01-31 16:55:20", "added", added[:8], "2026-01-31 16:54:38"),
+        ("2026-01-31 16:55:10", "removed", dropped[:8], "2026-01-31 16:54:40"),
+        ("2026-01-31 16:55:00", "added", added[:8], "2026-01-31 16:54:38"),
+    ]
+    assert "the branch moved back" in table
 
 
 def test_render_command_prints_index_and_rejects_a_missing_state(cli, tmp_path):

@@ -18,6 +18,7 @@ import pytest
 from conftest import GIT_ENV
 from gitflowd.registry import record_snapshot
 from gitflowd.repo import Repo
+from gitflowd.site import Site
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -227,6 +228,33 @@ def test_a_resumed_run_page_keeps_its_attempts_apart_and_its_labels_inside_the_c
         box = text.bounding_box()
         assert chart["x"] <= box["x"] and box["x"] + box["width"] <= chart["x"] + chart["width"], (text.text_content(), box, chart)
     shoot(page, "run-resumed")
+
+
+def test_versions_read_in_load_order_after_a_move_and_a_reset(page, make_repo, tmp_path):
+    """The Versions table's only time was the commit's, so after a reset an older 'added' sat
+    above a newer 'removed'; a `git mv` was not in it at all."""
+    repo = make_repo({"dags/c.toml": '[tasks.a]\ncmd = "echo a"\n'})
+    state, site = tmp_path / "state", tmp_path / "site"
+    record(repo.path, state)
+    (repo.path / "dags/sub").mkdir()
+    subprocess.run(["git", "mv", "dags/c.toml", "dags/sub/c.toml"], cwd=repo.path, check=True, capture_output=True)
+    moved = repo.commit(message="move c")
+    record(repo.path, state)
+    repo.commit(remove=("dags/sub/c.toml",), message="drop c")
+    record(repo.path, state)
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=repo.path, check=True)
+    record(repo.path, state)
+    Site(state, site).render_all()
+    page.goto((site / "dags/c/index.html").as_uri())
+    assert page.locator("#versions th").all_inner_texts()[:1] == ["LOADED"]  # upper-cased by the style
+    assert [r.get_attribute("data-change") for r in page.locator("#versions tr[data-change]").all()] == [
+        "added", "removed", "moved", "added"]
+    moved_row = page.locator('#versions tr[data-change="moved"]').inner_text()
+    assert "from dags/c.toml to dags/sub/c.toml" in moved_row and moved[:8] in moved_row
+    assert page.locator("#source h2").inner_text().endswith(f"dags/sub/c.toml at {moved[:8]}")
+    card = page.locator("#versions")
+    assert card.evaluate("el => el.scrollWidth <= el.clientWidth"), "the Versions table overflows its card"
+    shoot(page, "dag-versions")
 
 
 def test_screenshots_dir_is_ignored_by_git():
