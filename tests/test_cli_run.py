@@ -166,6 +166,22 @@ def test_status_says_when_limit_leaves_runs_out(cli, tmp_path: Path) -> None:
     assert cli("status", "--state", str(tmp_path / "state"), cwd=tmp_path).stderr == ""
 
 
+def test_status_refuses_an_empty_dag_or_run_id_given_on_purpose(cli, tmp_path: Path) -> None:
+    """`status d ''` (say `status d "$RUN"` with RUN unset) listed every run of d as if no
+    run id had been given; `status ''` every run of every DAG."""
+    from tests.runfactory import T0, make_dag, write_run
+    state = tmp_path / "state"
+    write_run(state, make_dag("d", {"a": []}), "scheduled__20260101T000000Z", T0, {"a": ["success"]})
+    where = ("--state", str(state))
+    for args, fragment in ((("d", ""), "empty RUN_ID '' for DAG 'd': give a run id (`gitflowd status d` lists them)"),
+                           (("",), "empty DAG id '': give a DAG id"), (("", "x"), "empty DAG id ''")):
+        for json_flag in ((), ("--json",)):
+            done = cli("status", *args, *json_flag, *where, cwd=tmp_path)
+            _one_line_error(done, fragment)
+            assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert cli("status", "d", *where, cwd=tmp_path).returncode == 0  # left out: the runs of d
+
+
 def test_status_shows_durations_over_a_minute_in_minutes(cli, tmp_path: Path) -> None:
     """A run of 134.3 s read '134.3s' beside '2m16s' for one of 136.0 s: fractions only under a minute."""
     from datetime import timedelta

@@ -17,7 +17,7 @@ from typing import Any
 from gitflowd import settings
 from gitflowd.commands.common import format_duration, report_broken, table
 from gitflowd.commands.run import positive_int
-from gitflowd.errors import DagNotFound
+from gitflowd.errors import DagNotFound, UsageError
 from gitflowd.lock import is_locked
 from gitflowd.state import RunState, RunStatus, StateDir, TaskState
 
@@ -28,15 +28,16 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         description="Show runs newest first (all DAGs, one DAG, or one run with its tasks).",
     )
     parser.add_argument("dag", metavar="DAG", nargs="?", help="only this DAG's runs")
-    parser.add_argument("run_id", metavar="RUN_ID", nargs="?", help="only this run, task by task")
+    parser.add_argument("run_id", metavar="RUN_ID", nargs="?", help="only this run, task by task (an empty one is an error)")
     parser.add_argument("--json", action="store_true", help="print a JSON array of runs")
     parser.add_argument("--limit", type=positive_int, default=20, metavar="N", help="runs shown as text (default 20; --json shows all)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    _refuse_empty(args)
     state = StateDir(settings.resolve(args.repo, args.state, args.site).state)
-    if args.run_id:
+    if args.run_id is not None:
         runs = [state.load_run(args.dag, args.run_id)]
     else:
         if args.dag and args.dag not in state.dag_ids():
@@ -50,13 +51,23 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([run_dict(r) for r in runs], indent=2))
         return code
     orphaned = not is_locked(state.lock_path)  # "running" with nobody holding the lock: the runner died
-    if args.run_id:
+    if args.run_id is not None:
         print(describe_run(runs[0], orphaned))
     else:
         print(runs_table(runs[: args.limit], orphaned) if runs else "no runs")
         if len(runs) > args.limit:  # on stderr: the table on stdout stays a table
             print(f"gitflowd: {args.limit} of {len(runs)} runs shown (newest first); --limit N shows more, --json all", file=sys.stderr)
     return code
+
+
+def _refuse_empty(args: argparse.Namespace) -> None:
+    """An empty id given on purpose (`status d "$RUN"` with RUN unset) is not a missing one:
+    listing every run instead would answer another question without a word."""
+    if args.dag == "":
+        raise UsageError("empty DAG id '': give a DAG id, or leave it out to list the runs of every DAG")
+    if args.run_id == "":
+        raise UsageError(f"empty RUN_ID '' for DAG {args.dag!r}: give a run id (`gitflowd status {args.dag}` "
+                         "lists them), or leave it out to list the DAG's runs")
 
 
 def _state(run: RunState, orphaned: bool) -> str:
