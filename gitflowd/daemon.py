@@ -269,8 +269,13 @@ class Daemon:
         commit = snapshot.commit
         summary = ", ".join(c.describe() for c in changes) or "no DAG changed"
         log.info("reloaded %s %r: %d DAG(s) active; %s", commit.sha if commit else "?", commit.subject if commit else "", len(self.dags), summary)
-        for problem in snapshot.problems:
-            log.warning("load error: %s (a DAG whose file has errors keeps its last valid version)", problem)
+        kept = {problem: entry for entry in self.dags.values() for problem in entry.errors}
+        for problem in snapshot.problems:  # only a DAG that had a valid version keeps one
+            entry = kept.get(problem)
+            if entry is not None:
+                log.warning("load error: %s (DAG %s keeps running its last valid version, from %s)", problem, entry.id, entry.commit.short)
+            else:
+                log.warning("load error: %s (nothing runs from this file until it is fixed)", problem)
 
     def _warn_if_rewritten(self, sha: str) -> None:
         """A force-push: the new head does not contain the old one. Runs keep their commits."""

@@ -150,6 +150,21 @@ def test_an_invalid_commit_keeps_the_old_version_and_a_fix_loads(make_repo: Call
     assert journal_of(daemon.state, "job", done.stdout.split()[0]).dag.tasks["only"].cmd == "echo version-three"
 
 
+def test_a_load_error_says_a_dag_keeps_its_version_only_when_it_had_one(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    """Every load error said '(a DAG whose file has errors keeps its last valid version)', also
+    for a file that never had a valid version."""
+    repo = make_repo({"dags/job.toml": toml("echo one")})
+    first = repo.head()
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    bad = repo.commit({"dags/job.toml": toml("echo two", extra="retrys = 1"), "dags/new.toml": "[tasks.x]\nretrys = 1\n"},
+                      message="break job, add a broken file")
+    daemon.wait_log(rf"reloaded {bad} ")
+    kept = daemon.wait_log(r"load error: dags/job\.toml:\d+: unknown key 'retrys'.*").group(0)
+    assert kept.endswith(f"(DAG job keeps running its last valid version, from {first[:8]})"), kept
+    new = daemon.wait_log(r"load error: dags/new\.toml:\d+: unknown key 'retrys'.*").group(0)
+    assert new.endswith("(nothing runs from this file until it is fixed)") and "keeps" not in new, new
+
+
 def test_a_template_jinja_rejects_keeps_its_dag_and_other_dags_still_reload(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     repo = make_repo({"dags/t1.toml": toml("echo t1-one"), "dags/other.toml": toml("echo other-one")})
     daemon = start(daemons, repo.path, tmp_path / "home")
