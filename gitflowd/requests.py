@@ -27,7 +27,7 @@ from gitflowd.loader import suggest
 from gitflowd.pool import Job, RunPool
 from gitflowd.registry import DagEntry, read_registry
 from gitflowd.runs import clear_tasks, open_run, parse_params, stop_unfinished, tasks_to_clear
-from gitflowd.schedule import parse_when
+from gitflowd.schedule import parse_logical_date, parse_when
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Requests:
     def _run(self, args: dict[str, Any], now: datetime) -> inbox.Reply:
         dag, commit = self._dag_at(args["dag"], args.get("rev"))
         params = parse_params(args.get("params", []), dag)
-        logical = parse_when(args.get("date"), dag, now)
+        logical = parse_logical_date(args.get("date"), dag, now)
         job = self.launcher.prepare_new(dag, commit, "manual", logical, params)
         return self._queued([job])
 

@@ -106,6 +106,17 @@ def parse_when(text: str | None, dag: Dag, now: datetime | None = None, flag: st
     return moment
 
 
+def parse_logical_date(text: str | None, dag: Dag, now: datetime | None = None) -> datetime:
+    """A manual run's `--date` (default now), refused before the DAG's `start_date`: no runs
+    before it, as Airflow's trigger refuses one ("should be >= start_date")."""
+    logical = parse_when(text, dag, now)
+    if dag.start_date is not None and logical < (start := aware(dag.start_date, zone(dag))):
+        given = f"--date {text}" if text is not None else f"now ({logical.astimezone(zone(dag)).isoformat()})"
+        raise UsageError(f"{given} is before the start_date of DAG {dag.id!r} "
+                         f"({start.astimezone(zone(dag)).isoformat()}): a run's logical date must be on or after it")
+    return logical
+
+
 def cron_of(expr: str) -> str:
     """The 5-field cron expression of a schedule (presets expanded)."""
     text = expr.strip()

@@ -302,6 +302,18 @@ def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path:
     assert [p.name for p in journal.parent.iterdir()] == [journal.name]
 
 
+def test_a_run_dated_before_the_dags_start_date_is_refused(make_repo, cli) -> None:
+    """`run --date` before start_date was accepted and run, though no run may be before it."""
+    repo = make_repo({"dags/late.toml": '[dag]\ntimezone = "Asia/Seoul"\nstart_date = 2026-01-02\n[tasks.a]\ncmd = "true"\n'})
+    done = cli("run", "late", "--date", "2026-01-01", cwd=repo.path)
+    _one_line_error(done, "--date 2026-01-01 is before the start_date of DAG 'late' (2026-01-02T00:00:00+09:00): "
+                          "a run's logical date must be on or after it")
+    assert done.returncode == 2 and done.stdout == ""
+    assert not (repo.path / ".gitflowd" / "state" / "runs" / "late").exists()
+    ok = cli("run", "late", "--date", "2026-01-02", "--no-render", cwd=repo.path)
+    assert ok.returncode == 0 and ok.stdout.startswith("manual__20260101T150000Z"), ok.stderr
+
+
 def test_a_template_error_stops_the_run_before_anything_is_recorded(make_repo, cli) -> None:
     # a key inside a param: validate checks only the params' own keys (a missing one is a load error)
     repo = make_repo({"dags/tpl.toml": '[dag]\nparams = { conf = {} }\n[tasks.a]\ncmd = "true"\n\n[tasks.b]\ncmd = "echo {{ params.conf.nope }}"\n'})

@@ -516,6 +516,18 @@ def test_a_backfill_the_foreground_refuses_is_refused_by_the_daemon_too(make_rep
     assert not (daemon.state / "runs" / "manual").exists()
 
 
+def test_a_run_dated_before_the_dags_start_date_is_refused_by_the_daemon_too(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/late.toml": toml("true", extra="start_date = 2026-01-02")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    for rev in ((), ("--rev", "HEAD")):
+        done = daemon.cli("run", "late", "--date", "2026-01-01T12:00", *rev, "--repo", str(repo.path))
+        assert done.returncode == 2 and done.stderr == ("gitflowd: error: --date 2026-01-01T12:00 is before the start_date of DAG "
+                                                        "'late' (2026-01-02T00:00:00+00:00): a run's logical date must be on or after it\n"), done.stderr
+    assert "request run late" in daemon.log and not (daemon.state / "runs" / "late").exists()
+    done = daemon.cli("run", "late", "--date", "2026-01-02", "--repo", str(repo.path))
+    assert done.returncode == 0 and done.stdout.split()[0] == "manual__20260102T000000Z", done.stderr
+
+
 def test_a_backfill_that_resumes_a_run_follows_only_its_new_execution(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     fixed = tmp_path / "fixed"
     repo = make_repo({"dags/d.toml": toml(f"test -e {fixed}", schedule="@daily")})

@@ -324,6 +324,22 @@ def test_parse_when_refuses_dates_outside_four_digit_years(text: str) -> None:
         schedule.parse_when(text, dag)
 
 
+def test_a_manual_runs_logical_date_is_refused_before_the_dags_start_date() -> None:
+    """`run --date` before start_date was accepted (Airflow's trigger refuses it); on the
+    start_date itself, or for a DAG without one, any date goes."""
+    from gitflowd.errors import UsageError
+
+    seoul = make_dag(timezone="Asia/Seoul", start_date=datetime(2026, 1, 2))  # naive: in Seoul
+    with pytest.raises(UsageError, match=re.escape("--date 2026-01-01T23:59 is before the start_date of DAG 'd' "
+                                                   "(2026-01-02T00:00:00+09:00): a run's logical date must be on or after it")):
+        schedule.parse_logical_date("2026-01-01T23:59", seoul)
+    with pytest.raises(UsageError, match=re.escape("now (2026-01-01T09:00:00+09:00) is before the start_date of DAG 'd'")):
+        schedule.parse_logical_date(None, seoul, now=utc(2026, 1, 1))
+    assert schedule.parse_logical_date("2026-01-02", seoul) == datetime(2026, 1, 2, tzinfo=ZoneInfo("Asia/Seoul"))
+    assert schedule.parse_logical_date("2026-01-01T15:00+00:00", seoul) == utc(2026, 1, 1, 15)  # the same instant
+    assert schedule.parse_logical_date("1999-01-01", make_dag()) == datetime(1999, 1, 1, tzinfo=UTC)
+
+
 def test_the_first_and_last_dates_accepted_have_ticks_around_them() -> None:
     dag = make_dag(schedule="@daily", start_date=datetime(2026, 1, 1, tzinfo=timezone.utc))
     for text in ("1000-01-02", "9998-12-31T23:59:59"):

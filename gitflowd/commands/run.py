@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("dag", metavar="DAG", help="DAG id")
     parser.add_argument("--rev", metavar="REV", help="commit, branch or tag (default: head of the branch)")
     parser.add_argument("--date", metavar="WHEN",
-                        help="logical date: YYYY-MM-DD or an ISO datetime, in the DAG's timezone unless it has an offset (default: now)")
+                        help="logical date: YYYY-MM-DD or an ISO datetime, in the DAG's timezone unless it has an offset (default: now); "
+                             "not before the DAG's start_date")
     parser.add_argument("--param", action="append", default=[], metavar="K=V", help="override a DAG param (repeatable)")
     add_execution_options(parser)
     parser.set_defaults(func=run)
@@ -81,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from gitflowd.runs import create_run, parse_params, plan_run
-    from gitflowd.schedule import data_interval, parse_when
+    from gitflowd.schedule import data_interval, parse_logical_date
     from gitflowd.templating import render_commands
 
     where = settings.resolve(args.repo, args.state, args.site)
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         sha = repo.resolve(args.rev)
         snapshot = repo.load(sha)
         dag = find_dag(snapshot, args.dag, args.rev)
-        logical = parse_when(args.date, dag)
+        logical = parse_logical_date(args.date, dag)
         params = parse_params(args.param, dag)
         secrets = secrets_for(dag, resolve_path(args.secrets_file))
         interval = data_interval(dag, logical)
