@@ -199,7 +199,7 @@ def task_rows(run: RunState, order: Sequence[str], now: datetime, logged: Logged
     rows = []
     for task_id in order:
         task = run.tasks[task_id]
-        last = task.attempts[-1] if task.attempts else None
+        last = task.current  # None when cleared, skipped or reset: its attempts were another execution
         running = bool(last and last.started and not last.ended)
         seconds = (now - last.started).total_seconds() if running and last and last.started else (last.duration if last else None)
         links = [(a.number, a.state.value, attempt_href(task_id, a.number, logged)) for a in task.attempts]

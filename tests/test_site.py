@@ -170,6 +170,22 @@ def test_hooks_carry_task_and_run_states(tmp_path):
     assert 'http-equiv="refresh"' not in dag_page + run_page  # nothing is running
 
 
+def test_a_cleared_task_shows_no_duration_or_exit_of_its_earlier_attempts(tmp_path):
+    state, site = tmp_path / "state", tmp_path / "site"
+    failing_run(state)
+    path = StateDir(state).journal_path("umbrella", "scheduled__20260105T000000Z")
+    with journal.JournalWriter(path) as writer:
+        writer.append({"event": journal.TASKS_CLEARED, "tasks": ["clean_weather"]})
+    Site(state, site, clock=fixed_clock).render_all()
+    page = (site / "dags/umbrella/runs/scheduled__20260105T000000Z/index.html").read_text()
+    row = re.search(r'<tr id="task-clean_weather".*?</tr>', page, re.S).group(0)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert 'data-state="pending"' in row and "#2" in cells[2]  # its attempts stay listed
+    assert cells[3:7] == ["—", "—", "—", "—"]  # start, end, duration, exit: none of this execution
+    fetch = re.search(r'<tr id="task-fetch_sales".*?</tr>', page, re.S).group(0)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", fetch, re.S)[6] == "0"
+
+
 def test_running_pages_refresh_and_settled_pages_do_not(tmp_path):
     state, site = tmp_path / "state", tmp_path / "site"
     dag = make_dag("umbrella", UMBRELLA)
