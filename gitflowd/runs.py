@@ -13,6 +13,7 @@ Every function here expects the caller to hold the state lock (one writer per jo
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -48,7 +49,8 @@ def unique_run_id(state_dir: StateDir, dag_id: str, kind: str, logical_date: dat
 
 
 def parse_params(pairs: Iterable[str], dag: Dag) -> dict[str, Any]:
-    """`K=V` strings -> overrides of the DAG's declared params (values stay strings)."""
+    """`K=V` strings -> overrides of the DAG's declared params, each of its default's type
+    (`--param days=3` is 3 where the default is an integer, as `{{ params.days + 1 }}` expects)."""
     result: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -58,8 +60,34 @@ def parse_params(pairs: Iterable[str], dag: Dag) -> dict[str, Any]:
         if key not in dag.params:
             hint = suggest(key, dag.params) or f"; DAG {dag.id!r} declares: {', '.join(dag.params) or 'none'}"
             raise UsageError(f"unknown --param {key!r}{hint}")
-        result[key] = value
+        result[key] = _typed(dag, key, value)
     return result
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", list: "a JSON array", dict: "a JSON object"}
+
+
+def _typed(dag: Dag, key: str, value: str) -> Any:
+    """`value` as the type of the param's default; strings (and dates, kept as ISO text) stay text."""
+    default = dag.params[key]
+    kind = type(default)
+    if kind not in _KINDS:
+        return value
+    try:
+        if kind is bool:
+            if value.strip().lower() in _TRUE | _FALSE:
+                return value.strip().lower() in _TRUE
+            raise ValueError(value)
+        if kind in (list, dict):
+            parsed = json.loads(value)
+            if not isinstance(parsed, kind):
+                raise ValueError(value)
+            return parsed
+        return kind(value)
+    except ValueError:
+        raise UsageError(f"bad --param {key}={value!r}: DAG {dag.id!r} declares {key} as {_KINDS[kind]} "
+                         f"(default {json.dumps(default)})") from None
 
 
 def created_record(run: RunState) -> dict[str, Any]:

@@ -693,3 +693,29 @@ def test_logs_follow_says_so_when_a_resume_at_another_commit_drops_the_task(make
     finally:
         follow.kill()
         follow.wait(60)
+
+
+TYPED = """[dag]
+params = { days = 3, ratio = 0.5, dry = false, regions = ["a"], region = "seoul", when = 2026-01-01 }
+
+[tasks.a]
+cmd = "echo {{ params.days + 1 }} {{ params.ratio * 2 }} {{ params.dry }} {{ params.regions | length }} {{ params.region }} {{ params.when }}"
+"""
+
+
+def test_a_param_override_takes_the_type_of_its_default(make_repo, cli) -> None:
+    """`--param days=5` was the text '5', so `{{ params.days + 1 }}` failed the run where the
+    default (an integer) worked: overrides take their default's type, as a user expects."""
+    repo = make_repo({"dags/typed.toml": TYPED})
+    run = cli("run", "typed", "--no-render", "--param", "days=5", "--param", "ratio=1.5", "--param", "dry=yes",
+              "--param", 'regions=["x", "y"]', "--param", "region=busan", "--param", "when=tomorrow", cwd=repo.path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    run_id = run.stdout.splitlines()[0]
+    assert cli("logs", "typed", run_id, "a", cwd=repo.path).stdout == "6 3.0 True 2 busan tomorrow\n"
+    default = cli("run", "typed", "--no-render", cwd=repo.path)
+    assert cli("logs", "typed", default.stdout.splitlines()[0], "a", cwd=repo.path).stdout == "4 1.0 False 1 seoul 2026-01-01\n"
+    for pair, kind in (("days=abc", "an integer (default 3)"), ("ratio=x", "a number (default 0.5)"),
+                       ("dry=maybe", "true or false (default false)"), ('regions={"a": 1}', 'a JSON array (default ["a"])'),
+                       ("regions=[", "a JSON array")):
+        _one_line_error(cli("run", "typed", "--param", pair, cwd=repo.path), f"DAG 'typed' declares {pair.split('=')[0]} as {kind}")
+    assert len(list((repo.path / ".gitflowd/state/runs/typed").glob("*.jsonl"))) == 2  # the bad ones recorded nothing

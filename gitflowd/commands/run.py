@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--date", metavar="WHEN",
                         help="logical date: YYYY-MM-DD or an ISO datetime, in the DAG's timezone unless it has an offset (default: now); "
                              "not before the DAG's start_date")
-    parser.add_argument("--param", action="append", default=[], metavar="K=V", help="override a DAG param (repeatable)")
+    parser.add_argument("--param", action="append", default=[], metavar="K=V", help="override a DAG param, typed as its default (repeatable)")
     add_execution_options(parser)
     parser.set_defaults(func=run)
 
