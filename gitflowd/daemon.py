@@ -33,7 +33,7 @@ from pathlib import Path
 from gitflowd import inbox, registry
 from gitflowd.atomic import write_atomic
 from gitflowd.dag import Dag
-from gitflowd.errors import GitflowdError
+from gitflowd.errors import GitflowdError, RepoError
 from gitflowd.launch import Launcher
 from gitflowd.lock import StateLock
 from gitflowd.notify import Notifier
@@ -103,6 +103,7 @@ class Daemon:
         self.once_since: datetime | None = None  # with `once`: the first scheduling pass, the ticks it runs
         self.repo_retry_at: float | None = None
         self.repo_problem: str | None = None  # the last error reading the repository, until a reload works
+        self._waiting_said: dict[str, datetime] = {}  # DAG -> the tick said to wait for the repository
         self.next_ping = 0.0
         self._inbox_dirty = True
 
@@ -241,6 +242,8 @@ class Daemon:
                 return
             self._warn_if_rewritten(sha)
             snapshot = self.repo.load(sha)
+            if snapshot.commit is not None:
+                self.launcher.remember(snapshot.commit)
         except (GitflowdError, ValueError, OSError) as exc:
             self._repo_broken(exc)
             return
@@ -327,11 +330,24 @@ class Daemon:
         if self.options.once:
             self.once_since = self.once_since or now
             now = min(now, self.once_since)
+        waiting: set[str] = set()
         for dag, tick in self.scheduler.due(self._versions(), self.pool.active, now):
+            if dag.id in waiting:
+                continue
             try:
                 self.pool.add(self.launcher.prepare_new(dag, self.dags[dag.id].commit.sha, "scheduled", tick))
+            except RepoError as exc:  # Git cannot be read now: the tick waits for it (a skip would lose it)
+                waiting.add(dag.id)
+                self.scheduler.forget(dag.id)
+                self._say_waiting(dag.id, tick, exc)
             except (GitflowdError, OSError) as exc:  # the tick is skipped; the next one is tried as usual
                 log.error("DAG %s: cannot start the run of %s: %s", dag.id, tick.isoformat(), exc)
+
+    def _say_waiting(self, dag_id: str, tick: datetime, exc: RepoError) -> None:
+        """Once per tick, not at every retry."""
+        if self._waiting_said.get(dag_id) != tick:
+            self._waiting_said[dag_id] = tick
+            log.error("DAG %s: cannot start the run of %s now: %s; it starts when the repository can be read", dag_id, tick.isoformat(), exc)
 
     def next_due(self, now: datetime) -> datetime | None:
         return self.scheduler.next_due(self._versions(), now)

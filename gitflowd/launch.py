@@ -10,6 +10,8 @@ listener and the shared task slots, and maps the pool's control to the engine (s
 
 Everything that touches Git happens in `prepare_*` (the owner's thread): the Repo (and its
 `git cat-file` process) is not shared with pool threads, which only read the checkout on disk.
+A run at a commit whose subject is known (`remember`) and whose checkout exists needs no Git
+at all, so the last good DAGs keep running while the repository cannot be read.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from gitflowd.engine import Engine, RunListener
 from gitflowd.errors import GitflowdError, RunError
 from gitflowd.executors.local import LocalExecutor
 from gitflowd.pool import Control, Job, Limiter
-from gitflowd.repo import Repo
+from gitflowd.repo import CommitInfo, Repo
 from gitflowd.runs import clear_tasks, create_run, open_resume, open_run, plan_resume, plan_run
 from gitflowd.secrets import secrets_for
 from gitflowd.state import RunState, StateDir
@@ -48,6 +50,11 @@ class Launcher:
         self.slots = slots
         self.listeners = listeners  # a fresh list per run (listeners may keep per-run state)
         self.kill_grace = kill_grace
+        self.commits: dict[str, dict[str, str]] = {}  # full sha -> what a run keeps of it (for_run)
+
+    def remember(self, info: CommitInfo) -> None:
+        """Keep a loaded commit's subject and author, for runs created while Git cannot be read."""
+        self.commits[info.sha] = info.for_run()
 
     # -- preparing (owner's thread) ------------------------------------------------------
 
@@ -55,7 +62,7 @@ class Launcher:
         """Create a run of `dag` at `commit` (run_created written) and return its job."""
         interval = schedule.data_interval(dag, logical_date) if dag.schedule else schedule.Interval(logical_date, logical_date)
         run = plan_run(self.state, dag, kind=kind, logical_date=logical_date, commit=commit,
-                       commit_info=self.require_repo().commit_info(commit).for_run(), params=params, data_interval=(interval.start, interval.end))
+                       commit_info=self._commit_info(commit), params=params, data_interval=(interval.start, interval.end))
         self._check(run, dag)
         create_run(self.state, run).close()
         log.info("created run %s of DAG %s at %s", run.run_id, dag.id, commit[:8])
@@ -69,7 +76,7 @@ class Launcher:
             secrets = self._check(dataclasses.replace(current, commit=commit, dag=target), target)
             if clear:
                 clear_tasks(writer, current, clear)
-            moved = self.require_repo().commit_info(commit).for_run() if commit != current.commit else None
+            moved = self._commit_info(commit) if commit != current.commit else None
             record = plan_resume(current, dag, commit, moved)
             open_resume(self.state, writer, current, record, secrets, self.kill_grace)
         log.info("resuming run %s of DAG %s", run_id, dag_id)
@@ -100,8 +107,14 @@ class Launcher:
         """Templates render, secrets resolve (returned) and the commit is checked out."""
         render_commands(run, dag)
         secrets = secrets_for(dag, self.secrets_file)
-        self.require_repo().checkout(run.commit, self.state.checkouts)
+        if not (self.state.checkouts / run.commit).is_dir():  # else no Git needed (it may be gone for now)
+            self.require_repo().checkout(run.commit, self.state.checkouts)
         return secrets
+
+    def _commit_info(self, sha: str) -> dict[str, str]:
+        if sha not in self.commits:
+            self.commits[sha] = self.require_repo().commit_info(sha).for_run()
+        return self.commits[sha]
 
     def require_repo(self) -> Repo:
         if self.repo is None:

@@ -70,6 +70,10 @@ class Scheduler:
                 ticks.append(upcoming)
         return min(ticks, default=None)
 
+    def forget(self, dag_id: str) -> None:
+        """Ticks handed out but not run (Git could not be read) are due again: re-read the newest run."""
+        self.last_tick.pop(dag_id, None)
+
     def last(self, dag_id: str) -> datetime | None:
         """The logical date of the DAG's newest scheduled run (read from the state once)."""
         if dag_id not in self.last_tick:

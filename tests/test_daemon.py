@@ -680,6 +680,46 @@ def test_once_runs_the_ticks_due_when_it_started_not_those_that_come_while_it_wa
     assert daemon.finished
 
 
+def test_ticks_that_come_while_the_repository_is_gone_run_and_none_is_skipped(
+        make_repo: Callable[..., GitRepo], tmp_path: Path, in_process: Callable[..., Daemon]) -> None:
+    # Before, every tick due while the repository could not be read was logged and skipped for
+    # good (a run needs its commit's subject and checkout from Git): one lost tick per retry.
+    repo = make_repo({"dags/hourly.toml": toml("true", schedule="@hourly", extra="start_date = 2026-01-01\ncatchup = true")})
+    daemon = in_process(repo)
+    settle(daemon, datetime(2026, 1, 1, 0, 30, tzinfo=UTC))
+    assert logical_dates(daemon, "hourly") == ["01-01 00:00"]
+    fresh = repo.commit({"dags/other.toml": toml("true", schedule="@hourly", extra="start_date = 2026-01-01\ncatchup = true")}, message="other")
+    daemon.reload(datetime(2026, 1, 1, 0, 30, tzinfo=UTC), render=False)  # loaded, no run at it yet: no checkout
+    hidden = tmp_path / "elsewhere"
+    repo.path.rename(hidden)
+    for _ in range(3):
+        settle(daemon, datetime(2026, 1, 1, 2, 30, tzinfo=UTC))
+    # The commit's subject was kept from its reload; its checkout is missing and Git is gone,
+    # so the runs wait for the repository instead of being skipped.
+    assert logical_dates(daemon, "hourly") == ["01-01 00:00"] and daemon.state.runs("other") == []
+    hidden.rename(repo.path)
+    for _ in range(4):
+        settle(daemon, datetime(2026, 1, 1, 2, 30, tzinfo=UTC))
+    assert logical_dates(daemon, "hourly") == ["01-01 00:00", "01-01 01:00", "01-01 02:00"]
+    assert logical_dates(daemon, "other") == ["01-01 00:00", "01-01 01:00", "01-01 02:00"]
+    assert {run.commit for run in daemon.state.runs("other")} == {fresh}
+
+
+def test_a_run_at_a_checked_out_commit_needs_no_repository(
+        make_repo: Callable[..., GitRepo], tmp_path: Path, in_process: Callable[..., Daemon]) -> None:
+    # The last good DAGs keep running while the repository is gone: its checkout is on disk
+    # and the subject came with the reload.
+    repo = make_repo({"dags/hourly.toml": toml("true", schedule="@hourly", extra="start_date = 2026-01-01\ncatchup = true")})
+    daemon = in_process(repo)
+    settle(daemon, datetime(2026, 1, 1, 0, 30, tzinfo=UTC))
+    repo.path.rename(tmp_path / "elsewhere")
+    for _ in range(3):
+        settle(daemon, datetime(2026, 1, 1, 2, 30, tzinfo=UTC))
+    runs = sorted(daemon.state.runs("hourly"), key=lambda r: r.logical_date)
+    assert [r.state for r in runs] == [RunStatus.SUCCESS] * 3
+    assert runs[-1].commit_info["subject"] == runs[0].commit_info["subject"] != ""
+
+
 def test_the_loop_sleeps_until_the_next_tick(make_repo: Callable[..., GitRepo], in_process: Callable[..., Daemon]) -> None:
     repo = make_repo({"dags/hourly.toml": toml("true", schedule="@hourly")})
     daemon = in_process(repo)
