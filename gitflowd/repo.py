@@ -131,6 +131,8 @@ class Repo:
             raise self._broken(str(exc)) from None
 
     def _broken(self, message: str) -> RepoError:
+        if not self.path.exists():  # worded as a reopen says it, so that the daemon's retries log it once
+            return RepoError(f"repository {self.path} does not exist")
         if not self.git_dir.is_dir():  # moved or deleted under us (the daemon retries)
             return RepoError(f"repository {self.path} does not exist any more")
         return RepoError(f"cannot read repository {self.path}: {message}")

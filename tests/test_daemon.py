@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -718,6 +719,22 @@ def test_a_run_at_a_checked_out_commit_needs_no_repository(
     runs = sorted(daemon.state.runs("hourly"), key=lambda r: r.logical_date)
     assert [r.state for r in runs] == [RunStatus.SUCCESS] * 3
     assert runs[-1].commit_info["subject"] == runs[0].commit_info["subject"] != ""
+
+
+def test_a_deleted_repository_is_logged_once_not_again_at_each_retry(
+        make_repo: Callable[..., GitRepo], in_process: Callable[..., Daemon], caplog: pytest.LogCaptureFixture) -> None:
+    # The open Repo said 'does not exist any more', each reopen 'does not exist': two lines for one fault.
+    repo = make_repo({"dags/a.toml": toml("true")})
+    daemon = in_process(repo)
+    shutil.rmtree(repo.path)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    daemon.reload(now)  # as a git event would
+    for _ in range(3):
+        daemon.repo_retry_at = 0.0  # the 5 s retry, now
+        daemon.loop(now)
+    said = [r.getMessage() for r in caplog.records if "cannot read the repository" in r.getMessage()]
+    assert said == [f"cannot read the repository: repository {repo.path} does not exist; keeping 1 DAG(s) of "
+                    f"{daemon.head[:8]}, retrying every 5s"]
 
 
 def test_the_loop_sleeps_until_the_next_tick(make_repo: Callable[..., GitRepo], in_process: Callable[..., Daemon]) -> None:
