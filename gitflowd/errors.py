@@ -47,9 +47,9 @@ class DagNotFound(GitflowdError, LookupError):
 
 
 class RunNotFound(GitflowdError, LookupError):
-    def __init__(self, dag_id: str, run_id: str):
+    def __init__(self, dag_id: str, run_id: str, hint: str = ""):
         self.dag_id, self.run_id = dag_id, run_id
-        super().__init__(f"unknown run {run_id!r} of DAG {dag_id!r}")
+        super().__init__(f"unknown run {run_id!r} of DAG {dag_id!r}{hint}")
 
 
 class TaskNotFound(GitflowdError, LookupError):
@@ -68,6 +68,15 @@ class JournalCorrupt(GitflowdError):
 
 class StateError(GitflowdError):
     """The state directory cannot be used (locked, unwritable, inconsistent)."""
+
+
+class EmptyJournal(StateError):
+    """A journal without one whole record: its run_created was never acknowledged (a runner
+    killed, or a write failing, between creating the file and writing it), so no run exists."""
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(f"{path}: holds no record (a run whose creation never completed)")
 
 
 class LockHeld(StateError):

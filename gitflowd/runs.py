@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gitflowd import journal
@@ -39,10 +40,11 @@ def run_id_for(kind: str, logical_date: datetime) -> str:
 
 
 def unique_run_id(state_dir: StateDir, dag_id: str, kind: str, logical_date: datetime) -> str:
-    """`run_id_for(...)`, with `-2`, `-3`, ... appended if a run with that id exists."""
+    """`run_id_for(...)`, with `-2`, `-3`, ... appended if a run with that id exists (an empty
+    journal is none: create_run replaces it)."""
     base = run_id_for(kind, logical_date)
     candidate, counter = base, 1
-    while state_dir.journal_path(dag_id, candidate).exists():
+    while _holds_a_run(state_dir.journal_path(dag_id, candidate)):
         counter += 1
         candidate = f"{base}-{counter}"
     return candidate
@@ -126,16 +128,49 @@ def _state_error(path: object, exc: OSError) -> StateError:
 def create_run(state_dir: StateDir, run: RunState, clock: Callable[[], datetime] | None = None) -> JournalWriter:
     """Write the run's `run_created` record; RunError if the run id is taken, StateError if it cannot."""
     path = state_dir.journal_path(run.dag_id, run.run_id)
+    writer = None
     try:
+        _drop_if_empty(path)
         writer = JournalWriter(path, exclusive=True, clock=clock)
         (record,) = writer.append(created_record(run))
     except FileExistsError:
         raise RunError(f"run {run.run_id!r} of DAG {run.dag_id!r} already exists") from None
     except OSError as exc:
+        _discard(path, writer)
         raise _state_error(path, exc) from None
     run.created = datetime.fromisoformat(record["ts"])
     run.last_seq = record["seq"]
     return writer
+
+
+def _holds_a_run(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:  # absent, or a state directory that create_run will report as unusable
+        return False
+
+
+def _drop_if_empty(path: Path) -> None:
+    """An empty journal is a creation killed before its first write (the writer holds the state
+    directory's lock, so no one is writing it now): it holds no run, and must not take the id."""
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+
+
+def _discard(path: Path, writer: JournalWriter | None) -> None:
+    """A journal whose run_created was never acknowledged (its write or fsync failed) holds no
+    run: remove it, so that no half-created run is left for status and resume to trip on. It
+    is ours if we opened it (created exclusively) or empty (it then records nothing)."""
+    try:
+        if writer is not None:
+            writer.close()
+        if writer is not None or path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass  # nothing there, or a disk failing harder: the error being raised says enough
 
 
 def open_run(state_dir: StateDir, dag_id: str, run_id: str,

@@ -34,7 +34,7 @@ from markupsafe import Markup
 from gitflowd import journal, sitedata, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
-from gitflowd.errors import GitflowdError, SiteError
+from gitflowd.errors import GitflowdError, RunNotFound, SiteError
 from gitflowd.registry import ChangeKind, CommitRef, Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
 from gitflowd.secrets import SecretsFile
@@ -204,6 +204,8 @@ class Site:
         for run_id in self.state.run_ids(dag_id):
             try:
                 run = self.state.load_run(dag_id, run_id)
+            except RunNotFound:
+                continue  # gone since listed, or its creation never completed: no run to show
             except GitflowdError as exc:  # one damaged journal must not hide the others
                 log.error("site: skipping run %s of %s: %s", run_id, dag_id, exc)
                 self.skipped.append(str(exc))

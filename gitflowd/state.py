@@ -18,7 +18,7 @@ from typing import Any
 
 from gitflowd import journal
 from gitflowd.dag import Dag, is_valid_id
-from gitflowd.errors import DagNotFound, JournalCorrupt, RunNotFound, StateError
+from gitflowd.errors import DagNotFound, EmptyJournal, JournalCorrupt, RunNotFound, StateError
 
 
 class TaskStatus(str, Enum):
@@ -309,7 +309,9 @@ def replay(records: Iterable[dict[str, Any]], path: str = "") -> RunState:
     """The RunState of a journal's records; StateError if they do not start a run."""
     iterator = iter(records)
     first = next(iterator, None)
-    if first is None or first.get("event") != journal.RUN_CREATED:
+    if first is None:
+        raise EmptyJournal(path or "journal")
+    if first.get("event") != journal.RUN_CREATED:
         raise StateError(f"{path or 'journal'}: does not start with a run_created record")
     run = new_run_state(first, path)
     try:
@@ -394,7 +396,10 @@ class StateDir:
             if not path.parent.is_dir():
                 raise DagNotFound(dag_id, f": no runs of it in {self.root} (see `gitflowd status`)")
             raise RunNotFound(dag_id, run_id)
-        return read_run(path)
+        try:
+            return read_run(path)
+        except EmptyJournal:
+            raise RunNotFound(dag_id, run_id, " (its journal is empty: the run's creation never completed)") from None
 
     def runs(self, dag_id: str | None = None) -> list[RunState]:
         """Every run (of one DAG or all), newest first; a damaged journal is listed in
@@ -421,6 +426,8 @@ class StateDir:
             if hit and hit[0] == key:
                 return hit[1]
             run = read_run(path)
+        except EmptyJournal:
+            return None  # no run was created: nothing to list, nothing damaged
         except (OSError, JournalCorrupt, StateError) as exc:
             self.broken.append((str(path), str(exc)))
             return None

@@ -9,7 +9,7 @@ import pytest
 
 from gitflowd import journal
 from gitflowd.dag import Dag, Task
-from gitflowd.errors import DagNotFound, JournalCorrupt, RunNotFound, StateError
+from gitflowd.errors import DagNotFound, EmptyJournal, JournalCorrupt, RunNotFound, StateError
 from gitflowd.runs import clear_tasks, create_run, open_run, plan_resume, plan_run, tasks_to_clear, unique_run_id
 from gitflowd.state import RunStatus, StateDir, TaskStatus, read_run, replay
 
@@ -161,10 +161,13 @@ def test_missing_runs_and_bad_journals(tmp_path: Path) -> None:
         state.load_run("d", "r")
     with pytest.raises(StateError, match="does not start with a run_created record"):
         read_run(path)
-    path.write_bytes(b"")
-    with pytest.raises(StateError):
-        read_run(path)
     assert state.runs() == [] and len(state.broken) == 1
+    path.write_bytes(b"")  # a creation cut before its first write: no run, and nothing damaged
+    with pytest.raises(EmptyJournal):
+        read_run(path)
+    assert state.runs() == [] and state.broken == []
+    with pytest.raises(RunNotFound, match="its journal is empty"):
+        state.load_run("d", "manual__20260101T000000Z")
 
 
 def test_ids_that_are_paths_reach_no_journal(tmp_path: Path) -> None:
