@@ -207,6 +207,24 @@ def test_status_says_why_a_task_could_not_start(make_repo, cli) -> None:
     assert rows["b"].split()[1:4] == ["failed", "1", "3"] and len(rows["b"].split()) == 5  # a failure that ran: no note
 
 
+def test_status_says_a_queued_run_nobody_runs_has_no_runner(make_repo, cli) -> None:
+    """A run recorded but never started (its runner failed before its first task, or was
+    killed: a foreground backfill's later runs) read 'queued', as if something would run it."""
+    repo = make_repo({"dags/q.toml": '[tasks.a]\ncmd = "true"\n'})
+    state = repo.path / ".gitflowd" / "state"
+    state.mkdir(parents=True)
+    (state / "workspaces").write_text("in the way")
+    done = cli("run", "q", "--no-render", cwd=repo.path)
+    _one_line_error(done, "cannot create workspace")
+    run_id = done.stdout.splitlines()[0]
+    listed = cli("status", "q", cwd=repo.path).stdout
+    assert f"{run_id}  queued (runner gone: resume it)" in listed, listed
+    assert "run {} of q: queued (runner gone: resume it)".format(run_id) in cli("status", "q", run_id, cwd=repo.path).stdout
+    assert _status(cli, repo, "q")[0]["state"] == "queued"  # --json keeps the journal's state
+    (state / "workspaces").unlink()
+    assert cli("resume", "q", run_id, "--no-render", cwd=repo.path).returncode == 0
+
+
 def test_status_shows_no_exit_or_duration_of_an_earlier_attempt(make_repo, cli, tmp_path: Path) -> None:
     """A task pending after `clear` read 'exit 1, 0.1s' (and one upstream_failed after a
     resume kept the exit code of the attempt it had before): only the attempt a task's state

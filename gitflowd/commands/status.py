@@ -71,10 +71,11 @@ def _refuse_empty(args: argparse.Namespace) -> None:
 
 
 def _state(run: RunState, orphaned: bool) -> str:
-    if orphaned and run.state is RunStatus.RUNNING:
-        return "running (runner gone: resume it)"
     if run.cleared and run.state is RunStatus.QUEUED:
         return "queued (cleared: resume it)"
+    # queued with no lock held: recorded, but its runner failed or died before it started it
+    if orphaned and run.state in (RunStatus.RUNNING, RunStatus.QUEUED):
+        return f"{run.state.value} (runner gone: resume it)"
     return run.state.value
 
 
