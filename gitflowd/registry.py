@@ -231,8 +231,8 @@ def record_snapshot(state_root: Path, snapshot: SnapshotLike, now: datetime | No
                 write_atomic(state_root / REGISTRY_FILE, json.dumps(_registry_json(new), separators=(",", ":")), durable=True)
                 _remember(state_root / REGISTRY_FILE, new)
     except OSError as exc:  # full disk, read-only state: one line, and the old registry stays whole
-        raise StateError(f"{state_root / REGISTRY_FILE}: cannot record the DAGs of {snapshot.commit.sha[:8]}: "
-                         f"{exc.strerror or exc}") from None
+        where = exc.filename or state_root / REGISTRY_FILE  # the file that failed, when the error knows it
+        raise StateError(f"{where}: cannot record the DAGs of {snapshot.commit.sha[:8]}: {exc.strerror or exc}") from None
     for change in changes:
         log.info("DAG %s at %s", change.describe(), new.attempted.short if new.attempted else "?")
     return changes

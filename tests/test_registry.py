@@ -205,6 +205,16 @@ def test_a_version_that_cannot_be_written_leaves_the_registry_and_history_alone(
     assert "x" * 8000 in reread(state).dags["one"].source
 
 
+def test_a_failure_names_the_file_that_failed_not_always_dags_json(make_repo, tmp_path):
+    # A directory in the way of registry.lock was reported as 'dags.json: ... Is a directory'.
+    repo = make_repo({"dags/one.toml": GOOD})
+    state = tmp_path / "state"
+    (state / "registry.lock").mkdir(parents=True)
+    with pytest.raises(StateError, match=rf"^{re.escape(str(state / 'registry.lock'))}: cannot record the DAGs of [0-9a-f]{{8}}: Is a directory$"):
+        record(repo, state)
+    assert not (state / "dags.json").exists()
+
+
 def test_an_unreadable_registry_is_a_state_error(make_repo, tmp_path):
     state = tmp_path / "state"
     (state / "dags.json").mkdir(parents=True)
