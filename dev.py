@@ -93,7 +93,20 @@ def bench() -> int:
 
 COMMANDS = {"demo": demo, "test": test, "bench": bench}
 
+
+def main(command) -> int:
+    """Run a command; Ctrl-C (which the step also got, and answered) or a failed step is one line."""
+    try:
+        return command()
+    except KeyboardInterrupt:
+        print("dev.py: interrupted", file=sys.stderr)
+        return 130
+    except subprocess.CalledProcessError as exc:
+        print(f"dev.py: step failed (exit {exc.returncode}): {' '.join(str(c) for c in exc.cmd)}", file=sys.stderr)
+        return exc.returncode if exc.returncode > 0 else 1
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         sys.exit(f"usage: python3 dev.py {{{'|'.join(COMMANDS)}}} [args]")
-    sys.exit(COMMANDS[sys.argv[1]]())
+    sys.exit(main(COMMANDS[sys.argv[1]]))
