@@ -25,7 +25,7 @@ from gitflowd.dag import Dag
 from gitflowd.errors import RunError, StateError, TaskNotFound, UsageError
 from gitflowd.executors.local import find_run_processes, kill_process_groups
 from gitflowd.fields import suggest
-from gitflowd.journal import JournalWriter
+from gitflowd.journal import JournalWriter, JournalWriteError
 from gitflowd.secrets import Masker
 from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, new_run_state, replay
 
@@ -221,8 +221,7 @@ def open_resume(state_dir: StateDir, writer: JournalWriter, run: RunState, recor
     shows the log of an ended attempt as masked on disk; an orphan still running would write
     after the masking."""
     _end_orphans(state_dir, run, [(item["task"], item["attempt"]) for item in record["interrupted"]], secrets, kill_grace)
-    for stamped in writer.append(record):
-        apply(run, stamped)
+    _record(writer, run, record)
 
 
 def _end_orphans(state_dir: StateDir, run: RunState, unended: list[tuple[str, int]], secrets: Mapping[str, str],
@@ -257,8 +256,7 @@ def stop_unfinished(state_dir: StateDir, writer: JournalWriter, run: RunState, s
     _end_orphans(state_dir, run, unended, secrets, kill_grace)
     records = [{"event": journal.TASK_FINISHED, "task": task_id, "attempt": attempt, "state": TaskStatus.INTERRUPTED.value,
                 "exit_code": None, "error": "stopped by `gitflowd stop`"} for task_id, attempt in unended]
-    for stamped in writer.append(*records, {"event": journal.RUN_FINISHED, "state": RunStatus.INTERRUPTED.value}):
-        apply(run, stamped)
+    _record(writer, run, *records, {"event": journal.RUN_FINISHED, "state": RunStatus.INTERRUPTED.value})
 
 
 # -- clear ----------------------------------------------------------------------------------
@@ -278,5 +276,15 @@ def tasks_to_clear(run: RunState, task_ids: Iterable[str], downstream: bool) -> 
 
 def clear_tasks(writer: JournalWriter, run: RunState, tasks: list[str]) -> None:
     """Write `tasks_cleared` and fold it into `run`."""
-    for stamped in writer.append({"event": journal.TASKS_CLEARED, "tasks": tasks}):
-        apply(run, stamped)
+    _record(writer, run, {"event": journal.TASKS_CLEARED, "tasks": tasks})
+
+
+def _record(writer: JournalWriter, run: RunState, *records: dict[str, Any]) -> None:
+    """Append durably and fold into `run`; a failed write or fsync is one StateError line
+    (never retried: DESIGN.md section 7), not a traceback."""
+    try:
+        stamped = writer.append(*records)
+    except JournalWriteError as exc:
+        raise StateError(f"run {run.run_id!r} of DAG {run.dag_id!r}: {exc} (nothing after it was recorded)") from None
+    for record in stamped:
+        apply(run, record)
