@@ -155,10 +155,11 @@ def wait_reply(state: Path, request_id: str, timeout: float, alive: Any = None) 
     path = replies_dir(state) / f"{request_id}.json"
     deadline = time.monotonic() + timeout
     while not path.exists():
-        if time.monotonic() > deadline or (alive is not None and not alive()):
+        gone = alive is not None and not alive()
+        if gone or time.monotonic() > deadline:
             if path.exists():  # answered just now
                 break
-            raise StateError(_no_answer(state, request_id))
+            raise StateError(_no_answer(state, request_id, gone))
         time.sleep(0.05)
     data = json.loads(path.read_text(encoding="utf-8"))
     path.unlink(missing_ok=True)
@@ -182,8 +183,13 @@ def withdraw(state: Path, request_id: str) -> bool:
     return not taken and not (replies_dir(state) / f"{request_id}.json").exists()
 
 
-def _no_answer(state: Path, request_id: str) -> str:
-    """Why there is no reply, once the request is withdrawn if it still can be."""
+def _no_answer(state: Path, request_id: str, gone: bool) -> str:
+    """Why there is no reply (`gone`: the daemon exited, else it is silent), once the request
+    is withdrawn if it still can be."""
     if withdraw(state, request_id):
+        if gone:
+            return f"the daemon exited before it took request {request_id} (see its log): request withdrawn, nothing done"
         return f"the daemon did not answer request {request_id} nor take it (is it stopping or hung? see its log): request withdrawn, nothing done"
+    if gone:
+        return f"the daemon exited after it took request {request_id}, before answering (see its log): it may have done it, see gitflowd status"
     return f"the daemon did not answer request {request_id} although it took it (see its log): it may have done it, see gitflowd status"

@@ -36,22 +36,30 @@ def test_reply_written_by_another_thread_is_awaited(tmp_path: Path) -> None:
 
 
 def test_no_reply_from_a_dead_daemon_is_a_clear_error(tmp_path: Path) -> None:
+    # A daemon killed (kill -9) while a command waited was asked 'is it stopping or hung?'.
     request = inbox.Request("run", {"dag": "a"})
     inbox.submit(tmp_path, request)
-    with pytest.raises(StateError, match=f"did not answer request {request.id}"):
+    with pytest.raises(StateError, match=f"^the daemon exited before it took request {request.id} .*: request withdrawn, nothing done$"):
         inbox.wait_reply(tmp_path, request.id, timeout=30, alive=lambda: False)
+
+
+def test_no_reply_from_a_silent_daemon_says_it_may_be_stopping_or_hung(tmp_path: Path) -> None:
+    request = inbox.Request("run", {"dag": "a"})
+    inbox.submit(tmp_path, request)
+    with pytest.raises(StateError, match=f"did not answer request {request.id} nor take it \\(is it stopping or hung\\?"):
+        inbox.wait_reply(tmp_path, request.id, timeout=0.2, alive=lambda: True)
 
 
 def test_a_request_given_up_on_is_withdrawn_unless_the_daemon_took_it(tmp_path: Path) -> None:
     unclaimed = inbox.Request("run", {"dag": "a"})
     path = inbox.submit(tmp_path, unclaimed)
-    with pytest.raises(StateError, match=f"did not answer request {unclaimed.id} nor take it .*: request withdrawn, nothing done"):
+    with pytest.raises(StateError, match=f"exited before it took request {unclaimed.id} .*: request withdrawn, nothing done"):
         inbox.wait_reply(tmp_path, unclaimed.id, timeout=30, alive=lambda: False)
     assert inbox.pending(tmp_path) == [] and inbox.claim(path) is None  # a later daemon never sees it
     taken = inbox.Request("run", {"dag": "b"})
     claimed = inbox.claim(inbox.submit(tmp_path, taken))
     assert claimed is not None and inbox.pending(tmp_path) == [] and inbox.read(claimed) == taken
-    with pytest.raises(StateError, match=f"did not answer request {taken.id} although it took it .*: it may have done it"):
+    with pytest.raises(StateError, match=f"exited after it took request {taken.id}, before answering .*: it may have done it"):
         inbox.wait_reply(tmp_path, taken.id, timeout=30, alive=lambda: False)
     inbox.answer(tmp_path, claimed, taken.id, inbox.Reply(ok=True))
     assert not claimed.exists() and not inbox.withdraw(tmp_path, taken.id)  # answered: not withdrawn
