@@ -430,18 +430,21 @@ def test_a_follower_notices_the_daemon_dying(make_repo: Callable[..., GitRepo], 
     gate.touch()
 
 
-@pytest.mark.parametrize(("ctrl_c", "code", "said"), [(False, 1, "request withdrawn, nothing done"),
-                                                      (True, 130, "the run request was withdrawn before the daemon took it: nothing done")])
+@pytest.mark.parametrize(("stop", "code", "said"), [(None, 1, "request withdrawn, nothing done"),
+                                                    (signal.SIGINT, 130, "the run request was withdrawn before the daemon took it: nothing done"),
+                                                    # a CI job's timeout, a closed terminal: before, the request stayed and ran later
+                                                    (signal.SIGTERM, 143, "the run request was withdrawn before the daemon took it: nothing done"),
+                                                    (signal.SIGHUP, 129, "the run request was withdrawn before the daemon took it: nothing done")])
 def test_a_request_sent_to_a_stopping_daemon_is_withdrawn_not_run_at_its_next_start(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess],
-                                                                                    ctrl_c: bool, code: int, said: str) -> None:
+                                                                                    stop: int | None, code: int, said: str) -> None:
     repo, daemon, first, counts, gate = held_run(make_repo, tmp_path, daemons)
     daemon.signal(signal.SIGTERM)  # it stops taking requests and waits for the held task
     daemon.wait_log("stopping:")
     cli = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "job", "--repo", str(repo.path), "--state", str(daemon.state)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **GIT_ENV})
     wait_for(lambda: list((daemon.state / "inbox").glob("*.json")), what="the request in the inbox")
-    if ctrl_c:
-        cli.send_signal(signal.SIGINT)
+    if stop is not None:
+        cli.send_signal(stop)
     gate.touch()  # the held task ends, the daemon exits without having taken the request
     _, err = cli.communicate(timeout=WAIT)
     assert cli.returncode == code and said in err and "Traceback" not in err, err

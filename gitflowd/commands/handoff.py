@@ -5,15 +5,20 @@ run holding it is not a daemon: those commands then fail on the lock as before) 
 `hand_over(state, kind, args)` writes the request into the inbox and waits for the
 daemon's reply -> prints the run ids -> unless `--no-wait`, `follow(...)` reads the runs'
 journals as they grow (a progress line for one run, as in the foreground) until every
-run has ended. Exit code: 0 when every run succeeded, 1 otherwise.
+run has ended. Exit code: 0 when every run succeeded, 1 otherwise. SIGTERM and SIGHUP (a CI
+job's timeout, a closed terminal) end it as Ctrl-C does: a request the daemon has not taken
+is withdrawn, never left for its next start; the exit code is then 128+N.
 
 Not a command itself (it is not listed in cli.COMMANDS).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from gitflowd import inbox, journal
@@ -33,18 +38,47 @@ def daemon_holder(state: StateDir) -> str | None:
     return who if who and who.endswith("(daemon)") else None
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP while waiting: handled as Ctrl-C is."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _code(exc: KeyboardInterrupt) -> int:
+    return 128 + (exc.signum if isinstance(exc, Stopped) else signal.SIGINT)
+
+
 def hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool = True) -> int:
     """Ask the daemon to do `kind` with `args`; print what it did; follow the runs if `wait`."""
+    with _stopped_by_signals():
+        return _hand_over(state, kind, args, wait)
+
+
+def _hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool) -> int:
     request = inbox.Request(kind, args)
     try:
         inbox.submit(state.root, request)
         reply = inbox.wait_reply(state.root, request.id, REPLY_TIMEOUT, alive=lambda: is_locked(state.lock_path))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if inbox.withdraw(state.root, request.id):
             print(f"gitflowd: interrupted; the {kind} request was withdrawn before the daemon took it: nothing done", file=sys.stderr)
         else:
             print(f"gitflowd: stopped waiting; the daemon took this {kind} (see `gitflowd status {args['dag']}`)", file=sys.stderr)
-        return 130
+        return _code(exc)
     if not reply.ok:
         print(f"gitflowd: error: {reply.error}", file=sys.stderr)
         return reply.exit_code or 1
@@ -52,11 +86,11 @@ def hand_over(state: StateDir, kind: str, args: dict[str, Any], wait: bool = Tru
         print(reply.message, file=sys.stderr if reply.runs else sys.stdout)
     try:
         return _report(state, reply.runs, wait)
-    except KeyboardInterrupt:  # Ctrl-C stops this follower, not the daemon's runs: say so
+    except KeyboardInterrupt as exc:  # Ctrl-C stops this follower, not the daemon's runs: say so
         dag_id, names = reply.runs[0][0], ", ".join(run_id for _, run_id in reply.runs)
         print(f"gitflowd: stopped following; run(s) {names} of DAG {dag_id!r} go on in the daemon "
               f"(see `gitflowd status {dag_id}`)", file=sys.stderr)
-        return 130
+        return _code(exc)
 
 
 def _report(state: StateDir, runs: list[tuple[str, str]], wait: bool) -> int:
