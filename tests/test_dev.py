@@ -21,7 +21,9 @@ def _dev(body: str) -> subprocess.Popen[str]:
 
 def test_ctrl_c_during_a_step_exits_130_without_a_traceback() -> None:
     # A terminal's Ctrl-C reaches the whole foreground group: dev.py and the step it runs.
-    proc = _dev("dev.sh(sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); print(\"started\", flush=True); time.sleep(60)')")
+    # the step answers Ctrl-C as pytest does: its own words, then an exit code (no traceback of its own)
+    step = 'import os, signal, time; signal.signal(signal.SIGINT, lambda *_: os._exit(2)); print(\"started\", flush=True); time.sleep(60)'
+    proc = _dev(f"dev.sh(sys.executable, '-c', {step!r})")
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
