@@ -41,6 +41,7 @@ from gitflowd.parsecache import ParseCache
 from gitflowd.pool import Limiter, RunPool
 from gitflowd.repo import Repo, Snapshot
 from gitflowd.requests import Requests
+from gitflowd.runs import kill_orphans
 from gitflowd.scheduler import Scheduler
 from gitflowd.secrets import SecretsFile
 from gitflowd.site import Site
@@ -365,10 +366,12 @@ class Daemon:
         """Runs left queued or running by a crash, and those a stop interrupted: continue them.
         A run queued by `clear` waits for the resume its user runs (DESIGN.md section 2)."""
         noted = self._take_noted_interrupted()
-        for run in sorted(self.state.runs(), key=lambda r: r.logical_date):
-            unfinished = run.state in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cleared
-            if unfinished or (run.state is RunStatus.INTERRUPTED and (run.dag_id, run.run_id) in noted):
-                self._resume(run.dag_id, run.run_id)
+        runs = [run for run in sorted(self.state.runs(), key=lambda r: r.logical_date)
+                if (run.state in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cleared)
+                or (run.state is RunStatus.INTERRUPTED and (run.dag_id, run.run_id) in noted)]
+        kill_orphans(runs, self.launcher.kill_grace)
+        for run in runs:
+            self._resume(run.dag_id, run.run_id)
         for path, error in self.state.broken:
             log.error("run journal %s cannot be read and is not resumed: %s", path, error)
 

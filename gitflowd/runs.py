@@ -128,6 +128,11 @@ def _state_error(path: object, exc: OSError) -> StateError:
 def create_run(state_dir: StateDir, run: RunState, clock: Callable[[], datetime] | None = None) -> JournalWriter:
     """Write the run's `run_created` record; RunError if the run id is taken, StateError if it cannot."""
     path = state_dir.journal_path(run.dag_id, run.run_id)
+    workspace = state_dir.workspace(run.dag_id, run.run_id)
+    try:  # before the record: a run that cannot have its workspace is not recorded at all
+        workspace.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot create workspace {workspace}: {exc.strerror or exc}") from None
     writer = None
     try:
         _drop_if_empty(path)
@@ -234,6 +239,17 @@ def _end_orphans(state_dir: StateDir, run: RunState, unended: list[tuple[str, in
     masker = Masker(secrets.values())
     for task_id, attempt in unended if masker else ():
         masker.mask_file(state_dir.log_path(run.dag_id, run.run_id, task_id, attempt))
+
+
+def kill_orphans(runs: Iterable[RunState], grace: float) -> None:
+    """What the tasks of a dead daemon's runs left running, killed in one pass before those runs
+    are resumed: one grace period in all, where resuming them one by one waited a whole grace
+    per run whose orphan ignores SIGTERM (nine such runs passed systemd's 90 s start timeout)."""
+    groups: dict[int, list[int]] = {}
+    for run in runs:
+        groups.update(find_run_processes(run.dag_id, run.run_id))
+    if groups:
+        kill_process_groups(groups, grace)
 
 
 # -- stop -----------------------------------------------------------------------------------

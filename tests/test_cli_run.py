@@ -207,21 +207,37 @@ def test_status_says_why_a_task_could_not_start(make_repo, cli) -> None:
     assert rows["b"].split()[1:4] == ["failed", "1", "3"] and len(rows["b"].split()) == 5  # a failure that ran: no note
 
 
-def test_status_says_a_queued_run_nobody_runs_has_no_runner(make_repo, cli) -> None:
-    """A run recorded but never started (its runner failed before its first task, or was
-    killed: a foreground backfill's later runs) read 'queued', as if something would run it."""
+def test_a_run_whose_workspace_cannot_be_made_is_not_recorded(make_repo, cli) -> None:
+    """It was recorded first and then failed, leaving a queued run nobody would run."""
     repo = make_repo({"dags/q.toml": '[tasks.a]\ncmd = "true"\n'})
     state = repo.path / ".gitflowd" / "state"
     state.mkdir(parents=True)
     (state / "workspaces").write_text("in the way")
-    done = cli("run", "q", "--no-render", cwd=repo.path)
-    _one_line_error(done, "cannot create workspace")
-    run_id = done.stdout.splitlines()[0]
+    _one_line_error(cli("run", "q", "--no-render", cwd=repo.path), "cannot create workspace")
+    assert not list(state.glob("runs/q/*.jsonl"))
+    (state / "workspaces").unlink()
+    assert cli("run", "q", "--no-render", cwd=repo.path).returncode == 0
+
+
+def test_status_says_a_queued_run_nobody_runs_has_no_runner(make_repo, cli) -> None:
+    """A run recorded but never started (its runner was killed before its first task: a
+    foreground backfill's later runs) read 'queued', as if something would run it."""
+    from datetime import UTC, datetime
+
+    from gitflowd.dag import Dag, Task
+    from gitflowd.runs import create_run, plan_run
+    from gitflowd.state import StateDir
+
+    repo = make_repo({"dags/q.toml": '[tasks.a]\ncmd = "true"\n'})
+    state = StateDir(repo.path / ".gitflowd" / "state")
+    run = plan_run(state, Dag("q", {"a": Task("a", cmd="true")}), kind="manual",
+                   logical_date=datetime(2026, 1, 1, tzinfo=UTC), commit=repo.head())
+    create_run(state, run).close()  # recorded; its runner never got further
+    run_id = run.run_id
     listed = cli("status", "q", cwd=repo.path).stdout
     assert f"{run_id}  queued (runner gone: resume it)" in listed, listed
     assert "run {} of q: queued (runner gone: resume it)".format(run_id) in cli("status", "q", run_id, cwd=repo.path).stdout
     assert _status(cli, repo, "q")[0]["state"] == "queued"  # --json keeps the journal's state
-    (state / "workspaces").unlink()
     assert cli("resume", "q", run_id, "--no-render", cwd=repo.path).returncode == 0
 
 

@@ -799,3 +799,26 @@ def test_once_exits_1_when_a_run_failed(make_repo: Callable[..., GitRepo], tmp_p
     assert done.returncode == 1 and "1 run(s) did not succeed" in done.stderr
     (run,) = StateDir(tmp_path / "state").runs("broken")
     assert run.state is RunStatus.FAILED
+
+
+def test_the_orphans_of_every_unfinished_run_are_killed_in_one_pass_at_restart(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    """A restarted daemon killed each run's orphans, and waited out the SIGTERM grace, one run at
+    a time before resuming it: with tasks that ignore SIGTERM, nine runs passed systemd's 90 s
+    start timeout. Every orphan is now killed, in one grace period, before any run resumes."""
+    marks, gate = tmp_path / "marks", tmp_path / "gate"
+    marks.mkdir()
+    cmd = f"test -e {gate} && exit 0; trap '' TERM; touch {marks}/$GITFLOWD_RUN_ID; sleep 300"
+    repo = make_repo({"dags/stubborn.toml": f'[dag]\nmax_active_runs = 2\n\n[tasks.hold]\ncmd = "{cmd}"\n'})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--parallelism", "4")
+    for _ in range(2):
+        daemon.cli("run", "stubborn", "--repo", str(repo.path), "--no-wait")
+    wait_for(lambda: len(list(marks.iterdir())) == 2, what="both runs' tasks started")
+    daemon.proc.kill()
+    daemon.wait()
+    gate.touch()
+    again = start(daemons, repo.path, tmp_path / "home", "--once")
+    assert again.wait() == 0, again.log
+    kills = [m.start() for m in re.finditer("killing orphaned process group", again.log)]
+    resumes = [m.start() for m in re.finditer("resuming run", again.log)]
+    assert len(kills) == 2 and len(resumes) == 2 and max(kills) < min(resumes), again.log
+    assert all(r.state is RunStatus.SUCCESS for r in StateDir(daemon.state).runs())

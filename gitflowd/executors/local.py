@@ -266,13 +266,15 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    """Signal a task's process group; before the child called setsid, just the child."""
+def _signal_group(pid: int, sig: int, group_only: bool = False) -> None:
+    """Signal a task's process group; before the child called setsid, just the child. An
+    orphan's group is `group_only`: its leader may be long gone and its pid reused."""
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
         try:
-            os.kill(pid, sig)
+            if not group_only:
+                os.kill(pid, sig)
         except ProcessLookupError:
             pass
     except PermissionError:
@@ -344,7 +346,8 @@ def find_run_processes(dag_id: str, run_id: str) -> dict[int, list[int]]:
 
 
 def kill_process_groups(groups: Mapping[int, Iterable[int]], grace: float) -> None:
-    """SIGTERM each group, wait up to `grace` for its processes to exit, SIGKILL the rest."""
+    """SIGTERM each group, wait up to `grace` for its processes to exit, SIGKILL the rest and
+    see them gone (so that a search right after finds none of them still dying)."""
     pidfds = []
     for pgid, pids in groups.items():
         log.warning("killing orphaned process group %d (pids %s)", pgid, ", ".join(map(str, pids)))
@@ -353,21 +356,29 @@ def kill_process_groups(groups: Mapping[int, Iterable[int]], grace: float) -> No
                 pidfds.append(os.pidfd_open(pid))
             except OSError:
                 pass
-        _signal_group(pgid, signal.SIGTERM)
-    _wait_all(pidfds, grace)
-    for pgid in groups:
-        _signal_group(pgid, signal.SIGKILL)
+        _signal_group(pgid, signal.SIGTERM, group_only=True)
+    try:
+        alive = _wait_all(pidfds, grace)
+        for pgid in groups:  # also what joined a group during the grace
+            _signal_group(pgid, signal.SIGKILL, group_only=True)
+        _wait_all(alive, KILLED_WAIT)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
 
 
-def _wait_all(pidfds: list[int], grace: float) -> None:
+KILLED_WAIT = 5.0  # a SIGKILLed process ends at once; only one in uninterruptible I/O takes longer
+
+
+def _wait_all(pidfds: list[int], grace: float) -> list[int]:
+    """Wait up to `grace` for every process to exit; the pidfds of those still alive."""
     end = time.monotonic() + grace
+    alive = set(pidfds)
     with selectors.DefaultSelector() as selector:
         for fd in pidfds:
             selector.register(fd, selectors.EVENT_READ)
-        remaining = len(pidfds)
-        while remaining and time.monotonic() < end:
+        while alive and time.monotonic() < end:
             for key, _ in selector.select(max(end - time.monotonic(), 0)):
                 selector.unregister(key.fd)
-                remaining -= 1
-    for fd in pidfds:
-        os.close(fd)
+                alive.discard(key.fd)
+    return [fd for fd in pidfds if fd in alive]
