@@ -13,7 +13,7 @@ import pytest
 from gitflowd import journal
 from gitflowd.dag import Dag, Task, TriggerRule
 from gitflowd.engine import Engine
-from gitflowd.errors import RunError
+from gitflowd.errors import RunError, StateError
 from gitflowd.executors.local import LocalExecutor
 from gitflowd.runs import create_run, open_resume, open_run, plan_resume, plan_run
 from gitflowd.secrets import Masker
@@ -420,6 +420,6 @@ def test_resume_masks_a_dead_runners_logs_before_it_records_that_they_ended(tmp_
     record = plan_resume(run)
     assert record["interrupted"] == [{"task": "leak", "attempt": 1}]
     writer.close()  # so that writing run_resumed fails, as a resume that dies there
-    with pytest.raises(OSError):
+    with pytest.raises(StateError, match="journal write failed"):
         open_resume(state, writer, run, record, {"TOKEN": "s3cr3tvalue"}, kill_grace=0.1)
     assert log.read_text() == "token=***\n"
