@@ -135,7 +135,7 @@ def create_run(state_dir: StateDir, run: RunState, clock: Callable[[], datetime]
         raise StateError(f"cannot create workspace {workspace}: {exc.strerror or exc}") from None
     writer = None
     try:
-        _drop_if_empty(path)
+        _drop_if_no_run(path)
         writer = JournalWriter(path, exclusive=True, clock=clock)
         (record,) = writer.append(created_record(run))
     except FileExistsError:
@@ -149,20 +149,22 @@ def create_run(state_dir: StateDir, run: RunState, clock: Callable[[], datetime]
 
 
 def _holds_a_run(path: Path) -> bool:
+    """Whether `path` is a journal with a whole record: an empty one, or one whose only record
+    is torn, is a creation killed before its first write ended, and holds no run."""
     try:
-        return path.stat().st_size > 0
+        size = path.stat().st_size
+        return size >= 1 << 20 or (size > 0 and bool(journal.read(path)))
+    except journal.CorruptRecord:
+        return True
     except OSError:  # absent, or a state directory that create_run will report as unusable
         return False
 
 
-def _drop_if_empty(path: Path) -> None:
-    """An empty journal is a creation killed before its first write (the writer holds the state
-    directory's lock, so no one is writing it now): it holds no run, and must not take the id."""
-    try:
-        if path.stat().st_size == 0:
-            path.unlink()
-    except (FileNotFoundError, NotADirectoryError):
-        pass
+def _drop_if_no_run(path: Path) -> None:
+    """Such a journal must not take its run's id (the caller holds the state directory's lock,
+    so no one is writing it now)."""
+    if path.is_file() and not _holds_a_run(path):
+        path.unlink(missing_ok=True)
 
 
 def _discard(path: Path, writer: JournalWriter | None) -> None:

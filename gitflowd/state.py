@@ -399,7 +399,7 @@ class StateDir:
         try:
             return read_run(path)
         except EmptyJournal:
-            raise RunNotFound(dag_id, run_id, " (its journal is empty: the run's creation never completed)") from None
+            raise RunNotFound(dag_id, run_id, " (its journal holds no record: the run's creation never completed)") from None
 
     def runs(self, dag_id: str | None = None) -> list[RunState]:
         """Every run (of one DAG or all), newest first; a damaged journal is listed in

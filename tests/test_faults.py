@@ -165,6 +165,7 @@ def test_an_empty_journal_is_no_run_and_does_not_take_its_id(make_repo, tmp_path
     for good, and a scheduled tick whose creation was cut could never be created again."""
     from datetime import UTC, datetime
 
+    from gitflowd import journal
     from gitflowd.dag import Dag, Task
     from gitflowd.runs import create_run, plan_run
     from gitflowd.state import StateDir
@@ -178,7 +179,7 @@ def test_an_empty_journal_is_no_run_and_does_not_take_its_id(make_repo, tmp_path
     assert listed.returncode == 0 and listed.stderr == "" and "scheduled__" not in listed.stdout
     named = _cli(state, out, repo.path, "status", "d", "scheduled__20260101T000000Z")
     assert named.returncode == 1 and named.stderr.strip() == (
-        "gitflowd: error: unknown run 'scheduled__20260101T000000Z' of DAG 'd' (its journal is empty: the run's creation never completed)")
+        "gitflowd: error: unknown run 'scheduled__20260101T000000Z' of DAG 'd' (its journal holds no record: the run's creation never completed)")
     rendered = _cli(state, out, repo.path, "render")
     assert rendered.returncode == 0, rendered.stderr
     dag = Dag("d", {"a": Task("a", cmd="true")})
@@ -186,3 +187,11 @@ def test_an_empty_journal_is_no_run_and_does_not_take_its_id(make_repo, tmp_path
     assert run.run_id == "scheduled__20260101T000000Z"
     create_run(StateDir(state), run).close()  # the tick gets its run after all
     assert empty.stat().st_size > 0
+    torn = state / "runs" / "d" / "scheduled__20260102T000000Z.jsonl"
+    torn.write_bytes(b'{"dag_id":"d","event":"run_cre')  # its first record cut short
+    quiet = _cli(state, out, repo.path, "status", "d")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr  # no warning on every command
+    run = plan_run(StateDir(state), dag, kind="scheduled", logical_date=datetime(2026, 1, 2, tzinfo=UTC), commit="c" * 40)
+    assert run.run_id == torn.stem
+    create_run(StateDir(state), run).close()
+    assert [r["event"] for r in journal.read(torn)] == ["run_created"]

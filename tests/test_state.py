@@ -166,7 +166,7 @@ def test_missing_runs_and_bad_journals(tmp_path: Path) -> None:
     with pytest.raises(EmptyJournal):
         read_run(path)
     assert state.runs() == [] and state.broken == []
-    with pytest.raises(RunNotFound, match="its journal is empty"):
+    with pytest.raises(RunNotFound, match="its journal holds no record"):
         state.load_run("d", "manual__20260101T000000Z")
 
 
