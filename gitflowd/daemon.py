@@ -195,6 +195,8 @@ class Daemon:
             self.reload(now)
         if self._inbox_dirty:
             self._inbox_dirty = False
+            if self.inbox_watcher.renew_inbox():
+                log.warning("the inbox %s was deleted or replaced: made and watched again", self.state.inbox)
             # Stopping, it still takes `stop` (that run is not resumed at the next start);
             # other requests wait, and their commands withdraw them when it exits.
             self.requests.handle_all(now, kinds=("stop",) if self.stopping_since is not None else None)

@@ -57,6 +57,13 @@ def _paths(event: FileSystemEvent) -> list[str]:
     return [os.fsdecode(p) for p in paths if p]
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 class _Handler(FileSystemEventHandler):
     """Calls `wake(kind)` for events whose path passes `wanted`."""
 
@@ -87,6 +94,7 @@ class Watcher:
         self.wake = wake
         self.poll = poll
         self._observer: BaseObserver | None = None
+        self._inbox_inode: int | None = None
 
     def refs_wanted(self, path: str) -> bool:
         """HEAD, packed-refs, or the followed branch's ref (also its `.lock` being renamed)."""
@@ -125,6 +133,10 @@ class Watcher:
             self._schedule_git(observer, self.git_dir)
         if self.inbox is not None:
             observer.schedule(_Handler(INBOX, self.inbox_wanted, self.wake), str(self.inbox), recursive=False)
+            # The inbox itself deleted or moved away: its watch dies with it (see renew_inbox).
+            observer.schedule(_Handler(INBOX, lambda path: path == str(self.inbox), self.wake, ("moved", "deleted")),
+                              str(self.inbox.parent), recursive=False)
+            self._inbox_inode = _inode(self.inbox)
         observer.daemon = True
         try:
             observer.start()
@@ -141,6 +153,16 @@ class Watcher:
             observer.schedule(git_handler, str(refs_dir), recursive=False)
             if (refs_dir / "refs").is_dir():
                 observer.schedule(git_handler, str(refs_dir / "refs"), recursive=True)
+
+    def renew_inbox(self) -> bool:
+        """If the inbox was deleted or replaced since `start()`, make it again and watch the new
+        one (requests written there would go unseen); True if it did."""
+        if self.inbox is None or _inode(self.inbox) == self._inbox_inode:
+            return False
+        self.stop()
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self.start()
+        return True
 
     def stop(self) -> None:
         if self._observer is None:

@@ -822,3 +822,20 @@ def test_the_orphans_of_every_unfinished_run_are_killed_in_one_pass_at_restart(m
     resumes = [m.start() for m in re.finditer("resuming run", again.log)]
     assert len(kills) == 2 and len(resumes) == 2 and max(kills) < min(resumes), again.log
     assert all(r.state is RunStatus.SUCCESS for r in StateDir(daemon.state).runs())
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved"])
+def test_an_inbox_deleted_or_moved_under_the_daemon_is_made_and_watched_again(make_repo: Callable[..., GitRepo], tmp_path: Path, daemons: list[DaemonProcess], how: str) -> None:
+    """Its inotify watch died with the directory: every request after it went unseen, and each
+    command waited out its 120 s before withdrawing it."""
+    repo = make_repo({"dags/d.toml": '[tasks.a]\ncmd = "true"\n'})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    inbox = daemon.state / "inbox"
+    if how == "deleted":
+        shutil.rmtree(inbox)
+    else:
+        inbox.rename(daemon.state / "inbox.old")
+    daemon.wait_log(r"the inbox .* was deleted or replaced: made and watched again")
+    done = daemon.cli("run", "d", "--repo", str(repo.path), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert StateDir(daemon.state).runs()[0].state is RunStatus.SUCCESS
