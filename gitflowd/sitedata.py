@@ -105,7 +105,7 @@ class RunRow:
 
     @classmethod
     def of(cls, run: RunState) -> RunRow:
-        return cls(run.run_id, run.kind, run.state.value, iso(run.logical_date) or "", iso(run.started),
+        return cls(run.run_id, run.kind, run.state.value, iso(run.logical_date) or "", iso(run.last_started or run.started),
                    iso(run.ended), run.commit, run.logical_date.timestamp())
 
     @classmethod

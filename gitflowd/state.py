@@ -142,8 +142,9 @@ class RunState:
     commit_info: dict[str, Any] = field(default_factory=dict)  # subject, author, time
     state: RunStatus = RunStatus.QUEUED
     created: datetime | None = None
-    started: datetime | None = None
+    started: datetime | None = None  # the first execution's start
     ended: datetime | None = None
+    last_started: datetime | None = None  # the latest execution's (after a resume): what its duration counts
     tasks: dict[str, TaskState] = field(default_factory=dict)
     resumes: list[dict[str, Any]] = field(default_factory=list)  # ts, commit, tasks re-run
     journal_path: str = ""
@@ -194,6 +195,7 @@ def _attempt(task: TaskState, number: int) -> AttemptState:
 def _on_run_started(run: RunState, rec: dict[str, Any]) -> None:
     run.state, run.cleared = RunStatus.RUNNING, False
     run.started = run.started or _time(rec["ts"])
+    run.last_started = _time(rec["ts"])
     run.ended = None
     run.runner_pid, run.runner_host = rec.get("pid"), rec.get("host")
 

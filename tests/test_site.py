@@ -785,3 +785,25 @@ def test_a_retired_dag_names_the_commit_that_deleted_its_file(make_repo, tmp_pat
     Site(state, site, clock=fixed_clock).render_all()
     banner = re.search(r'<div class="banner warn"><strong>Retired</strong>(.*?)</div>', (site / "dags/b/index.html").read_text())
     assert banner and deleted_at[:8] in banner.group(1) and last_with_it[:8] not in banner.group(1)
+
+
+def test_a_run_resumed_a_day_later_is_as_long_as_its_latest_execution(tmp_path, cli):
+    """Its duration counted from the first start to the end: a resume a day after a failure
+    made a seconds-long run '1d'. It counts the latest execution, as Airflow's after a clear,
+    on the site and in `status` (whose detail names both starts)."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("umbrella", {"a": [], "b": ["a"]})
+    path = write_run(state, dag, "manual__20260101T000000Z", T0, {"a": ["success"], "b": ["failed"]})
+    clock = [T0 + timedelta(days=1)]
+    with journal.JournalWriter(path, clock=lambda: clock[0]) as writer:
+        writer.append({"event": journal.RUN_RESUMED, "commit": "f1f1" * 10, "tasks": ["b"], "interrupted": []})
+        writer.append({"event": journal.RUN_STARTED, "pid": 1, "host": "h"})
+        clock[0] += timedelta(seconds=4)
+        writer.append({"event": journal.RUN_FINISHED, "state": "success"})
+    Site(state, site, clock=fixed_clock).render_all()
+    page = (site / "dags/umbrella/runs/manual__20260101T000000Z/index.html").read_text()
+    assert re.search(r"<dt>Duration</dt><dd>4s <span class=\"muted\">since the last resume", page), page
+    listed = cli("--state", str(state), "status", "umbrella", cwd=tmp_path)
+    assert re.search(r"manual__20260101T000000Z\s+success.*\s4s\s", listed.stdout), listed.stdout
+    detail = cli("--state", str(state), "status", "umbrella", "manual__20260101T000000Z", cwd=tmp_path).stdout
+    assert f"resumed 1 time(s), the latest execution started {(T0 + timedelta(days=1)).isoformat()}" in detail

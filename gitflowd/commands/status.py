@@ -92,7 +92,7 @@ def run_dict(run: RunState) -> dict[str, Any]:
     return {
         "dag": run.dag_id, "run_id": run.run_id, "kind": run.kind, "state": run.state.value,
         "logical_date": _iso(run.logical_date), "commit": run.commit,
-        "started": _iso(run.started), "ended": _iso(run.ended),
+        "started": _iso(run.started), "ended": _iso(run.ended), "last_started": _iso(run.last_started),
         "tasks": {task_id: task_dict(task) for task_id, task in run.tasks.items()},
     }
 
@@ -121,6 +121,13 @@ def _note(task: TaskState) -> str:
     return task.reason
 
 
+def _resumed(run: RunState) -> str:
+    """The latest execution's start, when a resume made it another than the first."""
+    if run.resumes and run.last_started and run.last_started != run.started:
+        return f"; resumed {len(run.resumes)} time(s), the latest execution started {_iso(run.last_started)}"
+    return ""
+
+
 def _counts(run: RunState) -> str:
     counts = Counter(task.state.value for task in run.tasks.values())
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
@@ -128,7 +135,7 @@ def _counts(run: RunState) -> str:
 
 def runs_table(runs: list[RunState], orphaned: bool = False) -> str:
     rows = [[r.dag_id, r.run_id, _state(r, orphaned), r.logical_date.isoformat(), r.commit[:8],
-             _duration(r.started, r.ended), _counts(r)] for r in runs]
+             _duration(r.last_started or r.started, r.ended), _counts(r)] for r in runs]
     return table(["DAG", "RUN", "STATE", "LOGICAL DATE", "COMMIT", "DURATION", "TASKS"], rows)
 
 
@@ -137,7 +144,7 @@ def describe_run(run: RunState, orphaned: bool = False) -> str:
     lines = [
         f"run {run.run_id} of {run.dag_id}: {_state(run, orphaned)}",
         f"  kind {run.kind}, logical date {run.logical_date.isoformat()}, commit {run.commit[:8]} {subject}".rstrip(),
-        f"  started {_iso(run.started) or '-'}, ended {_iso(run.ended) or '-'}",
+        f"  started {_iso(run.started) or '-'}, ended {_iso(run.ended) or '-'}{_resumed(run)}",
         "",
     ]
     rows = [[t.task_id, t.state.value, str(len(t.attempts)), "-" if t.exit_code is None else str(t.exit_code),
