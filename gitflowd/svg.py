@@ -180,6 +180,7 @@ class Bar:
 class Tick:
     x: float
     label: str
+    row: int = 0  # a resume mark's label line, counted up from the bottom (labels close together stack)
 
 
 @dataclass(frozen=True)
@@ -217,10 +218,26 @@ def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: d
         for s in spans if s.task in row_y
     )
     ticks = tuple(Tick(round(LABEL_W + sec * scale, 1), format_seconds(sec)) for sec in _tick_seconds(total))
-    lines = tuple(Tick(round(LABEL_W + (when - t0).total_seconds() * scale, 1), label)
-                  for when, label in marks if t0 <= when <= t1)
+    width = LABEL_W + CHART_W + 40
+    lines = _stacked([round(LABEL_W + (when - t0).total_seconds() * scale, 1) for when, _ in marks if t0 <= when <= t1],
+                     [label for when, label in marks if t0 <= when <= t1], width)
     height = AXIS_H + len(tasks) * ROW_H + 6
-    return GanttLayout(LABEL_W + CHART_W + 40, height, LABEL_W, rows, bars, ticks, lines)
+    return GanttLayout(width, height, LABEL_W, rows, bars, ticks, lines)
+
+
+MARK_LABEL_W = 60  # room a "resume N" label takes, right of its line (left of it at the right edge)
+
+
+def _stacked(xs: Sequence[float], labels: Sequence[str], width: float) -> tuple[Tick, ...]:
+    """Resume marks close together: each label goes up a line until it clears the ones before."""
+    ends: list[float] = []  # per line, where its last label ends
+    marks = []
+    for x, label in sorted(zip(xs, labels)):
+        left = x - MARK_LABEL_W if x + MARK_LABEL_W > width else x  # the template's anchoring
+        row = next((i for i, end in enumerate(ends) if left > end), len(ends))
+        ends[row:row + 1] = [left + MARK_LABEL_W]
+        marks.append(Tick(x, label, row))
+    return tuple(marks)
 
 
 def _tick_seconds(total: float) -> list[float]:

@@ -92,3 +92,12 @@ def test_a_sub_second_run_gets_a_sub_second_axis():
     layout = gantt_layout([("a", "success")], spans, now=T0 + timedelta(seconds=5))
     assert layout.bars[0].w > 600  # the bar fills the chart, not 30% of a 1 s axis
     assert [t.label for t in layout.ticks] == ["0s", "50ms", "100ms", "150ms", "200ms", "250ms", "300ms"]
+
+
+def test_resume_labels_close_together_stack_instead_of_overlapping():
+    spans = [Span("a", 1, "failed", T0, T0 + timedelta(seconds=1)), Span("a", 4, "success", T0 + timedelta(seconds=99), T0 + timedelta(seconds=100))]
+    marks = [(T0 + timedelta(seconds=s), f"resume {n}") for n, s in enumerate((10, 12, 14, 60, 100), 1)]
+    layout = gantt_layout([("a", "success")], spans, now=T0 + timedelta(seconds=100), marks=marks)
+    rows = {m.label: m.row for m in layout.marks}
+    assert rows == {"resume 1": 0, "resume 2": 1, "resume 3": 2, "resume 4": 0, "resume 5": 0}
+    # the last is drawn left of its line (the right edge): it clears resume 4, 40 s = 248 px before it
