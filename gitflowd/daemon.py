@@ -107,6 +107,7 @@ class Daemon:
         self._waiting_said: dict[str, datetime] = {}  # DAG -> the tick said to wait for the repository
         self.next_ping = 0.0
         self._inbox_dirty = True
+        self._shown_queued: set[tuple[str, str]] = set()  # runs held back, already on the site as queued
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -204,8 +205,17 @@ class Daemon:
         if self.stopping_since is None:
             self.schedule_due(now)
         self.pool.pump()
+        self._render_queued()
         self._feed_watchdog(mono)
         return self._sleep_for(now, mono)
+
+    def _render_queued(self) -> None:
+        """A run held back (max_active_runs, --parallelism) is on the site as queued at once,
+        not only once it starts (its engine's listener renders it from then on)."""
+        queued = {(job.dag_id, job.run_id) for job in self.pool.queued}
+        for dag_id, run_id in sorted(queued - self._shown_queued):
+            self._render(lambda d=dag_id, r=run_id: self.site.render_run(d, r))
+        self._shown_queued = queued
 
     def _take_wakeups(self, mono: float) -> None:
         if self.reload_requested:
