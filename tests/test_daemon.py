@@ -846,12 +846,14 @@ def test_a_run_held_back_by_max_active_runs_is_on_the_site_as_queued_at_once(mak
     gate = tmp_path / "gate"
     repo = make_repo({"dags/one.toml": f'[dag]\nmax_active_runs = 1\n\n[tasks.a]\ncmd = "while [ ! -e {gate} ]; do sleep 0.05; done"\n'})
     daemon = start(daemons, repo.path, tmp_path / "home")
-    first = daemon.cli("run", "one", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
-    second = daemon.cli("run", "one", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
-    page = daemon.site / "dags" / "one" / "runs" / second / "index.html"
-    wait_for(page.exists, what="the queued run's page")
-    assert "queued" in page.read_text() and first != second
-    gate.touch()
+    try:
+        first = daemon.cli("run", "one", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
+        second = daemon.cli("run", "one", "--repo", str(repo.path), "--no-wait").stdout.split()[0]
+        page = daemon.site / "dags" / "one" / "runs" / second / "index.html"
+        wait_for(page.exists, what="the queued run's page")
+        assert "queued" in page.read_text() and first != second
+    finally:
+        gate.touch()  # the task ends even when the test fails: no process left behind
     wait_for(lambda: all(r.state is RunStatus.SUCCESS for r in StateDir(daemon.state).runs()) and len(StateDir(daemon.state).runs()) == 2,
              what="both runs done")
     wait_for(lambda: 'data-state="success"' in page.read_text(), what="the page updated when it ran")
