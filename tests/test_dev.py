@@ -27,7 +27,7 @@ def test_ctrl_c_during_a_step_exits_130_without_a_traceback() -> None:
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
-            if "started" in line:
+            if line.strip() == "started":  # the step's own line, not dev.py's "+ ...command..." echo of it
                 break
         else:
             raise AssertionError(f"the step never started: {proc.communicate()[1]}")
