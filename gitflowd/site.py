@@ -230,8 +230,8 @@ class Site:
         order = [t for t in run.dag.topological_order() if t in run.tasks] + [t for t in run.tasks if t not in run.dag.tasks]
         marks = [(r["ts"], f"resume {n}") for n, r in enumerate(run.resumes, 1) if r.get("ts")]
         gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now, marks)
-        began = run.last_started or run.started  # a resumed run's time is its latest execution's, as in Airflow
-        duration = ((run.ended or now) - began).total_seconds() if began else None
+        # a resumed run's time is its latest execution's, as in Airflow after a clear
+        duration = ((run.ended or now) - run.last_started).total_seconds() if run.last_started else None
         self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now, logged, self.secrets),
                    params=sitedata.masked_params(run.params, self.secrets), gantt=gantt, duration=duration,
                    refresh=run.state.value in sitedata.ACTIVE_RUN)

@@ -105,7 +105,7 @@ class RunRow:
 
     @classmethod
     def of(cls, run: RunState) -> RunRow:
-        return cls(run.run_id, run.kind, run.state.value, iso(run.logical_date) or "", iso(run.last_started or run.started),
+        return cls(run.run_id, run.kind, run.state.value, iso(run.logical_date) or "", iso(run.last_started),
                    iso(run.ended), run.commit, run.logical_date.timestamp())
 
     @classmethod
@@ -192,18 +192,18 @@ class TaskRow:
     running: bool  # `seconds` is the time so far
     exit_code: int | None
     command: str
-    rendered: bool  # `command` is what the last attempt ran, not the TOML's template
+    rendered: bool  # `command` is what its current attempt ran, not the TOML's template
 
 
 def task_rows(run: RunState, order: Sequence[str], now: datetime, logged: Logged, secrets: Sequence[str]) -> list[TaskRow]:
     rows = []
     for task_id in order:
         task = run.tasks[task_id]
-        last = task.current  # None when cleared, skipped or reset: its attempts were another execution
-        running = bool(last and last.started and not last.ended)
-        seconds = (now - last.started).total_seconds() if running and last and last.started else (last.duration if last else None)
+        current = task.current  # None when cleared, skipped or reset: its attempts were another execution
+        running = bool(current and current.started and not current.ended)
+        seconds = (now - current.started).total_seconds() if running and current and current.started else (current.duration if current else None)
         links = [(a.number, a.state.value, attempt_href(task_id, a.number, logged)) for a in task.attempts]
-        command, rendered = command_of(run.dag, task_id, last, secrets)
+        command, rendered = command_of(run.dag, task_id, current, secrets)
         rows.append(TaskRow(task_id, task.state.value, task.reason, links, task.started, task.ended, seconds, running,
                             task.exit_code, command, rendered))
     return rows

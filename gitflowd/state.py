@@ -144,7 +144,7 @@ class RunState:
     created: datetime | None = None
     started: datetime | None = None  # the first execution's start
     ended: datetime | None = None
-    last_started: datetime | None = None  # the latest execution's (after a resume): what its duration counts
+    last_started: datetime | None = None  # the latest execution's, set with `started`: what its duration counts
     tasks: dict[str, TaskState] = field(default_factory=dict)
     resumes: list[dict[str, Any]] = field(default_factory=list)  # ts, commit, tasks re-run
     journal_path: str = ""

@@ -123,7 +123,7 @@ def _note(task: TaskState) -> str:
 
 def _resumed(run: RunState) -> str:
     """The latest execution's start, when a resume made it another than the first."""
-    if run.resumes and run.last_started and run.last_started != run.started:
+    if run.last_started != run.started:  # started again after a resume
         return f"; resumed {len(run.resumes)} time(s), the latest execution started {_iso(run.last_started)}"
     return ""
 
@@ -135,7 +135,7 @@ def _counts(run: RunState) -> str:
 
 def runs_table(runs: list[RunState], orphaned: bool = False) -> str:
     rows = [[r.dag_id, r.run_id, _state(r, orphaned), r.logical_date.isoformat(), r.commit[:8],
-             _duration(r.last_started or r.started, r.ended), _counts(r)] for r in runs]
+             _duration(r.last_started, r.ended), _counts(r)] for r in runs]
     return table(["DAG", "RUN", "STATE", "LOGICAL DATE", "COMMIT", "DURATION", "TASKS"], rows)
 
 
