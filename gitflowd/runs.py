@@ -150,10 +150,10 @@ def create_run(state_dir: StateDir, run: RunState, clock: Callable[[], datetime]
 
 def _holds_a_run(path: Path) -> bool:
     """Whether `path` is a journal with a whole record: an empty one, or one whose only record
-    is torn, is a creation killed before its first write ended, and holds no run."""
+    is torn, is a creation killed before its first write ended, and holds no run. (Read only
+    when the id is already there: a run created in the same second, or such a leftover.)"""
     try:
-        size = path.stat().st_size
-        return size >= 1 << 20 or (size > 0 and bool(journal.read(path)))
+        return bool(journal.read(path))
     except journal.CorruptRecord:
         return True
     except OSError:  # absent, or a state directory that create_run will report as unusable
