@@ -14,7 +14,6 @@ The same for a `resume` and a `clear` of a run whose task failed: the fault hits
 from __future__ import annotations
 
 import errno
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from gitflowd import journal
 from tests.conftest import GIT_ENV
 
 DAG = """[dag]
@@ -91,16 +91,9 @@ def _cli(state: Path, out: Path, repo: Path, *args: str) -> subprocess.Completed
 
 
 def _durable_successes(state: Path) -> set[str]:
-    done = set()
-    for journal in (state / "runs" / "d").glob("*.jsonl"):
-        for line in journal.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn tail: never acknowledged
-            if record.get("event") == "task_finished" and record.get("state") == "success":
-                done.add(record["task"])
-    return done
+    """Tasks a journal records as succeeded (a torn tail, never acknowledged, is dropped by the reader)."""
+    return {record["task"] for path in (state / "runs" / "d").glob("*.jsonl") for record in journal.read(path)
+            if record["event"] == "task_finished" and record.get("state") == "success"}
 
 
 @pytest.mark.parametrize("command", ["run", "resume", "clear"])
@@ -165,7 +158,6 @@ def test_an_empty_journal_is_no_run_and_does_not_take_its_id(make_repo, tmp_path
     for good, and a scheduled tick whose creation was cut could never be created again."""
     from datetime import UTC, datetime
 
-    from gitflowd import journal
     from gitflowd.dag import Dag, Task
     from gitflowd.runs import create_run, plan_run
     from gitflowd.state import StateDir
