@@ -106,6 +106,72 @@ def test_cmd_argv_and_call_write_their_logs(tmp_path: Path, start_mode: str, exe
     assert _no_children_left()
 
 
+def _call_specs(tmp_path: Path, module: str, source: str, *calls: str) -> list[TaskSpec]:
+    (tmp_path / module).write_text(textwrap.dedent(source))
+    return [TaskSpec(c, str(tmp_path), str(tmp_path / "logs" / f"{c}.log"), call=c, sys_path=(str(tmp_path),)) for c in calls]
+
+
+def test_call_task_output_keeps_its_order_without_pythonunbuffered(tmp_path: Path) -> None:
+    # Under systemd nothing sets PYTHONUNBUFFERED: stdout to a file was block-buffered, so a
+    # task's prints reached its log after the traceback (stderr), or at its very end.
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    executor = LocalExecutor(kill_grace=0.5, environ=environ)
+    try:
+        done = _run_all(executor, *_call_specs(tmp_path, "steps.py", """
+            import sys
+            def go():
+                print("one")
+                print("two", file=sys.stderr)
+                print("three")
+                raise ValueError("four")
+        """, "steps:go"))
+    finally:
+        executor.shutdown()
+    assert done["steps:go"].exit_code == 1
+    lines = (tmp_path / "logs" / "steps:go.log").read_text().splitlines()
+    assert lines[:4] == ["one", "two", "three", "Traceback (most recent call last):"]
+    assert lines[-1] == "ValueError: four" and "<string>" not in "".join(lines)  # no bootstrap frame
+
+
+def test_call_task_async_function_is_awaited(tmp_path: Path, executor: LocalExecutor) -> None:
+    # Called, an `async def` only returns a coroutine: the task "succeeded" without running.
+    done = _run_all(executor, *_call_specs(tmp_path, "aio.py", """
+        import asyncio
+        async def ok():
+            await asyncio.sleep(0)
+            print("awaited")
+        async def bad():
+            raise SystemExit(4)
+    """, "aio:ok", "aio:bad"))
+    assert done["aio:ok"].exit_code == 0 and (tmp_path / "logs" / "aio:ok.log").read_text() == "awaited\n"
+    assert done["aio:bad"].exit_code == 4
+
+
+def test_call_task_bad_targets_are_one_line(tmp_path: Path, executor: LocalExecutor) -> None:
+    # `types` is loaded by every interpreter before the task: the repository's types.py was
+    # never imported, and the task failed with "module 'types' has no attribute 'main'".
+    (tmp_path / "types.py").write_text("def main():\n    print('mine')\n")
+    specs = _call_specs(tmp_path, "jobs.py", "import os\ndef f():\n    pass\n",
+                        "types:main", "jobs:nope", "nojobs:f", "jobs.sub:f")
+    done = _run_all(executor, *specs)
+    logs = {key: (tmp_path / "logs" / f"{key}.log").read_text() for key in done}
+    assert all(done[key].exit_code == 1 and text.count("\n") == 1 for key, text in logs.items()), logs
+    assert "'types' is a module Python loaded before the task started" in logs["types:main"]
+    assert "rename it" in logs["types:main"]
+    assert logs["jobs:nope"] == "gitflowd: cannot run call 'jobs:nope': 'jobs' (jobs.py) has no attribute 'nope'\n"
+    assert logs["nojobs:f"] == "gitflowd: cannot run call 'nojobs:f': no module named 'nojobs' (in the repository or Python's path)\n"
+    assert "no module named 'jobs.sub'" in logs["jobs.sub:f"]
+
+
+def test_call_task_import_error_inside_the_module_keeps_its_traceback(tmp_path: Path, executor: LocalExecutor) -> None:
+    done = _run_all(executor, *_call_specs(tmp_path, "needs.py", "import not_installed_lib_gitflowd\ndef f():\n    pass\n",
+                                           "needs:f"))
+    text = (tmp_path / "logs" / "needs:f.log").read_text()
+    assert done["needs:f"].exit_code == 1
+    assert 'needs.py", line 1, in <module>' in text and "No module named 'not_installed_lib_gitflowd'" in text
+    assert "importlib" not in text
+
+
 def test_a_task_that_cannot_start_is_an_error_with_its_reason_in_the_log(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
     done = _run_all(executor, TaskSpec("x", str(tmp_path), str(tmp_path / "x.log"), argv=("no-such-program-gitflowd",)),
                     TaskSpec("y", str(tmp_path / "missing-dir"), str(tmp_path / "y.log"), cmd="true"))
