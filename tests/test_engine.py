@@ -298,7 +298,7 @@ def test_call_tasks_run_from_the_checkout(tmp_path: Path) -> None:
     run = run_dag(tmp_path, _dag(Task("c", call="jobs:go"), Task("missing", call="jobs:nope")))
     assert run.tasks["c"].state is S and (tmp_path / "called").read_text() == "c"
     assert run.tasks["missing"].state is F
-    assert "AttributeError" in Path(run.tasks["missing"].attempts[0].log).read_text()
+    assert "'jobs' (jobs.py) has no attribute 'nope'" in Path(run.tasks["missing"].attempts[0].log).read_text()
 
 
 def test_many_tasks_replay_quickly(tmp_path: Path) -> None:
