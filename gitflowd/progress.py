@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from gitflowd import journal
+from gitflowd.executors.base import signal_name
 from gitflowd.state import RunState, TaskStatus, task_state_of
 
 _DONE = frozenset(TaskStatus) - {TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.UP_FOR_RETRY}
@@ -113,8 +114,11 @@ def describe(record: dict[str, Any], run: RunState) -> str:
         return "" if "pid" in record and record["pid"] is None else f"{task}: running (attempt {record['attempt']})"
     if event == journal.TASK_FINISHED:
         detail = f"attempt {record['attempt']}, {record.get('duration', 0):.1f}s"
-        if record.get("exit_code") not in (None, 0):
-            detail += f", exit code {record['exit_code']}"
+        code = record.get("exit_code")
+        if isinstance(code, int) and code < 0:  # ended by a signal: "exit code -9" says it only to the initiated
+            detail += f", killed by {signal_name(code)}"
+        elif code not in (None, 0):
+            detail += f", exit code {code}"
         if record.get("error"):
             detail += f", {record['error']}"
         retry = f"; retry at {record['retry_at']}" if record.get("retry_at") else ""

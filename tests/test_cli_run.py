@@ -207,6 +207,21 @@ def test_status_says_why_a_task_could_not_start(make_repo, cli) -> None:
     assert rows["b"].split()[1:4] == ["failed", "1", "3"] and len(rows["b"].split()) == 5  # a failure that ran: no note
 
 
+def test_a_task_killed_by_a_signal_or_a_timeout_says_so_in_progress_and_log(make_repo, cli) -> None:
+    """`kill -9` (an OOM kill) showed as 'exit code -9', and a timed-out task's log just stopped."""
+    repo = make_repo({"dags/sig.toml": '[tasks.k]\ncmd = "echo before; kill -9 $$"\n'
+                                       '[tasks.t]\ncmd = "echo waiting; exec sleep 60"\ntimeout = "0.5s"\n'})
+    done = cli("run", "sig", "--no-render", cwd=repo.path)
+    run_id = done.stdout.splitlines()[0]
+    assert done.returncode == 1 and "k: failed (attempt 1, " in done.stdout
+    assert "killed by SIGKILL)" in done.stdout and "exit code -9" not in done.stdout
+    assert "t: timeout (attempt 1, " in done.stdout and "killed by SIGTERM)" in done.stdout
+    logs = cli("logs", "sig", run_id, "k", cwd=repo.path)
+    assert logs.stdout == "before\ngitflowd: the task's process was killed by SIGKILL\n", logs.stdout
+    logs = cli("logs", "sig", run_id, "t", cwd=repo.path)
+    assert logs.stdout == "waiting\ngitflowd: timeout: the attempt ran longer than 0.5s; its process group got SIGTERM\n"
+
+
 def test_a_run_whose_workspace_cannot_be_made_is_not_recorded(make_repo, cli) -> None:
     """It was recorded first and then failed, leaving a queued run nobody would run."""
     repo = make_repo({"dags/q.toml": '[tasks.a]\ncmd = "true"\n'})

@@ -197,6 +197,9 @@ def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Pa
     done = _run_all(executor, TaskSpec("t", str(tmp_path), str(tmp_path / "t.log"), env, cmd=cmd, timeout=0.3))
     assert done["t"].outcome is Outcome.TIMEOUT and done["t"].exit_code == -9
     assert f"task t of run manual__1 of DAG d ignored SIGTERM for {executor.kill_grace:g}s: SIGKILL" in caplog.text
+    # The log says why it ends there (it said nothing: a timed-out task's log just stopped).
+    assert (tmp_path / "t.log").read_text() == ("started\ngitflowd: timeout: the attempt ran longer than 0.3s; its process "
+                                                "group got SIGTERM, then SIGKILL 0.5s later: it was still running\n")
     assert _gone(marker)
     assert _no_children_left()
 
@@ -229,7 +232,35 @@ def test_cancel_terminates_and_reports_cancelled(tmp_path: Path, executor: Local
     executor.cancel("c")
     (completion,) = executor.wait(30)
     assert completion.outcome is Outcome.CANCELLED and completion.exit_code == -15
+    assert (tmp_path / "c.log").read_text() == "gitflowd: stopped with its run; its process group got SIGTERM\n"
     assert _gone(marker)
+
+
+def test_a_second_stop_kills_at_once_and_the_log_says_so(tmp_path: Path, executor: LocalExecutor) -> None:
+    executor.submit(TaskSpec("s", str(tmp_path), str(tmp_path / "s.log"), cmd="trap '' TERM; echo up; sleep 1000"))
+    _wait_for_text(tmp_path / "s.log", "up\n")
+    executor.cancel("s")
+    executor.kill("s")
+    (completion,) = executor.wait(30)
+    assert completion.outcome is Outcome.CANCELLED and completion.exit_code == -9
+    assert (tmp_path / "s.log").read_text() == ("up\ngitflowd: stopped with its run; its process group got SIGTERM, "
+                                                "then SIGKILL at once (stopped a second time, as by a second Ctrl-C)\n")
+
+
+def _wait_for_text(path: Path, text: str, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while not (path.exists() and path.read_text() == text):
+        assert time.monotonic() < end, f"{path} never read {text!r}"
+        time.sleep(0.01)
+
+
+def test_a_task_killed_by_a_signal_says_so_in_its_log(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
+    # An OOM kill or a crash: the exit code -9 was all there was to see.
+    done = _run_all(executor, TaskSpec("k", str(tmp_path), str(tmp_path / "k.log"), cmd="printf partial; kill -9 $$"),
+                    TaskSpec("x", str(tmp_path), str(tmp_path / "x.log"), cmd="echo fine; exit 3"))
+    assert done["k"].exit_code == -9 and done["k"].outcome is Outcome.EXITED
+    assert (tmp_path / "k.log").read_text() == "partial\ngitflowd: the task's process was killed by SIGKILL\n"
+    assert (tmp_path / "x.log").read_text() == "fine\n"  # an exit of its own adds nothing
 
 
 def test_wakeup_returns_a_blocked_wait_early(tmp_path: Path, executor: LocalExecutor) -> None:

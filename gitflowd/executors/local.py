@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitflowd.executors.base import Completion, Executor, Outcome, Started, TaskSpec
+from gitflowd.executors.base import Completion, Executor, Outcome, Started, TaskSpec, signal_name
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class _Live:
     token: int
     outcome: Outcome = Outcome.EXITED
     term_sent: bool = field(default=False)
+    killed: str | None = None  # why SIGKILL was sent, for the log's last line
 
 
 class LocalExecutor(Executor):
@@ -190,7 +191,25 @@ class LocalExecutor(Executor):
         if live.proc is not None:
             live.proc.returncode = code  # reaped here; Popen must not wait for it again
         del self._live[live.spec.key]
+        if live.term_sent or live.killed is not None or code < 0:
+            self._note_end(live, code)
         self._done.append(Completion(live.spec.key, live.outcome, code, time.monotonic() - live.started))
+
+    def _note_end(self, live: _Live, code: int) -> None:
+        """Say in the log why the attempt ended, when gitflowd or a signal ended it: the log
+        of a timed-out task otherwise just stops (Airflow's says 'Task timed out' too)."""
+        try:
+            fd = os.open(live.spec.log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            start = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+            os.write(fd, start + f"gitflowd: {_end_note(live, code)}\n".encode())
+        except OSError:
+            pass  # a full disk: the journal still says how the attempt ended
+        finally:
+            os.close(fd)
 
     def _take_done(self) -> list[Completion]:
         done, self._done = self._done, []
@@ -204,6 +223,7 @@ class LocalExecutor(Executor):
                 continue
             if action == "kill":
                 log.warning("task %s%s ignored SIGTERM for %gs: SIGKILL", key, _of_run(live.spec), self.kill_grace)
+                live.killed = f"{self.kill_grace:g}s later: it was still running"
                 _signal_group(live.pid, signal.SIGKILL)
             else:
                 self._terminate(live, Outcome.TIMEOUT if action == "timeout" else Outcome.CANCELLED)
@@ -227,6 +247,7 @@ class LocalExecutor(Executor):
         live = self._live.get(key)
         if live is not None:
             live.outcome = live.outcome if live.term_sent else Outcome.CANCELLED
+            live.killed = "at once (stopped a second time, as by a second Ctrl-C)"
             _signal_group(live.pid, signal.SIGKILL)
 
     def wakeup(self) -> None:
@@ -249,6 +270,21 @@ class LocalExecutor(Executor):
             os.close(fd)
         self._devnull = -1
         return done
+
+
+def _end_note(live: _Live, code: int) -> str:
+    """The line added to the log of an attempt that gitflowd or a signal ended."""
+    if live.outcome is Outcome.TIMEOUT:
+        why = f"timeout: the attempt ran longer than {live.spec.timeout:g}s"
+    elif live.outcome is Outcome.CANCELLED:
+        why = "stopped with its run"
+    else:
+        return f"the task's process was killed by {signal_name(code)}"
+    if live.term_sent:
+        why += "; its process group got SIGTERM"
+    if live.killed:
+        why += f", then SIGKILL {live.killed}" if live.term_sent else f"; its process group got SIGKILL {live.killed}"
+    return why
 
 
 def _of_run(spec: TaskSpec) -> str:
