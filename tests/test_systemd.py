@@ -149,4 +149,45 @@ def test_paths_under_tmp_get_a_note_that_the_service_cannot_see_them(cli: Callab
     assert done.returncode == 0 and "ExecStart=" in done.stdout
     assert f"gitflowd: note: {repo.path} is under /tmp or /var/tmp" in done.stderr and "PrivateTmp" in done.stderr, done.stderr
     clean = cli("systemd-unit", "--repo", str(repo.path), "--state", "/srv/state", "--site", "/srv/site")
-    assert "/srv/state" not in clean.stderr
+    assert "/srv/state is under /tmp" not in clean.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grace", "-5"], "argument --grace: must be a finite number of seconds, zero or more: -5"),
+    (["--grace", "inf"], "argument --grace: must be a finite number of seconds, zero or more: inf"),
+    (["--parallelism", "0"], "argument --parallelism: must be at least 1: 0"),
+    (["--watchdog", "-1"], "argument --watchdog: must be a finite number of seconds, zero or more: -1"),
+    (["--watchdog", "1.5"], "argument --watchdog: must be a whole number of seconds: 1.5"),
+])
+def test_values_the_daemon_would_refuse_are_refused_now_not_at_the_services_first_start(
+        cli: Callable[..., subprocess.CompletedProcess[str]], make_repo: Callable[..., object], args: list[str], message: str) -> None:
+    """`--grace -5` and `--parallelism 0` printed a unit whose daemon exited 2 at every start
+    (a restart loop under Restart=on-failure); `--grace inf` was a traceback."""
+    repo = make_repo({"dags/a.toml": "[tasks.t]\ncmd = 'true'\n"})
+    done = cli("systemd-unit", "--repo", str(repo.path), "--state", "/srv/state", *args)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.splitlines()[-1] == f"gitflowd systemd-unit: error: {message}" and "Traceback" not in done.stderr
+
+
+def test_a_dollar_in_a_path_is_doubled_only_on_the_command_line(analyze: str, tmp_path: Path) -> None:
+    """systemd expands `$` on ExecStart= only; in Environment= and ReadWritePaths= it is
+    literal, so `$$` there named another directory (safe.directory did not match the repo)."""
+    paths = dataclasses.replace(EXAMPLE, repo=Path("/srv/pipe$lines %x.git"), state=Path("/srv/st$te"), site=Path("/srv/site"))
+    unit = settings_of(unit_text(paths))
+    assert "--repo \"/srv/pipe$$lines %%x.git\"" in unit["ExecStart"][0] and "--state \"/srv/st$$te\"" in unit["ExecStart"][0]
+    assert unit["Environment"][1] == 'GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory "GIT_CONFIG_VALUE_0=/srv/pipe$lines %%x.git"'
+    assert unit["ReadWritePaths"] == ['"/srv/st$te" /srv/site']
+    text = unit_text(dataclasses.replace(paths, command=(sys.executable, "-m", "gitflowd")))
+    assert verify(analyze, write_unit(tmp_path, text)).returncode == 0
+
+
+def test_a_state_or_site_that_does_not_exist_gets_a_note(cli: Callable[..., subprocess.CompletedProcess[str]], make_repo: Callable[..., object], tmp_path: Path) -> None:
+    """ReadWritePaths= of a missing directory stops the service at start (226/NAMESPACE)."""
+    repo = make_repo({"dags/a.toml": "[tasks.t]\ncmd = 'true'\n"})
+    (tmp_path / "site").mkdir()
+    done = cli("systemd-unit", "--repo", str(repo.path), "--state", str(tmp_path / "state"), "--site", str(tmp_path / "site"))
+    assert done.returncode == 0 and "ExecStart=" in done.stdout
+    assert f"gitflowd: note: {tmp_path / 'state'} does not exist; create it, owned by 'gitflowd'" in done.stderr
+    assert f"{tmp_path / 'site'} does not exist" not in done.stderr
+    default = cli("systemd-unit", "--repo", str(repo.path))  # under StateDirectory=, which systemd makes
+    assert "does not exist" not in default.stderr

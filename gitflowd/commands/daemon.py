@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 
@@ -34,20 +35,20 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--parallelism", type=positive_int, default=os.cpu_count() or 2, metavar="N",
                         help="tasks running at once over all runs (default: CPU count)")
     parser.add_argument("--once", action="store_true", help="reload, run everything due, wait for it, exit")
-    parser.add_argument("--poll", type=_seconds, metavar="SECONDS", help="poll the repository every SECONDS instead of using inotify")
-    parser.add_argument("--grace", type=_seconds, default=60.0, metavar="SECONDS",
+    parser.add_argument("--poll", type=seconds, metavar="SECONDS", help="poll the repository every SECONDS instead of using inotify")
+    parser.add_argument("--grace", type=seconds, default=60.0, metavar="SECONDS",
                         help="on SIGTERM, how long running tasks may finish before they are ended (default 60)")
     parser.add_argument("--secrets-file", metavar="FILE", help="KEY=VALUE secrets, mode 600 (env GITFLOWD_SECRETS_FILE)")
     parser.set_defaults(func=run)
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"must be zero or more seconds: {text}")
+    if not 0 <= value < math.inf:  # also NaN; infinity is no deadline (and no TimeoutStopSec=)
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, zero or more: {text}")
     return value
 
 

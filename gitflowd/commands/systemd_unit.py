@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitflowd import settings
+from gitflowd.commands.daemon import seconds
+from gitflowd.commands.run import positive_int
 from gitflowd.errors import RepoError
 
 STATE_DIRECTORY = Path("/var/lib/gitflowd")
@@ -75,7 +77,7 @@ StateDirectoryMode=0750
 UMask=0027
 Environment=PYTHONUNBUFFERED=1
 # The repository may belong to another user (e.g. git); trust it explicitly.
-Environment=GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0={repo}
+Environment=GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory {safe_directory}
 
 # Hardening. Tasks run as this user: they may write the state directory and a private
 # /tmp, and use the network (AF_INET/AF_INET6); everything else is read-only or hidden.
@@ -122,12 +124,20 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         f"(default state and site: under {STATE_DIRECTORY}). Save it as /etc/systemd/system/gitflowd.service.",
     )
     parser.add_argument("--user", default="gitflowd", help="the dedicated user the service runs as (default: gitflowd)")
-    parser.add_argument("--grace", type=float, default=60.0, metavar="SECONDS", help="grace period for running tasks at stop (default 60)")
-    parser.add_argument("--watchdog", type=int, default=30, metavar="SECONDS", help="WatchdogSec (default 30)")
+    # checked as `gitflowd daemon` checks them: a unit that fails at its first start helps nobody
+    parser.add_argument("--grace", type=seconds, default=60.0, metavar="SECONDS", help="grace period for running tasks at stop (default 60)")
+    parser.add_argument("--watchdog", type=_watchdog, default=30, metavar="SECONDS", help="WatchdogSec (default 30; 0: no watchdog)")
     parser.add_argument("--branch", help="branch to follow (default: the repository's current branch)")
-    parser.add_argument("--parallelism", type=int, metavar="N", help="global limit of concurrent tasks")
+    parser.add_argument("--parallelism", type=positive_int, metavar="N", help="global limit of concurrent tasks")
     parser.add_argument("--secrets-file", metavar="FILE", help="KEY=VALUE secrets for tasks (outside Git, mode 0600)")
     parser.set_defaults(func=run)
+
+
+def _watchdog(text: str) -> int:
+    value = seconds(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds: {text}")
+    return int(value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     if _under_home(Path(sys.executable)):
         print(f"gitflowd: note: {sys.executable} is under a home directory; user {args.user!r} must be able to read it "
               "(install gitflowd in a system location, e.g. a venv under /opt, for a service)", file=sys.stderr)
+    for path in _writable(paths):
+        if path != STATE_DIRECTORY and not path.exists():  # StateDirectory= makes only that one
+            print(f"gitflowd: note: {path} does not exist; create it, owned by {args.user!r}, before the service starts "
+                  "(systemd refuses to start a unit whose ReadWritePaths= is missing)", file=sys.stderr)
     for path in _used_paths(paths):
         if any(path.is_relative_to(tmp) for tmp in TMP_DIRS):
             print(f"gitflowd: note: {path} is under /tmp or /var/tmp, which the service does not see (PrivateTmp=yes "
@@ -159,8 +173,8 @@ def unit_text(paths: UnitPaths) -> str:
         watchdog=paths.watchdog,
         stop_timeout=f"{int(paths.grace) + 30}s",
         user=paths.user,
-        repo=_quote(str(paths.repo)),
-        writable=" ".join(_quote(str(p)) for p in _writable(paths)),
+        safe_directory=_quote(f"GIT_CONFIG_VALUE_0={paths.repo}", expands=False),
+        writable=" ".join(_quote(str(p), expands=False) for p in _writable(paths)),
         protect_home="read-only" if any(_under_home(p) for p in _used_paths(paths)) else "yes",
     )
 
@@ -185,8 +199,11 @@ def _under_home(path: Path) -> bool:
     return any(path.is_relative_to(home) for home in HOME_DIRS)
 
 
-def _quote(word: str) -> str:
-    """systemd command-line quoting: plain when safe, else double quotes with escapes."""
+def _quote(word: str, expands: bool = True) -> str:
+    """systemd quoting of one word: plain when safe, else double quotes with escapes.
+    `%` is a specifier everywhere; `$` is expanded only on command lines (`expands`), and
+    is literal in Environment= and path lists, where `$$` would stay two dollars."""
     if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", word):
         return word.replace("%", "%%")
-    return '"' + word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$") + '"'
+    quoted = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return '"' + (quoted.replace("$", "$$") if expands else quoted) + '"'
