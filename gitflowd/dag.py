@@ -19,6 +19,7 @@ from enum import Enum
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
+MAX_RETRY_DELAY = 365 * 86400.0  # as the longest duration a DAG file may give
 ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -63,8 +64,15 @@ class Task:
         return "cmd" if self.cmd is not None else "argv" if self.argv is not None else "call"
 
     def retry_delay_for(self, attempt: int) -> float:
-        """Seconds to wait before attempt `attempt + 1`, after `attempt` failed (1-based)."""
-        return self.retry_delay * (self.retry_backoff ** max(attempt - 1, 0))
+        """Seconds to wait before attempt `attempt + 1`, after `attempt` failed (1-based); at
+        most MAX_RETRY_DELAY: `retry_backoff ** n` overflows a float (or a timedelta) long
+        before `retries` runs out (2.0 ** 1024), and that ended the runner in a traceback."""
+        if self.retry_delay == 0 or self.retry_backoff == 1:
+            return self.retry_delay
+        try:
+            return min(self.retry_delay * self.retry_backoff ** max(attempt - 1, 0), MAX_RETRY_DELAY)
+        except OverflowError:
+            return MAX_RETRY_DELAY
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _field_names(Task)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from graphlib import TopologicalSorter
@@ -63,6 +63,17 @@ def test_retry_delay_grows_by_backoff():
     task = Task(id="t", cmd="x", retry_delay=10, retry_backoff=2.0)
     assert [task.retry_delay_for(n) for n in (1, 2, 3)] == [10, 20, 40]
     assert Task(id="t", cmd="x", retry_delay=5).retry_delay_for(3) == 5
+
+
+def test_retry_delay_grows_to_a_ceiling_and_never_overflows() -> None:
+    # `retries = 2000, retry_backoff = 2.0` passed validate, then 2.0 ** 1024 (even with no
+    # delay) or a delay too large for a timedelta ended the runner in a traceback mid-run.
+    year = 365 * 86400.0
+    assert Task(id="t", cmd="x", retry_backoff=2.0).retry_delay_for(2000) == 0
+    assert Task(id="t", cmd="x", retry_delay=1.0, retry_backoff=2.0).retry_delay_for(5000) == year
+    assert Task(id="t", cmd="x", retry_delay=86400.0, retry_backoff=100.0).retry_delay_for(7) == year
+    assert Task(id="t", cmd="x", retry_delay=1.0, retry_backoff=1.5).retry_delay_for(3) == 2.25
+    timedelta(seconds=Task(id="t", cmd="x", retry_delay=year, retry_backoff=100.0).retry_delay_for(10**6))
 
 
 def test_kind():
