@@ -333,12 +333,18 @@ _GUARDS = {"default", "d", "defined", "undefined"}  # filters and tests that tak
 
 
 def _cmd(value: Any) -> str:
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        as_argv = json.dumps(value, ensure_ascii=False)
+        as_argv = as_argv if len(as_argv) <= 60 else "[...]"
+        raise BadValue(f" must be a shell command string, got an array (a program and its arguments, run without a shell, are argv = {as_argv})")
     if not isinstance(value, str) or not value.strip():
         raise _expected("a non-empty shell command string", value)
     return _template(_fits(_no_nul(value)))
 
 
 def _argv(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) and value.strip():
+        raise BadValue(f" must be an array of strings, got a string (a shell command string is cmd = {show(value)})")
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise _expected("a non-empty array of strings", value)
     return _templates(tuple(_fits(_no_nul(v), f"[{i}]") for i, v in enumerate(value)))
@@ -390,5 +396,21 @@ TASK_KEYS: dict[str, Callable[[Any], Any]] = {
     "cmd": _cmd, "argv": _argv, "call": _call, "deps": _deps, "env": _env, "description": _string,
     **DEFAULT_KEYS,
 }
+# What other workflow tools call our keys (Airflow, Argo, dagu, Luigi, GitHub Actions...):
+# a user coming from one gets "did you mean" where spelling alone finds nothing close.
+ALIASES = {
+    "tasks": {"depends_on": "deps", "depends": "deps", "dependencies": "deps", "upstream": "deps", "needs": "deps",
+              "requires": "deps", "after": "deps", "command": "cmd", "bash_command": "cmd", "script": "cmd",
+              "run": "cmd", "shell": "cmd", "args": "argv", "arguments": "argv", "python_callable": "call",
+              "callable": "call", "function": "call", "execution_timeout": "timeout", "timeout_seconds": "timeout",
+              "time_limit": "timeout", "max_retries": "retries", "retry": "retries", "environment": "env",
+              "env_vars": "env", "doc": "description", "doc_md": "description"},
+    "dag": {"schedule_interval": "schedule", "cron": "schedule", "tz": "timezone", "concurrency": "max_active_tasks",
+            "max_active_tis_per_dag": "max_active_tasks", "doc_md": "description", "environment": "env"},
+    "": {"steps": "tasks", "jobs": "tasks", "default_args": "defaults", "dag_args": "dag"},
+}
+ALIASES["defaults"] = ALIASES["tasks"]  # those that name a [defaults] key (the caller checks)
+
+
 TOP_KEYS = {"dag": DAG_KEYS, "defaults": DEFAULT_KEYS, "tasks": {}}
 HOME = {**{k: "[dag]" for k in DAG_KEYS}, **{k: "a [tasks.X] table" for k in TASK_KEYS}, **{k: "[defaults] or a task" for k in DEFAULT_KEYS}}

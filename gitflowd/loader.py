@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from gitflowd.dag import Dag, Task, graph_problems, is_valid_id, ordered
 from gitflowd.errors import DagFileError, Problem
-from gitflowd.fields import DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, TASK_KEYS, TOP_KEYS, BadValue, param_keys, parse_duration, show, suggest
+from gitflowd.fields import ALIASES, DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, TASK_KEYS, TOP_KEYS, BadValue, param_keys, parse_duration, show, suggest
 from gitflowd.toml_lines import LineMap, locate
 
 __all__ = ["load_dag", "dag_from_data", "declared_id", "parse_duration", "suggest", "DAG_KEYS", "DEFAULT_KEYS", "TASK_KEYS"]
@@ -147,7 +147,9 @@ class _Reader:
     def check_keys(self, where: tuple[str, ...], table: Mapping[str, Any], known: Mapping[str, Any]) -> None:
         for key in table:
             if key not in known:
-                hint = suggest(key, known) or (f" ({key} belongs in {HOME[key]})" if key in HOME else "")
+                alias = ALIASES.get(where[0] if where else "", {}).get(key)
+                hint = (f" (did you mean {alias!r}?)" if alias in known else suggest(key, known)) or (
+                    f" ({key} belongs in {HOME[key]})" if key in HOME else "")
                 place = f"in {_label(where)}" if where else "at the top level"
                 self.problem(where + (key,), f"unknown key {key!r} {place}{hint}")
 
