@@ -227,9 +227,28 @@ def _templates(texts: tuple[str, ...]) -> tuple[str, ...]:
     Every unknown name of the field (of all its argv items) goes in the one problem."""
     unknown = dict.fromkeys(name for text in texts for name in _unknown_names(text))
     if unknown:
-        listed = ", ".join(f"{name!r}{suggest(name, sorted(TEMPLATE_NAMES))}" for name in unknown)
-        raise BadValue(f": unknown template variable{'s' if len(unknown) > 1 else ''} {listed}")
+        hints = {name: _template_hint(name) for name in unknown}
+        listed = ", ".join(f"{name!r}{hint}" for name, hint in hints.items())
+        known = "" if all(hints.values()) else f"; the variables are {', '.join(_TEMPLATE_ORDER)}"
+        raise BadValue(f": unknown template variable{'s' if len(unknown) > 1 else ''} {listed}{known}")
     return texts
+
+
+# Airflow's template names, for a user who brings them: what stands in for them here.
+_AIRFLOW_TEMPLATE_NAMES = {
+    "execution_date": " (did you mean 'logical_date'?)",
+    "macros": " (Airflow's; for date arithmetic use {{ ds | ds_add(-1) }})",
+    "prev_ds": " (Airflow's; use {{ ds | ds_add(-1) }}, or data_interval_start for the previous tick)",
+    "yesterday_ds": " (Airflow's; use {{ ds | ds_add(-1) }})",
+    "tomorrow_ds": " (Airflow's; use {{ ds | ds_add(1) }})",
+    "next_ds": " (Airflow's; use {{ ds | ds_add(1) }})",
+}
+_TEMPLATE_ORDER = ("ds", "ds_nodash", "ts", "ts_nodash", "logical_date", "data_interval_start", "data_interval_end",
+                   "run_id", "dag_id", "task_id", "commit", "params")
+
+
+def _template_hint(name: str) -> str:
+    return _AIRFLOW_TEMPLATE_NAMES.get(name) or suggest(name, sorted(TEMPLATE_NAMES))
 
 
 def _template(text: str) -> str:

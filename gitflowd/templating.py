@@ -59,8 +59,15 @@ def _shell_quote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
+def _ds_add(ds: Any, days: int) -> str:
+    """`{{ ds | ds_add(-1) }}`: a YYYY-MM-DD date moved by whole days (Airflow's macros.ds_add)."""
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(str(ds)[:10]) + timedelta(days=int(days))).isoformat()
+
+
 # Filters gitflowd adds to Jinja's (the loader checks filter names against the same table).
-FILTERS = {"quote": _shell_quote}
+FILTERS = {"quote": _shell_quote, "ds_add": _ds_add}
 
 
 @functools.cache

@@ -202,6 +202,12 @@ def test_templates_and_environment(tmp_path: Path) -> None:
     assert workspace.is_dir() and lines[8] == str(tmp_path) and lines[9] == "dag task"
 
 
+def test_ds_add_moves_a_date_by_days(tmp_path: Path) -> None:
+    dag = Dag("d", {"t": Task("t", cmd="echo {{ ds | ds_add(-1) }} {{ ds | ds_add(7) }} {{ ts | ds_add(0) }} > out")})
+    run_dag(tmp_path, dag)
+    assert (tmp_path / "out").read_text() == "2026-11-24 2026-12-02 2026-11-25\n"
+
+
 @pytest.mark.parametrize(("template", "message"), [
     ("echo {{ nope }}", "dags/d.toml:7: task 'bad': undefined template variable: 'nope' is undefined"),
     ("echo {{ ds ", "dags/d.toml:7: task 'bad': template syntax error:"),

@@ -230,9 +230,20 @@ def test_a_command_longer_than_one_program_argument_may_be_is_a_problem():
 def test_templates_may_use_jinja_locals_and_globals():
     cmd = "{{ params.region }} {% for x in range(2) %}{{ x }}{% endfor %} {% set y = ds %}{{ y }}"
     assert load_dag(f'[dag]\nparams = {{ region = "r" }}\n[tasks.a]\ncmd = "{cmd}"\n', "dags/d.toml").tasks["a"].cmd == cmd
-    assert problems('[tasks.a]\nargv = ["x", "{{ foo }}"]\n') == ["dags/x.toml:2: [tasks.a] argv: unknown template variable 'foo'"]
+    names = "; the variables are ds, ds_nodash, ts, ts_nodash, logical_date, data_interval_start, data_interval_end, run_id, dag_id, task_id, commit, params"
+    assert problems('[tasks.a]\nargv = ["x", "{{ foo }}"]\n') == [f"dags/x.toml:2: [tasks.a] argv: unknown template variable 'foo'{names}"]
     assert problems('[tasks.a]\nargv = ["{{ foo }}", "{{ ds }}", "{{ bar }} {{ foo }}"]\n') == [
-        "dags/x.toml:2: [tasks.a] argv: unknown template variables 'foo', 'bar'"]
+        f"dags/x.toml:2: [tasks.a] argv: unknown template variables 'foo', 'bar'{names}"]
+
+
+def test_airflow_template_names_say_what_gitflowd_has_instead():
+    # A user from Airflow writes macros.ds_add, prev_ds, execution_date: 'unknown template
+    # variable' with no hint left them to guess whether date arithmetic exists at all.
+    assert problems('[tasks.a]\ncmd = "x {{ macros.ds_add(ds, -1) }} {{ execution_date }}"\n') == [
+        "dags/x.toml:2: [tasks.a] cmd: unknown template variables 'macros' (Airflow's; for date arithmetic use "
+        "{{ ds | ds_add(-1) }}), 'execution_date' (did you mean 'logical_date'?)"]
+    assert "'prev_ds' (Airflow's; use {{ ds | ds_add(-1) }}" in problems('[tasks.a]\ncmd = "x {{ prev_ds }}"\n')[0]
+    assert load_dag('[tasks.a]\ncmd = "x {{ ds | ds_add(-7) }}"\n', "dags/d.toml").tasks["a"].cmd == "x {{ ds | ds_add(-7) }}"
 
 
 def test_gitflowd_variables_cannot_be_set_by_a_dag():
