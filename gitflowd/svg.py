@@ -23,7 +23,7 @@ V_GAP = 14
 VIRTUAL_H = 8  # the slot a long edge takes in a layer it crosses
 H_GAP = 56
 MARGIN = 10
-CHAR_W = 7.0  # average width of a 12px sans-serif character
+CHAR_W = 7.6  # a 12px sans-serif character, generously (ids of a-z and _ measure 7.0-7.5 in DejaVu Sans)
 MAX_LABEL = 28
 
 
@@ -147,7 +147,8 @@ def _edge(path: list[Node]) -> Edge:
 
 # -- Gantt ---------------------------------------------------------------------------
 
-LABEL_W = 170
+GANTT_LABEL = 30  # characters of a task id on the Gantt chart (the full id is in its <title>)
+MIN_LABEL_W = 80
 CHART_W = 620
 ROW_H = 24
 AXIS_H = 24
@@ -211,18 +212,20 @@ def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: d
     total = max((t1 - t0).total_seconds(), 0.01)  # sub-second runs get a sub-second axis
     scale = CHART_W / total
     row_y = {task: AXIS_H + i * ROW_H for i, (task, _) in enumerate(tasks)}
-    rows = tuple(GanttRow(t, short_label(t, 24), state, row_y[t]) for t, state in tasks)
+    rows = tuple(GanttRow(t, short_label(t, GANTT_LABEL), state, row_y[t]) for t, state in tasks)
+    # labels end 10 px left of the bars: the column fits the longest, or its first letters are cut off
+    label_w = round(max(MIN_LABEL_W, max((len(r.label) for r in rows), default=0) * CHAR_W + 16))
     bars = tuple(
-        Bar(s, round(LABEL_W + (s.start - t0).total_seconds() * scale, 1), row_y[s.task] + 5,
+        Bar(s, round(label_w + (s.start - t0).total_seconds() * scale, 1), row_y[s.task] + 5,
             round(max(((s.end or now) - s.start).total_seconds() * scale, 2.0), 1), ROW_H - 10)
         for s in spans if s.task in row_y
     )
-    ticks = tuple(Tick(round(LABEL_W + sec * scale, 1), format_seconds(sec)) for sec in _tick_seconds(total))
-    width = LABEL_W + CHART_W + 40
-    lines = _stacked([round(LABEL_W + (when - t0).total_seconds() * scale, 1) for when, _ in marks if t0 <= when <= t1],
+    ticks = tuple(Tick(round(label_w + sec * scale, 1), format_seconds(sec)) for sec in _tick_seconds(total))
+    width = label_w + CHART_W + 40
+    lines = _stacked([round(label_w + (when - t0).total_seconds() * scale, 1) for when, _ in marks if t0 <= when <= t1],
                      [label for when, label in marks if t0 <= when <= t1], width)
     height = AXIS_H + len(tasks) * ROW_H + 6
-    return GanttLayout(width, height, LABEL_W, rows, bars, ticks, lines)
+    return GanttLayout(width, height, label_w, rows, bars, ticks, lines)
 
 
 MARK_LABEL_W = 60  # room a "resume N" label takes, right of its line (left of it at the right edge)

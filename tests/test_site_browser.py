@@ -260,3 +260,27 @@ def test_versions_read_in_load_order_after_a_move_and_a_reset(page, make_repo, t
 def test_screenshots_dir_is_ignored_by_git():
     root = Path(__file__).resolve().parent.parent
     assert "/test-output/" in (root / ".gitignore").read_text().splitlines()
+
+
+LONG_IDS = ["t000_transform_customer_orders_by_region", "aaaaaaaaaaaaaaaaaaaaaaa", "load",
+            "a_really_long_task_identifier_for_the_twenty_attempts_case_that_never_ends_well"]
+
+
+def test_long_task_ids_stay_inside_the_gantt_chart_and_their_graph_boxes(page, make_repo):
+    """A 24-character Gantt label was wider than its 160 px column: its first letters were
+    cut off at the chart's left edge (`t000_transform…` read `000_transform…`)."""
+    tasks = "".join(f'[tasks.{t}]\ncmd = "echo {n}"\n' + (f'deps = ["{LONG_IDS[n - 1]}"]\n' if n else "") + "\n"
+                    for n, t in enumerate(LONG_IDS))
+    repo = make_repo({"dags/ids.toml": tasks})
+    run_id = gitflowd("run", "ids", cwd=repo.path, check_rc=0).stdout.splitlines()[0]
+    site = repo.path / ".gitflowd/site/dags/ids"
+    page.goto((site / f"runs/{run_id}/index.html").as_uri())
+    chart = page.locator("#gantt svg").bounding_box()
+    for task in LONG_IDS:
+        label = page.locator(f'#gantt g[data-task="{task}"] text').bounding_box()
+        assert label["x"] >= chart["x"], (task, label, chart)
+    page.goto((site / "index.html").as_uri())
+    for task in LONG_IDS:
+        node = page.locator(f'#graph g[data-task="{task}"]')
+        box, text = node.locator("rect").bounding_box(), node.locator("text").last.bounding_box()
+        assert text["x"] + text["width"] <= box["x"] + box["width"], (task, text, box)
