@@ -1,8 +1,9 @@
 """The daemon: commit -> reload; clock -> due runs; inbox -> requests; run end -> render.
 
 Flow: `Daemon.serve()` takes STATE/daemon.lock -> `start()` opens the repository, starts
-the watcher, reloads the branch head, resumes unfinished runs (crash = resume), renders
-the site and tells systemd READY=1 -> then `loop()` repeats until a stop:
+the watcher, reloads the branch head, resumes unfinished runs (crash = resume), hands the
+whole site's render to the site thread (site_worker.py: the loop never waits for a render)
+and tells systemd READY=1 -> then `loop()` repeats until a stop:
   1. drain wake-ups (watcher, finished runs, signals: handlers only set flags);
   2. a git event starts a burst; once it has gone quiet, `reload()` reads the head once;
   3. inbox requests are answered (requests.py), in arrival order;
@@ -46,6 +47,7 @@ from gitflowd.scheduler import Scheduler
 from gitflowd.secrets import SecretsFile
 from gitflowd.site import Site
 from gitflowd.site_listener import SiteListener
+from gitflowd.site_worker import SiteWorker
 from gitflowd.state import RunStatus, StateDir
 from gitflowd.watch import GIT, INBOX, Burst, Waker, Watcher
 
@@ -84,6 +86,7 @@ class Daemon:
         # read again when it changes: a rotated secret is masked from the next render on
         self.site = Site(options.state, options.site, secrets=SecretsFile(options.secrets_file) if options.secrets_file else {})
         self.site_listener = SiteListener(self.site)
+        self.site_worker = SiteWorker(lambda render: self.site_listener.guard(render, "rendering the site"))
         self.repo: Repo | None = None
         self.branch = options.branch  # the followed branch, fixed once the repository is first opened
         self.watcher: Watcher | None = None
@@ -143,7 +146,7 @@ class Daemon:
         self._open_repo(fail=True)  # a wrong --repo or --branch is an error now, not a retry loop
         self.reload(self.clock(), render=False)  # the whole site is rendered once, below
         self.resume_unfinished()
-        self._render(self.site.render_all)
+        self._render(self.site.render_all)  # on the site thread: READY=1 does not wait for it
         self.notifier.ready(self.describe())
         following = self.repo.branch if self.repo else self.options.branch
         if following is None:  # a detached HEAD: `resolve` reads HEAD, wherever a checkout moves it
@@ -154,6 +157,7 @@ class Daemon:
     def close(self) -> None:
         self._close_repo()
         self.inbox_watcher.stop()
+        self.site_worker.close()
         self.site_listener.close()
         self.waker.close()
         self.notifier.close()
@@ -445,5 +449,5 @@ class Daemon:
         return noted
 
     def _render(self, render: Callable[[], object]) -> None:
-        self.site_listener.guard(render, "rendering the site")  # the site must never stop the daemon
+        self.site_worker.submit(render)  # never in the loop: a long render must not hold it up
 
