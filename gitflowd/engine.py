@@ -53,7 +53,7 @@ from gitflowd.executors.base import Completion, Executor, Outcome, TaskSpec
 from gitflowd.journal import JournalWriter, JournalWriteError
 from gitflowd.secrets import Masker
 from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, log_name
-from gitflowd.templating import render_commands
+from gitflowd.templating import Rendered, render_commands
 from gitflowd.triggers import FAILED_STATES, trigger_decision
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class Engine:
     def __init__(self, run: RunState, writer: JournalWriter, executor: Executor, state_dir: StateDir, cwd: Path, *,
                  parallelism: int | None = None, secrets: Mapping[str, str] | None = None,
                  listeners: Iterable[RunListener] = (), clock: Clock | None = None,
-                 commands: Mapping[str, tuple[str | None, tuple[str, ...] | None]] | None = None,
+                 commands: Mapping[str, Rendered] | None = None,
                  shared_slots: Slots | None = None):
         self.run = run
         self.dag: Dag = run.dag
@@ -326,8 +326,10 @@ class Engine:
 
     def _spec(self, task_id: str, attempt: int) -> TaskSpec:
         task = self.dag.tasks[task_id]
-        cmd, argv = self.commands[task_id]
+        cmd, argv, rendered_env = self.commands[task_id]
         env = {"GITFLOWD_TASK": task_id, "GITFLOWD_ATTEMPT": str(attempt), **self._run_env, **task.env}
+        if rendered_env:
+            env.update(rendered_env)
         return TaskSpec(
             key=f"{task_id}.{attempt}", cwd=self._cwd, log_path=os.path.join(self._log_dir, log_name(task_id, attempt)),
             env=env, cmd=cmd, argv=argv, call=task.call, sys_path=(self._cwd,), timeout=task.timeout,

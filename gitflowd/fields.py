@@ -187,6 +187,10 @@ def _env(value: Any) -> dict[str, str]:
         if not isinstance(item, str):
             raise BadValue(f".{name} must be a string, got {show(item)}")
         _no_nul(item, f".{name}")
+        try:
+            _template(item)  # values are templates, as cmd and argv (checked the same way)
+        except BadValue as bad:
+            raise BadValue(f".{name}{bad.tail}") from None
     return dict(value)
 
 

@@ -131,7 +131,7 @@ class _Reader:
         tasks = self.tasks(data, defaults, dag.get("env", {}))
         raw_dag = data.get("dag", {})
         if tasks and isinstance(raw_dag, dict) and ("params" in dag or "params" not in raw_dag):  # else said already
-            self.check_params(tasks, dag.get("params", {}))
+            self.check_params(tasks, dag.get("params", {}), dag.get("env", {}))
         if self.problems or dag_id is None or tasks is None:
             return None
         settings = {k: v for k, v in dag.items() if k not in ("id", "start_date", "end_date")}
@@ -188,15 +188,20 @@ class _Reader:
         self.graph({tid: t.get("deps", []) if isinstance(t, dict) else [] for tid, t in raw.items()})
         return tasks
 
-    def check_params(self, tasks: dict[str, Task], params: Mapping[str, Any]) -> None:
+    def check_params(self, tasks: dict[str, Task], params: Mapping[str, Any], dag_env: Mapping[str, str]) -> None:
         """A template reading a param the DAG does not declare would fail every run."""
+        fields = [(("dag", "env", k), f"[dag] env.{k}", (v,)) for k, v in dag_env.items()]
         for task in tasks.values():
-            for key, texts in (("cmd", (task.cmd,) if task.cmd else ()), ("argv", task.argv or ())):
-                unknown = [k for k in param_keys(texts) if k not in params]
-                if unknown:
-                    listed = ", ".join(f"{k!r}{suggest(k, list(params))}" for k in unknown)
-                    self.problem(("tasks", task.id, key), f"{_label(('tasks', task.id))} {key}: unknown param{'s' if len(unknown) > 1 else ''} "
-                                                          f"{listed}; declare {'them' if len(unknown) > 1 else 'it'} in [dag] params (--param overrides only those)")
+            label = _label(("tasks", task.id))
+            fields += [(("tasks", task.id, "cmd"), f"{label} cmd", (task.cmd,) if task.cmd else ()),
+                       (("tasks", task.id, "argv"), f"{label} argv", task.argv or ())]
+            fields += [(("tasks", task.id, "env", k), f"{label} env.{k}", (v,)) for k, v in task.env.items() if dag_env.get(k) != v]
+        for where, label, texts in fields:
+            unknown = [k for k in param_keys(texts) if k not in params]
+            if unknown:
+                listed = ", ".join(f"{k!r}{suggest(k, list(params))}" for k in unknown)
+                self.problem(where, f"{label}: unknown param{'s' if len(unknown) > 1 else ''} {listed}; declare "
+                                    f"{'them' if len(unknown) > 1 else 'it'} in [dag] params (--param overrides only those)")
 
     def no_tasks(self, raw: Any) -> None:
         if raw is None:

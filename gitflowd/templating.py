@@ -1,7 +1,8 @@
 """Task commands as Jinja templates, rendered in a sandbox before anything runs.
 
 Flow: `variables(run, task_id)` builds the names of DESIGN.md section 1 -> `render_commands`
-renders every task's `cmd` or `argv` of a run at its start (StrictUndefined: an unknown
+renders every task's `cmd` or `argv`, and its `env` values that hold templates (Airflow
+renders a BashOperator's env too), of a run at its start (StrictUndefined: an unknown
 name is an error, never an empty string) -> a `RunError` naming the DAG file, line and
 task on the first problem, so that a typo stops the run before any task starts.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import functools
 import shlex
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from gitflowd.dag import Dag, Task
@@ -97,18 +98,34 @@ def _describe(exc: Exception) -> str:
     return f"template error: {type(exc).__name__}: {exc}"
 
 
-def render_task(dag: Dag, task: Task, shared: dict[str, Any]) -> tuple[str | None, tuple[str, ...] | None]:
-    """(cmd, argv) of one task with templates rendered; RunError naming the task on failure."""
+class Rendered(NamedTuple):
+    """A task's command with its templates rendered, and the `env` values that were templates
+    (None when none was: the task's env is used as it is)."""
+
+    cmd: str | None
+    argv: tuple[str, ...] | None
+    env: dict[str, str] | None = None
+
+
+def render_task(dag: Dag, task: Task, shared: dict[str, Any]) -> Rendered:
+    """One task's command and templated env values rendered; RunError naming the task on failure."""
     variables = {**shared, "task_id": task.id}
+    field = "cmd" if task.cmd is not None else "argv"
     try:
         cmd = render(task.cmd, variables) if task.cmd is not None else None
         argv = tuple(render(a, variables) for a in task.argv) if task.argv is not None else None
+        env = None
+        for name, value in task.env.items():
+            if any(marker in value for marker in _MARKERS):
+                field = f"env.{name}"
+                env = {**(env or {}), name: render(value, variables)}
     except Exception as exc:  # noqa: BLE001 - any template failure is the user's to fix
-        raise RunError(f"{_where(dag, task)}: {_describe(exc)}") from None
-    return cmd, argv
+        where = _where(dag, task) + (f" {field}" if field.startswith("env.") else "")
+        raise RunError(f"{where}: {_describe(exc)}") from None
+    return Rendered(cmd, argv, env)
 
 
-def render_commands(run: RunState, dag: Dag) -> dict[str, tuple[str | None, tuple[str, ...] | None]]:
-    """task id -> (cmd, argv), every task of the DAG rendered up front."""
+def render_commands(run: RunState, dag: Dag) -> dict[str, Rendered]:
+    """task id -> Rendered, every task of the DAG rendered up front."""
     shared = run_variables(run, dag)
     return {task.id: render_task(dag, task, shared) for task in dag.tasks.values()}

@@ -202,6 +202,25 @@ def test_templates_and_environment(tmp_path: Path) -> None:
     assert workspace.is_dir() and lines[8] == str(tmp_path) and lines[9] == "dag task"
 
 
+def test_env_values_are_templates_rendered_per_task(tmp_path: Path) -> None:
+    # As Airflow renders a BashOperator's env: `env = { DAY = "{{ ds }}" }` reached the task as
+    # the text "{{ ds }}".
+    dag = Dag("d", {"a": Task("a", cmd="echo $DAY $WHO $PLAIN $OWN >> out", env={"DAY": "{{ ds }}", "WHO": "{{ task_id }}",
+                                                                            "PLAIN": "$HOME", "OWN": "{{ params.r }}"}),
+                    "b": Task("b", cmd="echo $WHO >> out", env={"WHO": "{{ task_id }}-{{ ds | ds_add(1) }}"}, deps=("a",))},
+              params={"r": "seoul"})
+    run_dag(tmp_path, dag, params={"r": "busan"})
+    assert (tmp_path / "out").read_text() == "2026-11-25 a $HOME busan\nb-2026-11-26\n"
+
+
+def test_an_env_template_error_names_the_task_and_variable(tmp_path: Path) -> None:
+    dag = Dag("d", {"t": Task("t", cmd="true", env={"OK": "x", "BAD": "{{ params.missing }}"}, line=3)}, path="dags/d.toml")
+    run = plan_run(StateDir(tmp_path / "state"), dag, kind="manual", logical_date=LOGICAL, commit="c" * 40)
+    with pytest.raises(RunError) as info:
+        Engine(run, None, None, StateDir(tmp_path / "state"), tmp_path)  # type: ignore[arg-type]
+    assert str(info.value).startswith("dags/d.toml:3: task 't' env.BAD: undefined template variable:")
+
+
 def test_ds_add_moves_a_date_by_days(tmp_path: Path) -> None:
     dag = Dag("d", {"t": Task("t", cmd="echo {{ ds | ds_add(-1) }} {{ ds | ds_add(7) }} {{ ts | ds_add(0) }} > out")})
     run_dag(tmp_path, dag)

@@ -236,6 +236,18 @@ def test_templates_may_use_jinja_locals_and_globals():
         f"dags/x.toml:2: [tasks.a] argv: unknown template variables 'foo', 'bar'{names}"]
 
 
+def test_env_values_are_checked_as_templates():
+    text = ('[dag]\nparams = { region = "x" }\nenv = { A = "{{ params.regoin }}" }\n'
+            '[tasks.a]\ncmd = "x"\nenv = { B = "{{ dss }}" }\n[tasks.b]\ncmd = "x"\nenv = { C = "{{ params.nope }}" }\n')
+    assert problems(text) == [
+        "dags/x.toml:3: [dag] env.A: unknown param 'regoin' (did you mean 'region'?); declare it in [dag] params (--param overrides only those)",
+        "dags/x.toml:6: [tasks.a] env.B: unknown template variable 'dss' (did you mean 'ds'?)",
+        "dags/x.toml:9: [tasks.b] env.C: unknown param 'nope'; declare it in [dag] params (--param overrides only those)"]
+    assert problems('[tasks.a]\ncmd = "x"\nenv = { D = "{{ ds" }\n')[0].startswith("dags/x.toml:3: [tasks.a] env.D: invalid template:")
+    dag = load_dag('[dag]\nenv = { A = "{{ ds }}" }\n[tasks.a]\ncmd = "x"\nenv = { B = "{{ task_id }}" }\n', "dags/d.toml")
+    assert dag.tasks["a"].env == {"A": "{{ ds }}", "B": "{{ task_id }}"}
+
+
 def test_airflow_template_names_say_what_gitflowd_has_instead():
     # A user from Airflow writes macros.ds_add, prev_ds, execution_date: 'unknown template
     # variable' with no hint left them to guess whether date arithmetic exists at all.

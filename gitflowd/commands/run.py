@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from gitflowd.engine import RunListener
     from gitflowd.journal import JournalWriter
     from gitflowd.repo import Repo, Snapshot
+    from gitflowd.templating import Rendered
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def record_if_head(repo: Repo, state: Path, snapshot: Snapshot) -> None:
 
 
 def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkout: Path, parallelism: int | None,
-            secrets: Mapping[str, str], commands: Mapping[str, tuple[str | None, tuple[str, ...] | None]] | None = None,
+            secrets: Mapping[str, str], commands: Mapping[str, Rendered] | None = None,
             listeners: Iterable[RunListener] = ()) -> int:
     """Run the engine in the foreground with signals wired to a clean stop; the exit code."""
     from gitflowd.engine import Engine
