@@ -284,3 +284,19 @@ def test_long_task_ids_stay_inside_the_gantt_chart_and_their_graph_boxes(page, m
         node = page.locator(f'#graph g[data-task="{task}"]')
         box, text = node.locator("rect").bounding_box(), node.locator("text").last.bounding_box()
         assert text["x"] + text["width"] <= box["x"] + box["width"], (task, text, box)
+
+
+def test_a_long_task_id_wraps_instead_of_pushing_the_task_table_out_of_its_card(page, make_repo):
+    """An 80-character id cannot break (no spaces): the run page's task table grew wider than
+    its card, and End, Duration, Exit and Command were scrolled out of sight."""
+    long_id = LONG_IDS[-1]
+    repo = make_repo({"dags/wide.toml": f'[tasks.{long_id}]\ncmd = "echo try $GITFLOWD_ATTEMPT; exit 1"\nretries = 5\n'})
+    run_id = gitflowd("run", "wide", cwd=repo.path, check_rc=1).stdout.splitlines()[0]
+    page.goto((repo.path / f".gitflowd/site/dags/wide/runs/{run_id}/index.html").as_uri())
+    card = page.locator("#tasks")
+    assert card.evaluate("el => el.scrollWidth <= el.clientWidth"), "the task table overflows its card"
+    assert page.locator(f'#tasks tr[data-task="{long_id}"] .attempts a').count() == 6
+    page.click(f'#tasks tr[data-task="{long_id}"] .attempts a:text-is("#6")')
+    assert page.url.endswith(f"{long_id}.6.html")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the log page scrolls sideways"
+    assert page.locator("pre.log").inner_text().strip() == "try 6"
