@@ -4,8 +4,9 @@ Flow: a `RunState` becomes a `RunRow` (one light line per run, cached on disk so
 DAG page never replays old journals) plus its task states; rows of one DAG are kept
 oldest first and cut into fixed grid pages; `DagInfo` joins a registry entry with what
 the runs know; `read_log` turns a log file into escaped-later, secret-masked text, tail
-first when large (`has_output`: an empty or missing log gets no page; `log_withheld`: an
-unfinished attempt's log whose secrets are unknown is not shown). URLs are built here too, always relative to the site root.
+first when large, each line redrawn with carriage returns (a progress bar) at its last state
+(`has_output`: an empty or missing log gets no page; `log_withheld`: an unfinished attempt's
+log whose secrets are unknown is not shown). URLs are built here too, always relative to the site root.
 """
 
 from __future__ import annotations
@@ -267,6 +268,20 @@ def clean_text(raw: bytes, secrets: Iterable[str]) -> str:
     return mask_secrets(_ANSI.sub("", raw.decode("utf-8", errors="replace")).translate(_CONTROLS), secrets)
 
 
+def as_terminal_shows(text: str) -> str:
+    """Each line as a terminal leaves it after carriage returns: its last rewrite. A progress
+    bar (tqdm, curl, pip) redraws one line thousands of times; a browser breaks lines at a
+    lone CR and would show every redraw. Line ends (CRLF too) are kept."""
+    if "\r" not in text:
+        return text
+    return "\n".join(_last_rewrite(line) for line in text.split("\n"))
+
+
+def _last_rewrite(line: str) -> str:
+    body = line.rstrip("\r")
+    return body.rsplit("\r", 1)[-1] + line[len(body):]
+
+
 def has_output(path: Path) -> bool:
     """Whether a log has anything to show: an empty or missing one gets no page (a run of
     10,000 quiet tasks would otherwise spend most of its render on them)."""
@@ -290,7 +305,7 @@ def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogTex
     truncated = size > tail
     if truncated and b"\n" in raw:
         raw = raw[raw.index(b"\n") + 1:]
-    return LogText(clean_text(raw, secrets), size, truncated)
+    return LogText(as_terminal_shows(clean_text(raw, secrets)), size, truncated)
 
 
 def copy_masked(source: Path, target: Path, secrets: Sequence[str], chunk: int = 1 << 20) -> None:

@@ -21,7 +21,7 @@ from gitflowd.registry import record_snapshot
 from gitflowd.repo import Repo
 from gitflowd.site import Site, templates_dir
 from gitflowd.site_listener import SiteListener
-from gitflowd.sitedata import PAGE_SIZE
+from gitflowd.sitedata import PAGE_SIZE, read_log
 from gitflowd.state import StateDir
 from runfactory import T0, make_dag, write_run
 
@@ -658,6 +658,23 @@ def test_log_text_keeps_no_control_characters_but_tabs_and_line_ends():
 
     raw = b"a\x00b\x07c\x1b[31mred\x1b[0m\td\r\ne\x7f\xff\n"
     assert clean_text(raw, []) == "a\ufffdb\ufffdcred\td\r\ne\ufffd\ufffd\n"
+
+
+def test_a_progress_bar_redrawn_with_carriage_returns_shows_its_last_state_as_a_terminal_would(tmp_path):
+    """A tqdm-style bar of 2,000 updates on one terminal line was 2,000 lines on the log page
+    (a browser breaks lines at a lone CR); the raw text keeps every update."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    bar = "".join(f"\r{i // 20:3d}% |{'#' * (i // 200):<10}| {i}/2000" for i in range(1, 2001))
+    text = f"start\r\n{bar}\ndownload\r 50%\r100%\r\nSECRET-TOKEN 1\r\ndone\rDONE"
+    dag = make_dag("bars", {"fit": []})
+    write_run(state, dag, "manual__20260101T000000Z", T0, {"fit": ["success"]}, logs={("fit", 1): text})
+    Site(state, site, secrets={"TOKEN": "SECRET-TOKEN"}, clock=fixed_clock).render_all()
+    page = (site / "dags/bars/runs/manual__20260101T000000Z/fit.1.html").read_bytes().decode()  # CRs kept
+    log = re.search(r'<pre class="log">(.*?)</pre>', page, re.S).group(1)
+    assert log.replace("\r\n", "\n").split("\n") == ["start", "100% |##########| 2000/2000", "100%", "*** 1", "DONE"]
+    assert "\r" not in log.replace("\r\n", "")
+    with_tail = read_log(StateDir(state).log_path("bars", "manual__20260101T000000Z", "fit", 1), [], tail=40)
+    assert with_tail.truncated and with_tail.text.endswith("DONE") and "\r" not in with_tail.text.replace("\r\n", "")
 
 
 def test_a_rotated_secret_is_masked_from_the_next_render_of_a_long_lived_site(tmp_path, caplog):
