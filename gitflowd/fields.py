@@ -271,28 +271,34 @@ def _unknown_names(text: str) -> list[str]:
         _check_filters_and_tests(tree)
         unknown = jinja2.meta.find_undeclared_variables(tree) - TEMPLATE_NAMES
     except jinja2.TemplateError as exc:
-        raise BadValue(f": invalid template: {(exc.message or type(exc).__name__).removesuffix('.')}") from None
+        raise BadValue(f": invalid template: {(exc.message or type(exc).__name__).removesuffix('.')}{_at_line(text, exc.lineno)}") from None
     except RecursionError:
         raise BadValue(": invalid template: expressions nested too deeply") from None
     found = [node.name for node in tree.find_all(jinja2.nodes.Name) if node.name in unknown]
     return list(dict.fromkeys(found + sorted(unknown)))
 
 
+def _at_line(text: str, lineno: int | None) -> str:
+    """' (line 3 of the template)' when the template has more than one line."""
+    return f" (line {lineno} of the template)" if lineno and "\n" in text.strip("\n") else ""
+
+
 def _check_filters_and_tests(tree: Any) -> None:
     """Jinja itself rejects an unknown filter only when compiling, and one inside a condition
     (`{% if ds|bogus %}`) only when a run renders it: check every name now. Loading another
-    template fails only at run time too (the sandbox has no loader): refuse it now."""
+    template fails only at run time too (the sandbox has no loader): refuse it now. Raises
+    TemplateSyntaxError with the node's line, as the parser would."""
     import jinja2.nodes
 
     env = _parser()
     for node in tree.find_all((jinja2.nodes.Extends, jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport)):
         tag = {"Extends": "extends", "Include": "include", "Import": "import", "FromImport": "from"}[type(node).__name__]
-        raise BadValue(f": invalid template: {{% {tag} %}} cannot be used (a command is rendered on its own, "
-                       "with no other templates to load)")
+        raise jinja2.TemplateSyntaxError(f"{{% {tag} %}} cannot be used (a command is rendered on its own, "
+                                         "with no other templates to load)", node.lineno)
     for node in tree.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
         kind, known = ("filter", env.filters) if isinstance(node, jinja2.nodes.Filter) else ("test", env.tests)
         if node.name not in known:
-            raise BadValue(f": invalid template: No {kind} named {node.name!r}")
+            raise jinja2.TemplateSyntaxError(f"No {kind} named {node.name!r}", node.lineno)
 
 
 @functools.cache

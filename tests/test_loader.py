@@ -236,6 +236,17 @@ def test_templates_may_use_jinja_locals_and_globals():
         f"dags/x.toml:2: [tasks.a] argv: unknown template variables 'foo', 'bar'{names}"]
 
 
+def test_a_template_error_in_a_multi_line_command_says_which_line():
+    text = '[tasks.a]\ncmd = """\necho one\necho {{ ds | bogus }}\n{% if ds %}\necho three{% endif %}\n"""\n'
+    assert problems(text) == ["dags/x.toml:2: [tasks.a] cmd: invalid template: No filter named 'bogus' (line 2 of the template)"]
+    text = '[tasks.a]\ncmd = """\necho one\necho two }}\n{% if ds %}\necho three\n"""\n'
+    (problem,) = problems(text)  # Jinja lists the tags it looked for in no fixed order
+    assert problem.startswith("dags/x.toml:2: [tasks.a] cmd: invalid template: Unexpected end of template.")
+    assert problem.endswith("The innermost block that needs to be closed is 'if' (line 3 of the template)")
+    assert problems('[tasks.a]\ncmd = "echo {{ ds"\n') == [
+        "dags/x.toml:2: [tasks.a] cmd: invalid template: unexpected end of template, expected 'end of print statement'"]
+
+
 def test_env_values_are_checked_as_templates():
     text = ('[dag]\nparams = { region = "x" }\nenv = { A = "{{ params.regoin }}" }\n'
             '[tasks.a]\ncmd = "x"\nenv = { B = "{{ dss }}" }\n[tasks.b]\ncmd = "x"\nenv = { C = "{{ params.nope }}" }\n')
