@@ -225,7 +225,7 @@ class Site:
         now = self._clock()
         logged = self._write_logs(run)  # pages before the pages that link to them
         spans = [svg.Span(t, a.number, a.state.value, a.started, a.ended, sitedata.attempt_href(t, a.number, logged),
-                          old=a is not task.attempts[-1])
+                          old=a is not task.current)  # None: skipped or cleared since
                  for t, task in run.tasks.items() for a in task.attempts if a.started]
         order = [t for t in run.dag.topological_order() if t in run.tasks] + [t for t in run.tasks if t not in run.dag.tasks]
         marks = [(r["ts"], f"resume {n}") for n, r in enumerate(run.resumes, 1) if r.get("ts")]

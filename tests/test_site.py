@@ -824,3 +824,25 @@ def test_a_run_resumed_a_day_later_is_as_long_as_its_latest_execution(tmp_path, 
     assert re.search(r"manual__20260101T000000Z\s+success.*\s4s\s", listed.stdout), listed.stdout
     detail = cli("--state", str(state), "status", "umbrella", "manual__20260101T000000Z", cwd=tmp_path).stdout
     assert f"resumed 1 time(s), the latest execution started {(T0 + timedelta(days=1)).isoformat()}" in detail
+
+
+def test_attempts_of_an_earlier_execution_are_faded_on_the_timeline_when_their_task_is_now_skipped_or_cleared(make_repo, cli, tmp_path):
+    """`alert` (one_failed) ran and succeeded while `flaky` failed; the resume that fixed
+    `flaky` skipped it. Its row said skipped, but its bar was drawn solid green, as if this
+    execution had run it; the same for a task cleared and not resumed yet."""
+    state, site, flag = tmp_path / "state", tmp_path / "site", tmp_path / "fixed"
+    repo = make_repo({"dags/alerting.toml": f'[tasks.flaky]\ncmd = "test -f {flag}"\n\n'
+                                            '[tasks.alert]\ncmd = "echo alert"\ndeps = ["flaky"]\ntrigger_rule = "one_failed"\n\n'
+                                            '[tasks.after]\ncmd = "echo after"\ndeps = ["flaky"]\n'})
+    common = ("--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    run_id = cli(*common, "run", "alerting").stdout.splitlines()[0]
+    flag.touch()
+    assert cli(*common, "resume", "alerting", run_id).returncode == 0
+    assert cli(*common, "clear", "alerting", run_id, "--task", "after").returncode == 0
+    assert cli(*common, "render").returncode == 0
+    page = (site / f"dags/alerting/runs/{run_id}/index.html").read_text()
+    gantt = page.split('id="gantt"')[1].split("</svg>")[0]
+    bars = {(m["task"], int(m["n"])): "old" in m["cls"]
+            for m in re.finditer(r'<rect class="bar (?P<cls>[^"]*)"[^>]*><title>(?P<task>\w+) · attempt (?P<n>\d+)', gantt)}
+    assert bars == {("flaky", 1): True, ("flaky", 2): False, ("alert", 1): True, ("after", 1): True}
+    assert re.search(r'<tr id="task-alert" data-task="alert" data-state="skipped">', page)
