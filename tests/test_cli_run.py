@@ -203,7 +203,8 @@ def test_status_says_why_a_task_could_not_start(make_repo, cli) -> None:
     run_id = cli("run", "np", "--no-render", cwd=repo.path).stdout.splitlines()[0]
     rows = {line.split()[0]: line for line in cli("status", "np", run_id, cwd=repo.path).stdout.splitlines()[5:]}
     cells = rows["a"].split(None, 5)
-    assert cells[1:4] == ["failed", "1", "-"] and cells[5] == "could not start: [Errno 2] No such file or directory: 'no-such-program-here'"
+    assert cells[1:4] == ["failed", "1", "-"] and cells[5] == ("could not start: [Errno 2] No such file or directory: "
+                                                                  "'no-such-program-here' (not found on the task's PATH)")
     assert rows["b"].split()[1:4] == ["failed", "1", "3"] and len(rows["b"].split()) == 5  # a failure that ran: no note
 
 

@@ -180,6 +180,28 @@ def test_a_task_that_cannot_start_is_an_error_with_its_reason_in_the_log(tmp_pat
     assert done["y"].outcome is Outcome.ERROR and "missing-dir" in (tmp_path / "y.log").read_text()
 
 
+def test_an_argv_program_that_cannot_start_says_why_in_repository_terms(tmp_path: Path, start_mode: str,
+                                                                          executor: LocalExecutor) -> None:
+    # The kernel's errno alone misleads: a script whose #! interpreter is missing is "No such
+    # file or directory", though the script is right there.
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name, text, mode in (("plain.sh", "#!/bin/sh\necho hi\n", 0o644), ("noline.sh", "echo hi\n", 0o755),
+                             ("interp.sh", "#!/no/such/interpreter-gitflowd\necho hi\n", 0o755)):
+        (scripts / name).write_text(text)
+        (scripts / name).chmod(mode)
+    programs = {"path": "no-such-program-gitflowd", "gone": "scripts/gone.sh", "plain": "./scripts/plain.sh",
+                "noline": "scripts/noline.sh", "interp": "scripts/interp.sh"}
+    done = _run_all(executor, *(TaskSpec(k, str(tmp_path), str(tmp_path / f"{k}.log"), argv=(p,)) for k, p in programs.items()))
+    hints = {"path": "(not found on the task's PATH)", "gone": "(no such file in the checkout of the run's commit)",
+             "plain": "(the file is not executable: `git update-index --chmod=+x` it and commit, or put its interpreter first in argv)",
+             "noline": "(a script needs a #! line such as #!/bin/sh, or its interpreter first in argv)",
+             "interp": "(the interpreter its #! line names does not exist)"}
+    for key, hint in hints.items():
+        assert done[key].outcome is Outcome.ERROR and done[key].error.endswith(hint), (key, done[key].error)
+        assert (tmp_path / f"{key}.log").read_text() == f"gitflowd: cannot start task: {done[key].error}\n"
+
+
 def test_a_nul_character_in_a_command_is_an_error_not_a_crash(tmp_path: Path, start_mode: str, executor: LocalExecutor) -> None:
     done = _run_all(executor, TaskSpec("cmd", str(tmp_path), str(tmp_path / "cmd.log"), cmd="echo a\0b"),
                     TaskSpec("argv", str(tmp_path), str(tmp_path / "argv.log"), argv=("echo", "a\0b")),

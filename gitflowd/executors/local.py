@@ -98,7 +98,7 @@ class LocalExecutor(Executor):
             pid, proc = self._start(spec, log_fd)
             pidfd = os.pidfd_open(pid)
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the command, an argument or the environment
-            reason = f"{exc} (a NUL character in the command, its arguments or environment)" if isinstance(exc, ValueError) else str(exc)
+            reason = f"{exc} (a NUL character in the command, its arguments or environment)" if isinstance(exc, ValueError) else f"{exc}{_start_hint(exc, spec)}"
             os.write(log_fd, f"gitflowd: cannot start task: {reason}\n".encode())
             return self._not_started(spec, reason)
         finally:
@@ -373,6 +373,27 @@ try:
 except Exception as exc:
     trace(exc)
 """
+
+
+def _start_hint(exc: OSError, spec: TaskSpec) -> str:
+    """Why an argv program could not be executed, in the terms of a repository: the kernel's
+    ENOENT for a script whose #! interpreter is missing reads as if the script were."""
+    program = spec.argv[0] if spec.argv else None
+    if program is None:
+        return ""
+    path = os.path.join(spec.cwd, program)  # an absolute program stays itself
+    if exc.errno == errno.ENOENT:
+        if "/" not in program:
+            return " (not found on the task's PATH)"
+        if os.path.isfile(path):
+            return " (the interpreter its #! line names does not exist)"
+        return "" if os.path.isabs(program) else " (no such file in the checkout of the run's commit)"
+    if exc.errno == errno.EACCES and os.path.isfile(path) and not os.access(path, os.X_OK):
+        return (" (the file is not executable: `git update-index --chmod=+x` it and commit, or put its "
+                "interpreter first in argv)")
+    if exc.errno == errno.ENOEXEC:
+        return " (a script needs a #! line such as #!/bin/sh, or its interpreter first in argv)"
+    return ""
 
 
 def _is_cwd(path: str) -> bool:
