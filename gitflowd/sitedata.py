@@ -85,7 +85,8 @@ class RunRow:
     kind: str
     state: str
     logical_date: str
-    started: str | None
+    started: str | None  # the first execution's start, as in `status --json`
+    last_started: str | None  # the latest execution's (after a resume): what its duration counts
     ended: str | None
     commit: str
     sort: float  # logical date as a UNIX time; ties broken by run id
@@ -99,15 +100,15 @@ class RunRow:
         return self.state in ACTIVE_RUN
 
     def seconds(self, now: datetime) -> float:
-        """How long it ran (so far, when active)."""
-        start = parse_time(self.started)
+        """How long its latest execution ran (so far, when active)."""
+        start = parse_time(self.last_started)
         end = parse_time(self.ended) or (now if self.active else None)
         return max((end - start).total_seconds(), 0.0) if start and end else 0.0
 
     @classmethod
     def of(cls, run: RunState) -> RunRow:
-        return cls(run.run_id, run.kind, run.state.value, iso(run.logical_date) or "", iso(run.last_started),
-                   iso(run.ended), run.commit, run.logical_date.timestamp())
+        return cls(run.run_id, run.kind, run.state.value, iso(run.logical_date) or "", iso(run.started),
+                   iso(run.last_started), iso(run.ended), run.commit, run.logical_date.timestamp())
 
     @classmethod
     def from_json(cls, data: list[Any]) -> RunRow:
@@ -115,7 +116,8 @@ class RunRow:
 
     def to_json(self) -> list[Any]:
         """Field values in order: compact, and fast for 1,000s of rows (asdict deep-copies)."""
-        return [self.run_id, self.kind, self.state, self.logical_date, self.started, self.ended, self.commit, self.sort]
+        return [self.run_id, self.kind, self.state, self.logical_date, self.started, self.last_started, self.ended,
+                self.commit, self.sort]
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))

@@ -297,7 +297,7 @@ def test_incremental_render_rewrites_only_the_run_its_dag_page_and_the_index(tmp
                                     "clean_weather.1.html", "clean_weather.2.html")}
     assert {n for n in touched if not n.startswith(".cache/")} == expected_pages
     assert {n for n in touched if n.startswith(".cache/")} <= {
-        ".cache/v2/index.json", ".cache/v2/umbrella/runs.json", ".cache/v2/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/v2/lock"}
+        ".cache/v3/index.json", ".cache/v3/umbrella/runs.json", ".cache/v3/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/v3/lock"}
     # the incremental result equals a full render of the same state
     full = tmp_path / "full"
     Site(state, full, clock=fixed_clock).render_all()
@@ -522,9 +522,9 @@ def test_first_incremental_render_of_a_fresh_or_deleted_site_builds_everything(t
     Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260104T000000Z")
     dag_page = (site / "dags/umbrella/index.html").read_text()
     assert dag_page.count('<th data-run="') == 4  # not only the run just rendered
-    (site / ".cache/v2/index.json").write_text("{torn")  # damaged cache: rebuilt, not trusted
+    (site / ".cache/v3/index.json").write_text("{torn")  # damaged cache: rebuilt, not trusted
     Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260104T000000Z")
-    assert json.loads((site / ".cache/v2/index.json").read_text())["umbrella"]["total"] == 4
+    assert json.loads((site / ".cache/v3/index.json").read_text())["umbrella"]["total"] == 4
 
 
 def test_backfilled_old_run_shifts_only_the_pages_after_it(tmp_path):
@@ -608,12 +608,12 @@ def test_lost_dag_cache_is_rebuilt_for_that_dag_with_its_grid_pages(tmp_path):
     good_runs(state, 2, dag_id="other", tasks={"b": []})
     renderer = Site(state, site, clock=fixed_clock)
     renderer.render_all()
-    shutil.rmtree(site / ".cache/v2/umbrella")
+    shutil.rmtree(site / ".cache/v3/umbrella")
     (site / "dags/umbrella/runs-1.html").unlink()
     renderer.render_dags(["umbrella"])
     assert (site / "dags/umbrella/runs-1.html").is_file()
     crawl(site)
-    shutil.rmtree(site / ".cache/v2/umbrella")
+    shutil.rmtree(site / ".cache/v3/umbrella")
     logical = T0 + timedelta(days=400)
     write_run(state, make_dag("umbrella", {"a": []}), f"scheduled__{logical:%Y%m%dT%H%M%SZ}", logical, {"a": ["failed"]})
     renderer.render_run("umbrella", f"scheduled__{logical:%Y%m%dT%H%M%SZ}")
@@ -846,3 +846,25 @@ def test_attempts_of_an_earlier_execution_are_faded_on_the_timeline_when_their_t
             for m in re.finditer(r'<rect class="bar (?P<cls>[^"]*)"[^>]*><title>(?P<task>\w+) · attempt (?P<n>\d+)', gantt)}
     assert bars == {("flaky", 1): True, ("flaky", 2): False, ("alert", 1): True, ("after", 1): True}
     assert re.search(r'<tr id="task-alert" data-task="alert" data-state="skipped">', page)
+
+
+def test_status_json_runs_say_started_and_last_started_as_status_json_does(tmp_path, cli):
+    """status.json's "started" was the latest execution's start (what the grid's duration
+    bars count), while `gitflowd status --json`, the run page and the README use "started"
+    for the first start: a script reading both saw two starts for one run."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("umbrella", {"a": [], "b": ["a"]})
+    path = write_run(state, dag, "manual__20260101T000000Z", T0, {"a": ["success"], "b": ["failed"]})
+    clock = [T0 + timedelta(days=1)]
+    with journal.JournalWriter(path, clock=lambda: clock[0]) as writer:
+        writer.append({"event": journal.RUN_RESUMED, "commit": "f1f1" * 10, "tasks": ["b"], "interrupted": []})
+        writer.append({"event": journal.RUN_STARTED, "pid": 1, "host": "h"})
+        clock[0] += timedelta(seconds=4)
+        writer.append({"event": journal.RUN_FINISHED, "state": "success"})
+    Site(state, site, clock=fixed_clock).render_all()
+    published = json.loads((site / "status.json").read_text())["dags"][0]["runs"][0]
+    listed = json.loads(cli("--state", str(state), "status", "--json", cwd=tmp_path).stdout)[0]
+    for key in ("started", "last_started", "ended", "logical_date"):
+        assert datetime.fromisoformat(published[key].replace("Z", "+00:00")) == datetime.fromisoformat(listed[key]), key
+    assert published["started"] != published["last_started"]
+    assert {"run_id", "kind", "state", "commit", "url"} <= set(published)
