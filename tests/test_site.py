@@ -804,11 +804,8 @@ def test_a_retired_dag_names_the_commit_that_deleted_its_file(make_repo, tmp_pat
     assert banner and deleted_at[:8] in banner.group(1) and last_with_it[:8] not in banner.group(1)
 
 
-def test_a_run_resumed_a_day_later_is_as_long_as_its_latest_execution(tmp_path, cli):
-    """Its duration counted from the first start to the end: a resume a day after a failure
-    made a seconds-long run '1d'. It counts the latest execution, as Airflow's after a clear,
-    on the site and in `status` (whose detail names both starts)."""
-    state, site = tmp_path / "state", tmp_path / "site"
+def resumed_a_day_later(state: Path) -> None:
+    """A run whose `b` failed, resumed a day later, successful 4 seconds into the resume."""
     dag = make_dag("umbrella", {"a": [], "b": ["a"]})
     path = write_run(state, dag, "manual__20260101T000000Z", T0, {"a": ["success"], "b": ["failed"]})
     clock = [T0 + timedelta(days=1)]
@@ -817,6 +814,14 @@ def test_a_run_resumed_a_day_later_is_as_long_as_its_latest_execution(tmp_path, 
         writer.append({"event": journal.RUN_STARTED, "pid": 1, "host": "h"})
         clock[0] += timedelta(seconds=4)
         writer.append({"event": journal.RUN_FINISHED, "state": "success"})
+
+
+def test_a_run_resumed_a_day_later_is_as_long_as_its_latest_execution(tmp_path, cli):
+    """Its duration counted from the first start to the end: a resume a day after a failure
+    made a seconds-long run '1d'. It counts the latest execution, as Airflow's after a clear,
+    on the site and in `status` (whose detail names both starts)."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    resumed_a_day_later(state)
     Site(state, site, clock=fixed_clock).render_all()
     page = (site / "dags/umbrella/runs/manual__20260101T000000Z/index.html").read_text()
     assert re.search(r"<dt>Duration</dt><dd>4s <span class=\"muted\">since the last resume", page), page
@@ -853,14 +858,7 @@ def test_status_json_runs_say_started_and_last_started_as_status_json_does(tmp_p
     bars count), while `gitflowd status --json`, the run page and the README use "started"
     for the first start: a script reading both saw two starts for one run."""
     state, site = tmp_path / "state", tmp_path / "site"
-    dag = make_dag("umbrella", {"a": [], "b": ["a"]})
-    path = write_run(state, dag, "manual__20260101T000000Z", T0, {"a": ["success"], "b": ["failed"]})
-    clock = [T0 + timedelta(days=1)]
-    with journal.JournalWriter(path, clock=lambda: clock[0]) as writer:
-        writer.append({"event": journal.RUN_RESUMED, "commit": "f1f1" * 10, "tasks": ["b"], "interrupted": []})
-        writer.append({"event": journal.RUN_STARTED, "pid": 1, "host": "h"})
-        clock[0] += timedelta(seconds=4)
-        writer.append({"event": journal.RUN_FINISHED, "state": "success"})
+    resumed_a_day_later(state)
     Site(state, site, clock=fixed_clock).render_all()
     published = json.loads((site / "status.json").read_text())["dags"][0]["runs"][0]
     listed = json.loads(cli("--state", str(state), "status", "--json", cwd=tmp_path).stdout)[0]
