@@ -34,7 +34,7 @@ from markupsafe import Markup
 from gitflowd import journal, sitedata, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
-from gitflowd.errors import GitflowdError, RunNotFound, SiteError
+from gitflowd.errors import GitflowdError, RunNotFound, SiteError, UsageError
 from gitflowd.registry import ChangeKind, CommitRef, Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
 from gitflowd.secrets import SecretsFile
@@ -43,6 +43,20 @@ from gitflowd.sitedata import DagInfo, IndexEntry, RunRow
 from gitflowd.state import RunState, StateDir
 
 log = logging.getLogger(__name__)
+
+
+def check_apart(state_root: Path, site_root: Path) -> None:
+    """The site is published and the state is not: neither may hold the other. A site in the
+    state directory mixes pages into it; a state inside the site would publish its journals,
+    workspaces and the logs of running tasks, which are not masked yet."""
+    state, site = Path(state_root).resolve(), Path(site_root).resolve()
+    if site == state:
+        raise UsageError(f"site directory {site_root} is the state directory: pass a --site of its own")
+    if site.is_relative_to(state):
+        raise UsageError(f"site directory {site_root} is inside the state directory {state_root}: pass a --site outside it")
+    if state.is_relative_to(site):
+        raise UsageError(f"site directory {site_root} contains the state directory {state_root}, which would be "
+                         "published with it (journals, unmasked logs of running tasks): pass a --site beside it")
 
 
 def templates_dir() -> Path:

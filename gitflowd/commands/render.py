@@ -30,13 +30,14 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitflowd.site import Site
+    from gitflowd.site import Site, check_apart
 
     where = settings.resolve(args.repo, args.state, args.site)
     if not where.state.is_dir():
         raise StateError(f"no state directory at {where.state}: run a DAG first, or pass --state DIR")
     if where.site.exists() and not where.site.is_dir():
         raise StateError(f"site path {where.site} exists and is not a directory")
+    check_apart(where.state, where.site)
     secrets_file = resolve_path(args.secrets_file)
     secrets = load_file(secrets_file) if secrets_file else {}  # an unusable file stops us: nothing written
     settings.exclude_from_git(where)
