@@ -90,9 +90,10 @@ class Progress:
             self.stream.write(text)
             if flush:
                 self.stream.flush()
-        except BrokenPipeError:
-            # Progress is for a person; a closed pipe is no reason to stop the run (nor, at
-            # exit, for Python to report the flush of what is still buffered).
+        except OSError:
+            # Progress is for a person; a closed pipe (EPIPE) or a terminal that hung up (EIO)
+            # is no reason to stop the run (nor, at exit, for Python to report the flush of
+            # what is still buffered).
             self._gone = True
             _point_at_devnull(self.stream)
 

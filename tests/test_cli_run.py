@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gitflowd.executors.local import find_run_processes
 from tests.conftest import GIT_ENV, GitRepo
 from tests.test_daemon import daemons  # noqa: F401 - a fixture
 
@@ -428,7 +429,7 @@ def _wait_for(predicate, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_a_signal_interrupts_the_run_and_resume_finishes_it(make_repo, cli, tmp_path: Path, sig, code) -> None:
     marker = tmp_path / "started"
     repo = make_repo({"dags/slow.toml": f'[tasks.wait]\ncmd = "touch {marker}; sleep 1000"\n\n'
@@ -448,6 +449,35 @@ def test_a_signal_interrupts_the_run_and_resume_finishes_it(make_repo, cli, tmp_
     assert done.returncode == 0, done.stderr
     (status,) = _status(cli, repo, "slow", run_id)
     assert status["state"] == "success" and status["tasks"]["wait"]["attempts"] == 2
+
+
+def test_a_terminal_that_hangs_up_stops_the_run_cleanly(make_repo, cli, tmp_path: Path) -> None:
+    """A closed terminal or a dropped ssh session: SIGHUP ended the runner at once, left the
+    run 'running' and its task orphaned in its own session; writes to the dead terminal fail
+    with EIO, which the progress line must take as a reader gone."""
+    import pty
+
+    marker = tmp_path / "started"
+    repo = make_repo({"dags/slow.toml": f'[tasks.wait]\ncmd = "touch {marker}; exec sleep 1000"\n'})
+    master, slave = pty.openpty()
+    env = {k: v for k, v in {**os.environ, **GIT_ENV}.items() if not k.startswith("GITFLOWD_")}
+    proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "slow", "--no-render"], cwd=repo.path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    try:
+        _wait_for(marker.exists)
+        os.close(master)  # the terminal is gone: the runner's next write gets EIO
+        master = -1
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(60) == 129
+    finally:
+        if master >= 0:
+            os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    (status,) = _status(cli, repo, "slow")
+    assert status["state"] == "interrupted" and status["tasks"]["wait"]["state"] == "interrupted"
+    assert find_run_processes("slow", status["run_id"]) == {}  # nothing left running
 
 
 def test_progress_lines_reach_a_pipe_while_the_run_goes_on(make_repo, tmp_path: Path) -> None:

@@ -85,3 +85,20 @@ def test_counts_kept_in_step_match_a_recount(tmp_path: Path) -> None:
         progress.on_record(full, run)
         fresh = Progress(run, io.StringIO(), tty=False)
         assert progress.summary() == fresh.summary(), record
+
+
+class _HungUpTerminal(io.StringIO):
+    """A terminal whose other end closed: every write fails with EIO."""
+
+    def write(self, text: str) -> int:
+        raise OSError(5, "Input/output error")
+
+
+def test_a_terminal_that_hung_up_silences_progress_and_the_run_goes_on(tmp_path: Path) -> None:
+    # BrokenPipeError was handled, EIO (a closed terminal, a dropped ssh session) was not: it
+    # escaped the listener on every record.
+    run = _run(tmp_path)
+    for tty in (True, False):
+        progress = Progress(run, _HungUpTerminal(), tty=tty)
+        _feed(progress, run, *RECORDS)  # raises nothing
+        assert progress._gone

@@ -137,8 +137,10 @@ def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkou
     executor = LocalExecutor()
     engine = Engine(run_state, writer, executor, state, checkout, parallelism=parallelism, secrets=secrets,
                     listeners=[Progress(run_state, sys.stdout, autoflush=False), *listeners], commands=commands)
+    # SIGHUP too (a closed terminal, a dropped ssh session): its default action ended the
+    # runner at once and left the run 'running' with its tasks orphaned in their sessions.
     previous = {sig: signal.signal(sig, lambda signum, _frame: engine.request_stop(signum))
-                for sig in (signal.SIGTERM, signal.SIGINT)}
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         status = engine.execute()
     finally:
