@@ -1,6 +1,6 @@
 """What the site remembers between renders, so that one run costs one DAG page.
 
-Flow: under `SITE/.cache/v3/` (a new layout gets a new directory, never a misread):
+Flow: under `SITE/.cache/v4/` (a new layout gets a new directory, never a misread):
 `<dag>/runs.json` holds every run of a DAG as a `RunRow`, oldest first; `<dag>/cells/<run>.json`
 the task states of one run (read only for the runs a grid page shows); `index.json` each
 DAG's line on the index. `upsert` places a run among the rows and says which grid pages
@@ -22,7 +22,7 @@ from gitflowd import sitedata
 from gitflowd.atomic import write_atomic
 from gitflowd.sitedata import RunRow
 
-VERSION = "v3"  # v3: a RunRow holds the first start and the latest one
+VERSION = "v4"  # v3: a RunRow holds the first start and the latest one; v4: and whether it was cleared
 
 Cells = dict[str, tuple[str, int]]
 

@@ -90,6 +90,7 @@ class RunRow:
     ended: str | None
     commit: str
     sort: float  # logical date as a UNIX time; ties broken by run id
+    cleared: bool = False  # queued by `clear`: it waits for a `gitflowd resume`, nothing runs it
 
     @property
     def key(self) -> tuple[float, str]:
@@ -97,7 +98,7 @@ class RunRow:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE_RUN
+        return self.state in ACTIVE_RUN and not self.cleared
 
     def seconds(self, now: datetime) -> float:
         """How long its latest execution ran (so far, when active)."""
@@ -108,7 +109,7 @@ class RunRow:
     @classmethod
     def of(cls, run: RunState) -> RunRow:
         return cls(run.run_id, run.kind, run.state.value, iso(run.logical_date) or "", iso(run.started),
-                   iso(run.last_started), iso(run.ended), run.commit, run.logical_date.timestamp())
+                   iso(run.last_started), iso(run.ended), run.commit, run.logical_date.timestamp(), run.cleared)
 
     @classmethod
     def from_json(cls, data: list[Any]) -> RunRow:
@@ -117,7 +118,7 @@ class RunRow:
     def to_json(self) -> list[Any]:
         """Field values in order: compact, and fast for 1,000s of rows (asdict deep-copies)."""
         return [self.run_id, self.kind, self.state, self.logical_date, self.started, self.last_started, self.ended,
-                self.commit, self.sort]
+                self.commit, self.sort, self.cleared]
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))

@@ -80,7 +80,7 @@ def test_run_fail_fix_forward_resume_and_status(setup, cli) -> None:
     (status,) = _status(cli, repo, "pipe", run_id)
     assert status["state"] == "failed" and status["commit"] == first_commit and status["kind"] == "manual"
     assert status["tasks"]["flaky"] == {**status["tasks"]["flaky"], "state": "failed", "attempts": 1, "exit_code": 3}
-    assert set(status) == {"dag", "run_id", "kind", "state", "logical_date", "commit", "started", "ended", "last_started", "tasks"}
+    assert set(status) == {"dag", "run_id", "kind", "state", "logical_date", "commit", "started", "ended", "last_started", "cleared", "tasks"}
     assert set(status["tasks"]["ok"]) == {"state", "attempts", "exit_code", "started", "ended"}
 
     fixed = repo.commit({"dags/pipe.toml": _dag(out, flaky="true")}, message="fix flaky")

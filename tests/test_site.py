@@ -297,7 +297,7 @@ def test_incremental_render_rewrites_only_the_run_its_dag_page_and_the_index(tmp
                                     "clean_weather.1.html", "clean_weather.2.html")}
     assert {n for n in touched if not n.startswith(".cache/")} == expected_pages
     assert {n for n in touched if n.startswith(".cache/")} <= {
-        ".cache/v3/index.json", ".cache/v3/umbrella/runs.json", ".cache/v3/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/v3/lock"}
+        ".cache/v4/index.json", ".cache/v4/umbrella/runs.json", ".cache/v4/umbrella/cells/scheduled__20260120T000000Z.json", ".cache/v4/lock"}
     # the incremental result equals a full render of the same state
     full = tmp_path / "full"
     Site(state, full, clock=fixed_clock).render_all()
@@ -522,9 +522,9 @@ def test_first_incremental_render_of_a_fresh_or_deleted_site_builds_everything(t
     Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260104T000000Z")
     dag_page = (site / "dags/umbrella/index.html").read_text()
     assert dag_page.count('<th data-run="') == 4  # not only the run just rendered
-    (site / ".cache/v3/index.json").write_text("{torn")  # damaged cache: rebuilt, not trusted
+    (site / ".cache/v4/index.json").write_text("{torn")  # damaged cache: rebuilt, not trusted
     Site(state, site, clock=fixed_clock).render_run("umbrella", "scheduled__20260104T000000Z")
-    assert json.loads((site / ".cache/v3/index.json").read_text())["umbrella"]["total"] == 4
+    assert json.loads((site / ".cache/v4/index.json").read_text())["umbrella"]["total"] == 4
 
 
 def test_backfilled_old_run_shifts_only_the_pages_after_it(tmp_path):
@@ -608,12 +608,12 @@ def test_lost_dag_cache_is_rebuilt_for_that_dag_with_its_grid_pages(tmp_path):
     good_runs(state, 2, dag_id="other", tasks={"b": []})
     renderer = Site(state, site, clock=fixed_clock)
     renderer.render_all()
-    shutil.rmtree(site / ".cache/v3/umbrella")
+    shutil.rmtree(site / ".cache/v4/umbrella")
     (site / "dags/umbrella/runs-1.html").unlink()
     renderer.render_dags(["umbrella"])
     assert (site / "dags/umbrella/runs-1.html").is_file()
     crawl(site)
-    shutil.rmtree(site / ".cache/v3/umbrella")
+    shutil.rmtree(site / ".cache/v4/umbrella")
     logical = T0 + timedelta(days=400)
     write_run(state, make_dag("umbrella", {"a": []}), f"scheduled__{logical:%Y%m%dT%H%M%SZ}", logical, {"a": ["failed"]})
     renderer.render_run("umbrella", f"scheduled__{logical:%Y%m%dT%H%M%SZ}")
@@ -884,3 +884,27 @@ def test_status_json_runs_say_started_and_last_started_as_status_json_does(tmp_p
         assert datetime.fromisoformat(published[key].replace("Z", "+00:00")) == datetime.fromisoformat(listed[key]), key
     assert published["started"] != published["last_started"]
     assert {"run_id", "kind", "state", "commit", "url"} <= set(published)
+
+
+def test_a_cleared_run_waiting_for_resume_is_not_shown_as_running_nor_refreshed(make_repo, cli, tmp_path):
+    """A run cleared and not resumed waits for a person (`status`: "queued (cleared: resume
+    it)"), but the index said "1 running" and every page of it reloaded itself every 5 s,
+    forever, while its duration bar grew with the clock."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/c.toml": '[tasks.a]\ncmd = "echo a"\n\n[tasks.b]\ncmd = "echo b"\ndeps = ["a"]\n'})
+    common = ("--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    run_id = cli(*common, "run", "c").stdout.splitlines()[0]
+    assert cli(*common, "clear", "c", run_id, "--task", "b").returncode == 0
+    assert cli(*common, "render").returncode == 0
+    pages = [site / "index.html", site / "dags/c/index.html", site / f"dags/c/runs/{run_id}/index.html"]
+    for page in pages:
+        html = page.read_text()
+        assert 'http-equiv="refresh"' not in html and "live ·" not in html, page
+    assert '<span class="badge s-running">' not in pages[0].read_text()  # no "1 running"
+    run_page = pages[2].read_text()
+    assert f"gitflowd resume c {run_id}" in run_page and 'data-state="queued"' in run_page
+    published = json.loads((site / "status.json").read_text())["dags"][0]
+    assert published["running"] == 0 and published["runs"][0]["cleared"] is True
+    assert json.loads(cli(*common, "status", "--json").stdout)[0]["cleared"] is True
+    assert cli(*common, "resume", "c", run_id).returncode == 0
+    assert json.loads((site / "status.json").read_text())["dags"][0]["runs"][0]["cleared"] is False

@@ -93,6 +93,7 @@ def run_dict(run: RunState) -> dict[str, Any]:
         "dag": run.dag_id, "run_id": run.run_id, "kind": run.kind, "state": run.state.value,
         "logical_date": _iso(run.logical_date), "commit": run.commit,
         "started": _iso(run.started), "ended": _iso(run.ended), "last_started": _iso(run.last_started),
+        "cleared": run.cleared,
         "tasks": {task_id: task_dict(task) for task_id, task in run.tasks.items()},
     }
 
