@@ -132,6 +132,8 @@ class _Reader:
         raw_dag = data.get("dag", {})
         if tasks and isinstance(raw_dag, dict) and ("params" in dag or "params" not in raw_dag):  # else said already
             self.check_params(tasks, dag.get("params", {}), dag.get("env", {}))
+        if tasks:
+            self.check_secrets_not_in_env(tasks, dag.get("secrets", ()), dag.get("env", {}))
         if self.problems or dag_id is None or tasks is None:
             return None
         settings = {k: v for k, v in dag.items() if k not in ("id", "start_date", "end_date")}
@@ -202,6 +204,18 @@ class _Reader:
                 listed = ", ".join(f"{k!r}{suggest(k, list(params))}" for k in unknown)
                 self.problem(where, f"{label}: unknown param{'s' if len(unknown) > 1 else ''} {listed}; declare "
                                     f"{'them' if len(unknown) > 1 else 'it'} in [dag] params (--param overrides only those)")
+
+    def check_secrets_not_in_env(self, tasks: dict[str, Task], secrets: tuple[str, ...], dag_env: Mapping[str, str]) -> None:
+        """A name both in `secrets` and in an `env` table: the env value (from Git) reached the
+        task, and the secret was silently dropped."""
+        named = set(secrets)
+        places = [(("dag", "env", k), "[dag] env", k) for k in dag_env if k in named]
+        for task in tasks.values():
+            places += [(("tasks", task.id, "env", k), f"{_label(('tasks', task.id))} env", k)
+                       for k in task.env if k in named and dag_env.get(k) != task.env[k]]
+        for where, label, name in places:
+            self.problem(where, f"{label}: {name!r} is also in [dag] secrets: its value comes from the secrets file, "
+                                "not from Git; remove it from env")
 
     def no_tasks(self, raw: Any) -> None:
         if raw is None:
