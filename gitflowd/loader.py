@@ -112,6 +112,9 @@ def _label(where: tuple[str, ...]) -> str:
 # -- reading ----------------------------------------------------------------------------
 
 
+MAX_TASK_ID = 200
+
+
 class _Reader:
     """Reads one parsed file, collecting problems located through the line map."""
 
@@ -229,6 +232,9 @@ class _Reader:
         where = ("tasks", task_id)
         if not is_valid_id(task_id):
             self.problem(where, f"invalid task id {task_id!r}: {ID_RULE}")
+        elif len(task_id) > MAX_TASK_ID:  # it names files: <task>.<attempt>.log, .<task>.<attempt>.log.masking
+            self.problem(where, f"task id {show(task_id)} is {len(task_id)} characters long; task ids are at most "
+                                f"{MAX_TASK_ID} (they name log files, and a file name is at most 255 bytes)")
         if not isinstance(table, dict):
             self.problem(where, f"task {task_id!r} must be a table (e.g. {_label(where)} with cmd = ...), got {show(table)}")
             return None
