@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
@@ -70,7 +71,7 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, bytecode_cache=FileSystemBytecodeCache())
     env.filters.update(dt=_format_time, dur=svg.format_seconds, glyph=lambda s: sitedata.GLYPHS.get(str(s), "?"),
-                       badge=_badge, legend=_legend)
+                       badge=_badge, legend=_legend, local=_local_time)
     css = Markup((templates_dir() / "style.css").read_text(encoding="utf-8"))
     env.globals.update(
         css=css, dag_url=sitedata.dag_url, grid_url=sitedata.grid_url, run_url=sitedata.run_url, log_url=sitedata.log_url,
@@ -95,6 +96,26 @@ def _legend(states: Iterable[str]) -> Markup:
 def _format_time(value: datetime | str | None) -> str:
     moment = sitedata.parse_time(value)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+
+
+def _local_time(value: datetime | str | None, zone_name: str | None) -> Markup:
+    """The moment in a DAG's own zone, for DAGs outside UTC (ds and the schedule are in it):
+    pages say UTC, and a Seoul run of 2026-11-22 would otherwise read 2026-11-21 15:00."""
+    moment, zone = sitedata.parse_time(value), _zone(zone_name)
+    if moment is None or zone is None:
+        return Markup("")
+    local = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return Markup('<span class="muted local" title="{}">{}</span>').format(zone_name, local)
+
+
+@functools.cache
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name or name in ("UTC", "Etc/UTC"):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 class Site:

@@ -908,3 +908,25 @@ def test_a_cleared_run_waiting_for_resume_is_not_shown_as_running_nor_refreshed(
     assert json.loads(cli(*common, "status", "--json").stdout)[0]["cleared"] is True
     assert cli(*common, "resume", "c", run_id).returncode == 0
     assert json.loads((site / "status.json").read_text())["dags"][0]["runs"][0]["cleared"] is False
+
+
+def test_a_dag_outside_utc_shows_its_logical_date_in_its_own_zone_beside_utc(make_repo, cli, tmp_path):
+    """A run for 2026-11-22 of an Asia/Seoul DAG (its tasks got ds=2026-11-22) was shown only
+    as 'Logical date 2026-11-21 15:00:00': the day the user asked for appeared nowhere."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/seoul.toml": '[dag]\nschedule = "@daily"\ntimezone = "Asia/Seoul"\nstart_date = 2026-11-01\n\n'
+                                         '[tasks.a]\ncmd = "echo {{ ds }}"\n',
+                      "dags/utc.toml": '[dag]\nschedule = "@daily"\n\n[tasks.a]\ncmd = "echo {{ ds }}"\n'})
+    common = ("--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    seoul = cli(*common, "run", "seoul", "--date", "2026-11-22").stdout.splitlines()[0]
+    utc = cli(*common, "run", "utc", "--date", "2026-11-22").stdout.splitlines()[0]
+    page = (site / f"dags/seoul/runs/{seoul}/index.html").read_text()
+    logical = re.search(r"<dt>Logical date</dt><dd>(.*?)</dd>", page).group(1)
+    assert logical.startswith("2026-11-21 15:00:00") and "2026-11-22 00:00:00 KST" in logical, logical
+    interval = re.search(r"<dt>Data interval</dt><dd>(.*?)</dd>", page).group(1)
+    assert "2026-11-21 00:00:00 KST" in interval and interval.endswith("2026-11-22 00:00:00 KST</span>"), interval
+    page = (site / f"dags/utc/runs/{utc}/index.html").read_text()
+    assert re.search(r"<dt>Logical date</dt><dd>2026-11-22 00:00:00</dd>", page)  # UTC once, not twice
+    next_run = re.search(r"<dt>Next run</dt><dd>(.*?)</dd>", (site / "dags/seoul/index.html").read_text()).group(1)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d 15:00:00 · <span class=\"muted local\" title=\"Asia/Seoul\">\S+ 00:00:00 KST</span>", next_run), next_run
+    assert "KST" in re.search(r'<tr class="dagrow" data-dag="seoul">.*?</tr>', (site / "index.html").read_text(), re.S).group(0)
