@@ -147,6 +147,19 @@ def test_call_task_async_function_is_awaited(tmp_path: Path, executor: LocalExec
     assert done["aio:bad"].exit_code == 4
 
 
+def test_call_task_sees_a_command_line_of_its_own(tmp_path: Path, executor: LocalExecutor) -> None:
+    # A main() that parses its command line with argparse refused the bootstrap's arguments.
+    done = _run_all(executor, *_call_specs(tmp_path, "cli.py", """
+        import argparse, sys
+        def main():
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--day", default="today")
+            print(sys.argv, parser.parse_args().day)
+    """, "cli:main"))
+    assert done["cli:main"].exit_code == 0
+    assert (tmp_path / "logs" / "cli:main.log").read_text() == "['cli:main'] today\n"
+
+
 def test_call_task_bad_targets_are_one_line(tmp_path: Path, executor: LocalExecutor) -> None:
     # `types` is loaded by every interpreter before the task: the repository's types.py was
     # never imported, and the task failed with "module 'types' has no attribute 'main'".

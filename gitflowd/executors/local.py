@@ -328,11 +328,13 @@ def _signal_group(pid: int, sig: int, group_only: bool = False) -> None:
 # that name is never imported), a missing module or function are one line; `__import__`
 # keeps importlib's own frames out of the traceback of a module that fails to import; an
 # `async def` is run to its end (called, it only returns a coroutine); the bootstrap's
-# frame is left out of a task's traceback.
+# frame is left out of a task's traceback; sys.argv is just the call (a `main()` that parses
+# its command line with argparse saw the bootstrap's own arguments and refused them).
 _CALL_BOOTSTRAP = """\
 import os, sys
 sys.stdout.reconfigure(line_buffering=True)
 call, paths = sys.argv[1], sys.argv[2:]
+sys.argv[:] = [call]
 sys.path[:0] = paths
 module, _, attrs = call.partition(":")
 top = module.partition(".")[0]
