@@ -90,7 +90,7 @@ class Daemon:
         self.repo: Repo | None = None
         self.branch = options.branch  # the followed branch, fixed once the repository is first opened
         self.watcher: Watcher | None = None
-        self.inbox_watcher = Watcher(None, None, self.state.inbox, self.waker.wake, options.poll)
+        self.inbox_watcher = Watcher(None, None, self.state.inbox, self.waker.wake, options.poll, lock=self.state.lock_path)
         self.head: str | None = None
         self.dags: dict[str, registry.DagEntry] = {}
         self.loaded: dict[str, Dag] = {}
@@ -190,6 +190,7 @@ class Daemon:
         now = now or self.clock()
         mono = time.monotonic()
         self._take_wakeups(mono)
+        self._keep_lock(mono)
         if self.stop_requested and self.stopping_since is None:
             self.begin_stop()
         self._check_grace(mono)
@@ -212,6 +213,26 @@ class Daemon:
         self._render_queued()
         self._feed_watchdog(mono)
         return self._sleep_for(now, mono)
+
+    def _keep_lock(self, mono: float) -> None:
+        """The lock file deleted under the daemon (an `rm` of a lock that looked stale, a wiped
+        state directory) keeps a second daemon or run out no more: take it again at once. If
+        another process took it first, two would write one state: exit now, as a crash does
+        (whoever resumes its runs kills its tasks), rather than write another record."""
+        if not self.lock.lost():
+            return
+        try:
+            self.lock.retake()
+        except GitflowdError as exc:
+            log.critical("%s was deleted while this daemon held it, and another process took it: %s; exiting at once",
+                         self.state.lock_path, exc)
+            os._exit(1)
+        log.warning("%s was deleted while this daemon held it: locked again (never delete it: it keeps a second "
+                    "daemon or run out of the state directory)", self.state.lock_path)
+        if not (self.state.root / registry.REGISTRY_FILE).exists():  # the state directory was wiped
+            self.head = None  # record the DAGs again at once, and the site with what is left
+            self.burst.note(mono)
+            self._render(self.site.render_all)
 
     def _render_queued(self) -> None:
         """A run held back (max_active_runs, --parallelism) is on the site as queued at once,

@@ -4,7 +4,8 @@ Flow: `StateLock(path, role).acquire()` takes `flock(LOCK_EX | LOCK_NB)` on
 STATE/daemon.lock (created if needed, never deleted) and writes `pid=<pid> role=<role>`
 into it for the error message of the next process that tries; `LockHeld` names that
 holder. Only the lock is trusted, never the pid in the file. Closing the descriptor (or
-dying) releases the lock.
+dying) releases the lock. A holder that lives long (the daemon) checks `lost()`: a deleted
+lock file no longer keeps a second process out, so it `retake`s it at once.
 """
 
 from __future__ import annotations
@@ -42,6 +43,26 @@ class StateLock:
         os.pwrite(fd, f"pid={os.getpid()} role={self.role}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def lost(self) -> bool:
+        """True when the lock file was deleted or replaced while held (an `rm` of a lock that
+        looked stale, a wiped state directory): the lock then keeps nobody out any more."""
+        if self._fd < 0:
+            return False
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:  # cannot tell (e.g. a permission change): keep what we have
+            return False
+        held = os.fstat(self._fd)
+        return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+
+    def retake(self) -> StateLock:
+        """After `lost()`: lock the file now at the path (made again if missing); LockHeld
+        when another process took it first."""
+        self.release()
+        return self.acquire()
 
     def release(self) -> None:
         if self._fd >= 0:

@@ -7,7 +7,8 @@ present, `PollingObserver(poll)` when `poll` seconds are given) on
   renames it into place, so a rename onto the ref counts);
 - in a linked work tree (`git worktree add`), the same two in the main repository's git
   dir (`common_dir`), where its branches' refs live;
-- the inbox: a request file renamed into place;
+- the inbox: a request file renamed into place; in the state directory, the inbox itself
+  and the lock file being deleted or moved (the daemon then makes them again);
 - the directory holding the repository, non-recursively: the repository being moved
   away or deleted (inotify follows a moved directory silently, so only its parent sees it).
 Each relevant event calls `wake(kind)` with `GIT` or `INBOX`; the handler does no work
@@ -85,12 +86,13 @@ class Watcher:
     """
 
     def __init__(self, git_dir: Path | None, branch: str | None, inbox: Path | None, wake: Callable[[str], None],
-                 poll: float | None = None, common_dir: Path | None = None):
+                 poll: float | None = None, common_dir: Path | None = None, lock: Path | None = None):
         self.git_dir = Path(git_dir).absolute() if git_dir else None
         # In a linked work tree the branch refs live in the main repository's git dir.
         self.common_dir = Path(common_dir).absolute() if common_dir else self.git_dir
         self.branch = branch
         self.inbox = Path(inbox).absolute() if inbox else None
+        self.lock = Path(lock).absolute() if lock else None
         self.wake = wake
         self.poll = poll
         self._observer: BaseObserver | None = None
@@ -133,8 +135,10 @@ class Watcher:
             self._schedule_git(observer, self.git_dir)
         if self.inbox is not None:
             observer.schedule(_Handler(INBOX, self.inbox_wanted, self.wake), str(self.inbox), recursive=False)
-            # The inbox itself deleted or moved away: its watch dies with it (see renew_inbox).
-            observer.schedule(_Handler(INBOX, lambda path: path == str(self.inbox), self.wake, ("moved", "deleted")),
+            # The inbox itself deleted or moved away: its watch dies with it (see renew_inbox);
+            # the lock file deleted: a second daemon could start (see StateLock.lost).
+            kept = {str(self.inbox), str(self.lock)}
+            observer.schedule(_Handler(INBOX, kept.__contains__, self.wake, ("moved", "deleted")),
                               str(self.inbox.parent), recursive=False)
             self._inbox_inode = _inode(self.inbox)
         observer.daemon = True

@@ -6,9 +6,14 @@ The helpers (DaemonProcess, start, wait_for, toml) are test_daemon.py's.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from gitflowd.lock import StateLock
 from gitflowd.sitecache import SiteCache
 from gitflowd.state import RunStatus
 from tests.conftest import GitRepo
@@ -36,3 +41,46 @@ def test_a_render_that_waits_holds_up_neither_the_start_nor_the_loop(make_repo: 
     index = daemon.site / "index.html"
     wait_for(lambda: index.exists() and 'data-dag="two"' in index.read_text(), what="the site once the lock is free")
     wait_for(lambda: (daemon.site / "dags" / "one" / "runs" / run_id / "index.html").exists(), what="the run's page")
+
+
+def test_a_lock_file_deleted_under_the_daemon_is_taken_again(make_repo: Callable[..., GitRepo], tmp_path: Path,
+                                                             daemons: list[DaemonProcess]) -> None:
+    """`rm daemon.lock` (it looked stale) let a second daemon start on the same state
+    directory beside the first, and made every CLI command run in the foreground beside it."""
+    repo = make_repo({"dags/one.toml": toml("echo one")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    (daemon.state / "daemon.lock").unlink()
+    daemon.wait_log(r"daemon\.lock was deleted while this daemon held it: locked again")
+    second = daemon.cli("daemon", "--repo", str(repo.path), timeout=60)
+    assert second.returncode == 1 and f"is held by pid {daemon.proc.pid} (daemon)" in second.stderr, second.stderr
+    done = daemon.cli("run", "one", "--repo", str(repo.path))
+    assert done.returncode == 0, done.stderr
+    daemon.wait_log(r"request run one from pid \d+: ok manual__")  # handed over, not run beside it
+
+
+def test_a_wiped_state_directory_is_made_again_and_records_the_dags(make_repo: Callable[..., GitRepo], tmp_path: Path,
+                                                                    daemons: list[DaemonProcess]) -> None:
+    repo = make_repo({"dags/one.toml": toml("echo one")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    shutil.rmtree(daemon.state)
+    daemon.wait_log(r"daemon\.lock was deleted while this daemon held it: locked again")
+    daemon.wait_log(r"reloaded \w+ 'initial': 1 DAG\(s\) active; one added", count=2)
+    done = daemon.cli("run", "one", "--repo", str(repo.path))
+    assert done.returncode == 0, done.stderr
+    daemon.wait_log(r"request run one from pid \d+: ok manual__")
+    listed = daemon.cli("status", "one", "--repo", str(repo.path))
+    assert listed.returncode == 0 and done.stdout.split()[0] in listed.stdout, listed.stderr
+
+
+def test_a_daemon_whose_deleted_lock_another_process_took_exits_at_once(make_repo: Callable[..., GitRepo], tmp_path: Path,
+                                                                        daemons: list[DaemonProcess]) -> None:
+    """Two processes must never write one state directory: if another took the lock before
+    the daemon noticed (here: polling, so it notices at its next wake-up), it exits, as a crash."""
+    repo = make_repo({"dags/one.toml": toml("echo one")})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--poll", "3600")
+    (daemon.state / "daemon.lock").unlink()
+    with StateLock(daemon.state / "daemon.lock", "run"):
+        daemon.signal(signal.SIGHUP)  # wakes its loop
+        assert daemon.wait() == 1
+    assert re.search(rf"CRITICAL gitflowd.daemon: {re.escape(str(daemon.state))}/daemon\.lock was deleted while this daemon "
+                     rf"held it, and another process took it: .* is held by pid {os.getpid()} \(run\).*; exiting at once", daemon.log), daemon.log
