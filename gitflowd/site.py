@@ -268,7 +268,7 @@ class Site:
         # a resumed run's time is its latest execution's, as in Airflow after a clear
         duration = ((run.ended or now) - run.last_started).total_seconds() if run.last_started else None
         self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now, logged, self.secrets),
-                   params=sitedata.masked_params(run.params, self.secrets), gantt=gantt, duration=duration,
+                   params=sitedata.masked_params(run, self.secrets), gantt=gantt, duration=duration,
                    refresh=run.state.value in sitedata.ACTIVE_RUN and not run.cleared)
         return logged
 

@@ -12,6 +12,7 @@ log whose secrets are unknown is not shown). URLs are built here too, always rel
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shlex
@@ -252,9 +253,13 @@ def log_withheld(run: RunState, attempt: AttemptState, known: Collection[str]) -
     return attempt.ended is None and not set(run.dag.secrets) <= set(known)
 
 
-def masked_params(params: dict[str, object], secrets: Sequence[str]) -> list[tuple[str, str]]:
-    """A run's params for its page, secrets masked: a param can hold one, as a command can."""
-    return [(key, mask_secrets(str(value), secrets)) for key, value in params.items()]
+def masked_params(run: RunState, secrets: Sequence[str]) -> list[tuple[str, str, bool]]:
+    """The params a run's tasks got (the DAG's defaults under its --param overrides, as the
+    templates see them) as (key, value, overridden), secrets masked: a param can hold one,
+    as a command can. Values other than text are shown as JSON, as --param takes them."""
+    merged = {**run.dag.params, **run.params}
+    return [(key, mask_secrets(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False), secrets),
+             key in run.params) for key, value in merged.items()]
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:

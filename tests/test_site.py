@@ -805,7 +805,7 @@ def test_a_param_holding_a_secret_is_masked_in_the_params_as_in_the_command(make
     assert done.returncode == 1, done.stderr
     Site(state, site, secrets={"TOKEN": "hunter2-secret"}, clock=fixed_clock).render_all()
     page = (next((site / "dags/cmds/runs").iterdir()) / "index.html").read_text()
-    assert "<code>token=***</code>" in page and "with ***" in page
+    assert '<code class="override" title="set by --param">token=***</code>' in page and "with ***" in page
     assert "hunter2-secret" not in page
 
 
@@ -930,3 +930,24 @@ def test_a_dag_outside_utc_shows_its_logical_date_in_its_own_zone_beside_utc(mak
     next_run = re.search(r"<dt>Next run</dt><dd>(.*?)</dd>", (site / "dags/seoul/index.html").read_text()).group(1)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d 15:00:00 · <span class=\"muted local\" title=\"Asia/Seoul\">\S+ 00:00:00 KST</span>", next_run), next_run
     assert "KST" in re.search(r'<tr class="dagrow" data-dag="seoul">.*?</tr>', (site / "index.html").read_text(), re.S).group(0)
+
+
+def test_the_run_page_shows_every_param_the_tasks_got_not_only_the_overrides(make_repo, cli, tmp_path):
+    """The journal keeps a run's --param overrides; the page showed only those, so a run with
+    the defaults showed no params at all, and one with an override hid the others."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/p.toml": '[dag]\nparams = { region = "<b>seoul</b>", days = 3, dry = false, tags = ["a", "b"] }\n\n'
+                                      '[tasks.a]\ncmd = "echo {{ params.region }} {{ params.days }}"\n'})
+    common = ("--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    plain = cli(*common, "run", "p").stdout.splitlines()[0]
+    changed = cli(*common, "run", "p", "--param", "days=5").stdout.splitlines()[0]
+
+    def params(run_id: str) -> list[str]:
+        page = (site / f"dags/p/runs/{run_id}/index.html").read_text()
+        return re.findall(r"<code[^>]*>([^<]*)</code>", re.search(r"<dt>Params</dt><dd>(.*?)</dd>", page).group(1))
+
+    expected = ["region=&lt;b&gt;seoul&lt;/b&gt;", "days=3", "dry=false", 'tags=[&#34;a&#34;, &#34;b&#34;]']
+    assert params(plain) == expected
+    assert params(changed) == [p.replace("days=3", "days=5") for p in expected]
+    page = (site / f"dags/p/runs/{changed}/index.html").read_text()
+    assert re.search(r'<code class="override" title="set by --param">days=5</code>', page)
