@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -351,6 +352,29 @@ def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path:
     _one_line_error(cli("logs", "pipe", run_id, "nope", cwd=repo.path), "unknown task 'nope'")
     assert journal.read_bytes() == before
     assert [p.name for p in journal.parent.iterdir()] == [journal.name]
+
+
+def test_resume_of_a_run_whose_commit_left_the_repository(make_repo, cli) -> None:
+    """A force-push and gc took the run's commit: resume failed with 'unknown revision <sha>'
+    even though the run's checkout was still there; without the checkout, it says what to do."""
+    repo = make_repo({"dags/g.toml": '[tasks.a]\ncmd = "test -f $GITFLOWD_WORKSPACE/ok || { touch $GITFLOWD_WORKSPACE/ok; exit 1; }"\n'})
+    first = cli("run", "g", "--no-render", cwd=repo.path)
+    run_id = first.stdout.splitlines()[0]
+    old = repo.head()
+    for args in (["commit", "-q", "--amend", "-m", "rewritten"], ["reflog", "expire", "--expire=now", "--all"],
+                 ["gc", "-q", "--prune=now"]):
+        subprocess.run(["git", *args], cwd=repo.path, check=True, env={**os.environ, **GIT_ENV})
+    assert subprocess.run(["git", "cat-file", "-e", old], cwd=repo.path).returncode != 0  # gone
+    done = cli("resume", "g", run_id, "--no-render", cwd=repo.path)
+    assert done.returncode == 0, done.stderr
+    (status,) = _status(cli, repo, "g", run_id)
+    assert status["state"] == "success" and status["commit"] == old
+    checkout = repo.path / ".gitflowd" / "state" / "checkouts" / old
+    subprocess.run(["chmod", "-R", "u+w", str(checkout)], check=True)
+    shutil.rmtree(checkout)
+    cli("clear", "g", run_id, "--task", "a", cwd=repo.path)
+    _one_line_error(cli("resume", "g", run_id, "--no-render", cwd=repo.path),
+                    f"commit {old[:8]} of run '{run_id}' is no longer in", "--rev HEAD")
 
 
 def test_a_run_dated_before_the_dags_start_date_is_refused(make_repo, cli) -> None:

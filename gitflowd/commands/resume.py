@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, execute, record_if_head, site_listeners
+from gitflowd.errors import RepoError, RunError
 from gitflowd.lock import StateLock
 from gitflowd.secrets import resolve_path, secrets_for
 from gitflowd.state import StateDir
 
 if TYPE_CHECKING:
     from gitflowd.dag import Dag
+    from gitflowd.repo import Repo
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             target: Dag = dag or current.dag
             commands = render_commands(dataclasses.replace(current, commit=sha, dag=target), target)
             secrets = secrets_for(target, resolve_path(args.secrets_file))
-            checkout = repo.checkout(sha, state.checkouts)
+            checkout = _checkout(repo, state, sha, current.run_id) if not args.rev else repo.checkout(sha, state.checkouts)
         except BaseException:
             writer.close()
             raise
@@ -67,3 +70,20 @@ def run(args: argparse.Namespace) -> int:
         print(current.run_id, flush=True)
         return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
                        listeners=site_listeners(args, where.state, where.site, secrets))
+
+
+def _checkout(repo: Repo, state: StateDir, sha: str, run_id: str) -> Path:
+    """The tree of the run's own commit. One that exists needs no Git: the commit may have
+    left the repository since (a force-push, then gc), and the run can still resume there."""
+    existing = state.checkouts / sha
+    if existing.is_dir():
+        return existing
+    try:
+        repo.resolve(sha)
+    except RepoError:
+        if not repo.git_dir.is_dir():
+            raise
+        raise RunError(f"commit {sha[:8]} of run {run_id!r} is no longer in {repo.path} (history rewritten by a "
+                       "force-push?) and its checkout is gone: resume the run at another commit with --rev, "
+                       "e.g. --rev HEAD") from None
+    return repo.checkout(sha, state.checkouts)
