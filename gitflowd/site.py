@@ -7,9 +7,10 @@ Flow: `Site(state, site)`
                           a RunRow and its task cells cached in SITE/.cache -> every grid page
                           -> the DAG page -> index.html + status.json
   render_run(dag, run)    that run's pages -> upsert its row (bisect) -> only the grid pages
-                          it changes -> its DAG page -> index.html + status.json: the cost of
-                          one DAG page, not of the history
-  render_dags(ids)        after a reload without runs: those DAG pages and the index
+                          it changes -> its DAG page (and those of DAGs whose registry entry
+                          changed since their page: a foreground `run` records the head too)
+                          -> index.html + status.json: the cost of one DAG page, not of the history
+  render_dags(ids)        after a reload without runs: those DAG pages (and stale ones) and the index
 `SiteListener` (site_listener.py) feeds render_run from engine events, debounced. A page is written before
 any page that links to it, and an existing page is replaced atomically (temporary file,
 rename), so a browser or web server never reads half a page. Pages use relative links
@@ -36,7 +37,7 @@ from gitflowd import journal, sitedata, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError, RunNotFound, SiteError, UsageError
-from gitflowd.registry import ChangeKind, CommitRef, Registry, Reload, dag_history, read_registry
+from gitflowd.registry import ChangeKind, CommitRef, DagEntry, Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
 from gitflowd.secrets import SecretsFile
 from gitflowd.sitecache import CacheMissing, SiteCache, upsert
@@ -170,6 +171,8 @@ class Site:
             for page in sorted(pages, reverse=True):  # page k links to k + 1
                 self._write_grid_page(info, rows, page)
             index[dag_id] = self._write_dag_page(info, rows)
+            # a foreground `run` records the head as the daemon does: DAGs that reload changed
+            self._write_dag_pages(registry, index, _stale(registry, index) - {dag_id})
             self._write_index(registry, index)
 
     def _place_run(self, run: RunState) -> tuple[list[RunRow], set[int]]:
@@ -195,18 +198,21 @@ class Site:
                 self._render_all()
                 return
             registry = read_registry(self.state.root)
-            for dag_id in sorted(set(dag_ids) | (set(registry.dags) - set(index))):
-                pages: Iterable[int] = ()
-                try:
-                    rows = self.cache.rows(dag_id)
-                except CacheMissing:  # never rendered here: its runs (usually none) with it
-                    rows = self._render_runs_of(dag_id)
-                    pages = range(sitedata.page_count(rows), 0, -1)
-                info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
-                for page in pages:
-                    self._write_grid_page(info, rows, page)
-                index[dag_id] = self._write_dag_page(info, rows)
+            self._write_dag_pages(registry, index, set(dag_ids) | _stale(registry, index))
             self._write_index(registry, index)
+
+    def _write_dag_pages(self, registry: Registry, index: dict[str, dict[str, Any]], dag_ids: Iterable[str]) -> None:
+        for dag_id in sorted(dag_ids):
+            pages: Iterable[int] = ()
+            try:
+                rows = self.cache.rows(dag_id)
+            except CacheMissing:  # never rendered here: its runs (usually none) with it
+                rows = self._render_runs_of(dag_id)
+                pages = range(sitedata.page_count(rows), 0, -1)
+            info = self._info(dag_id, registry, self._snapshot(dag_id, rows, None))
+            for page in pages:
+                self._write_grid_page(info, rows, page)
+            index[dag_id] = self._write_dag_page(info, rows)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -318,7 +324,8 @@ class Site:
                    latest_run=rows[-1] if rows else None, history=history, removed_by=_removed_by(history),
                    next_run=self._next_run(info), refresh=running > 0)
         return {"recent": [r.to_json() for r in sitedata.newest(rows, sitedata.RECENT)], "total": len(rows),
-                "running": running, "snapshot": info.dag.to_dict() if info.dag and not info.entry else None}
+                "running": running, "snapshot": info.dag.to_dict() if info.dag and not info.entry else None,
+                "shown": _shown(info.entry)}
 
     def _grid(self, info: DagInfo, columns: list[RunRow]) -> dict[str, Any]:
         cells = [self.cache.cells(info.id, r.run_id) for r in columns]
@@ -397,6 +404,19 @@ class Site:
             except GitflowdError:
                 return None
         return None
+
+
+def _shown(entry: DagEntry | None) -> list[Any] | None:
+    """What a DAG page shows of its registry entry that a reload can change (its version, file,
+    retirement, errors): a page whose entry differs from this is stale."""
+    if entry is None:
+        return None
+    return [entry.blob, entry.path, entry.since.sha, entry.retired, [str(p) for p in entry.errors]]
+
+
+def _stale(registry: Registry, index: dict[str, dict[str, Any]]) -> set[str]:
+    """DAGs whose page predates their registry entry (new ones included)."""
+    return {d for d, entry in registry.dags.items() if (index.get(d) or {}).get("shown") != _shown(entry)}
 
 
 def _newer(target: Path, source: Path) -> bool:

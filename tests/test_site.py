@@ -951,3 +951,22 @@ def test_the_run_page_shows_every_param_the_tasks_got_not_only_the_overrides(mak
     assert params(changed) == [p.replace("days=3", "days=5") for p in expected]
     page = (site / f"dags/p/runs/{changed}/index.html").read_text()
     assert re.search(r'<code class="override" title="set by --param">days=5</code>', page)
+
+
+def test_a_foreground_run_refreshes_the_pages_of_other_dags_its_reload_changed(make_repo, cli, tmp_path):
+    """`run` records the head in the registry, as the daemon does, but re-rendered only its
+    own DAG: after a commit that deleted b and broke c, `run a` left b's page without
+    'retired' and c's without its error, while the index said both."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    task = '[tasks.t]\ncmd = "echo t"\n'
+    repo = make_repo({"dags/a.toml": task, "dags/b.toml": task, "dags/c.toml": task})
+    common = ("--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    for dag in ("a", "b", "c"):
+        assert cli(*common, "run", dag).returncode == 0
+    repo.commit({"dags/c.toml": "[tasks.t\n"}, remove=("dags/b.toml",), message="drop b, break c")
+    assert cli(*common, "run", "a").returncode == 0
+    assert "Retired" in (site / "dags/b/index.html").read_text()
+    assert "invalid TOML" in (site / "dags/c/index.html").read_text()
+    untouched = {p: p.stat().st_mtime_ns for p in (site / "dags/b/index.html", site / "dags/c/index.html")}
+    assert cli(*common, "run", "a").returncode == 0  # nothing changed for b and c since: not rewritten
+    assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
