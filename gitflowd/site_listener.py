@@ -28,6 +28,13 @@ def listener_for(state_root: Path, site_root: Path, secrets: Mapping[str, str]) 
     return SiteListener(Site(state_root, site_root, secrets=secrets))
 
 
+def render_once(state_root: Path, site_root: Path, dag_id: str, run_id: str) -> None:
+    """For a command that changes a run's journal without running it (`clear`, `stop`): its
+    pages once, and a site that cannot be written is a warning, never the command's failure."""
+    site = Site(state_root, site_root)
+    SiteListener(site).guard(lambda: site.render_run(dag_id, run_id), f"rendering run {run_id} of {dag_id}")
+
+
 class SiteListener:
     """Engine listener: re-renders a run at most every `interval` seconds, and at its end.
 

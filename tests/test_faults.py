@@ -79,7 +79,7 @@ def _faulty(repo: Path, state: Path, out: Path, fault: tuple[str, int, str, str]
         assert _cli(state, out, repo, "run", "d", "--no-render").returncode == 1  # b fails, d upstream_failed
         Path(f"{out}.broken").unlink()
         run_id = next((state / "runs" / "d").glob("*.jsonl")).stem
-        args = ["resume", "d", run_id] if command == "resume" else ["clear", "d", run_id, "--task", "a"]
+        args = ["resume", "d", run_id] if command == "resume" else ["clear", "d", run_id, "--task", "a", "--no-render"]
     return subprocess.run([sys.executable, "-c", WRAPPER, call, str(nth), mode, code, str(state),
                            "--repo", str(repo), "--state", str(state), "--site", str(state / "site"), *args],
                           env=_env(out), capture_output=True, text=True, timeout=120)

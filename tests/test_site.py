@@ -970,3 +970,43 @@ def test_a_foreground_run_refreshes_the_pages_of_other_dags_its_reload_changed(m
     untouched = {p: p.stat().st_mtime_ns for p in (site / "dags/b/index.html", site / "dags/c/index.html")}
     assert cli(*common, "run", "a").returncode == 0  # nothing changed for b and c since: not rewritten
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
+
+
+def test_clear_and_stop_in_the_foreground_update_the_site_as_run_and_resume_do(make_repo, cli, tmp_path):
+    """`clear` and a `stop` of a run whose runner died changed the journal but not the site:
+    the cleared run still read 'success' and the stopped one 'running' (refreshing every 5 s)
+    until something else rendered."""
+    import os
+    import signal
+    import sys
+
+    from conftest import GIT_ENV
+
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/c.toml": '[tasks.a]\ncmd = "echo a"\n\n[tasks.b]\ncmd = "echo b"\ndeps = ["a"]\n',
+                      "dags/s.toml": '[tasks.wait]\ncmd = "echo waiting; sleep 300"\n'})
+    common = ("--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    run_id = cli(*common, "run", "c").stdout.splitlines()[0]
+    assert cli(*common, "clear", "c", run_id, "--task", "b").returncode == 0
+    page = (site / f"dags/c/runs/{run_id}/index.html").read_text()
+    assert re.search(r'<h1 data-run="[^"]+" data-state="queued">', page) and 'data-waiting="cleared"' in page
+
+    runner = subprocess.Popen([sys.executable, "-m", "gitflowd", *common, "run", "s"], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, **GIT_ENV})
+    try:
+        stopped = runner.stdout.readline().strip()
+        run_page = site / f"dags/s/runs/{stopped}/index.html"
+        deadline = time.monotonic() + 60
+        while not (run_page.is_file() and 'data-task="wait" data-state="running"' in run_page.read_text()):
+            assert time.monotonic() < deadline, "the run page never showed the running task"
+            time.sleep(0.05)
+        runner.send_signal(signal.SIGKILL)  # the runner dies; its task lives on as an orphan
+        runner.wait(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    done = cli(*common, "stop", "s", stopped)
+    assert done.returncode == 0, done.stderr  # kills the orphan
+    page = run_page.read_text()
+    assert re.search(r'<h1 data-run="[^"]+" data-state="interrupted">', page) and 'http-equiv="refresh"' not in page

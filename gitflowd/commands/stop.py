@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    state = StateDir(settings.resolve(args.repo, args.state, args.site).state)
+    where = settings.resolve(args.repo, args.state, args.site)
+    state = StateDir(where.state)
     current = state.load_run(args.dag, args.run_id)  # unknown DAG or run: one line, before any hand-over
     if daemon_holder(state):
         code = hand_over(state, "stop", {"dag": current.dag_id, "run_id": current.run_id}, wait=False)
@@ -45,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if is_locked(state.lock_path):
         raise RunError(f"run {current.run_id!r} is in a state directory used by pid {holder(state.lock_path) or '?'} "
                        "(a gitflowd run, resume or backfill in the foreground): stop that process, e.g. Ctrl-C in its terminal")
-    return _report(_stop_here(state, current.dag_id, current.run_id, args.secrets_file))
+    stopped = _stop_here(state, current.dag_id, current.run_id, args.secrets_file)
+    from gitflowd.site_listener import render_once
+    render_once(where.state, where.site, stopped.dag_id, stopped.run_id)  # no runner is left to render it
+    return _report(stopped)
 
 
 def _stop_here(state: StateDir, dag_id: str, run_id: str, secrets_flag: str | None) -> RunState:
