@@ -354,6 +354,23 @@ def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path:
     assert [p.name for p in journal.parent.iterdir()] == [journal.name]
 
 
+def test_run_says_when_the_dag_file_has_uncommitted_changes(make_repo, cli) -> None:
+    """Edit, run, see the old command run: runs use committed files only, and said nothing."""
+    repo = make_repo({"dags/e.toml": '[tasks.a]\ncmd = "echo old"\n'})
+    first = repo.head()
+    repo.commit({"dags/e.toml": '[tasks.a]\ncmd = "echo committed"\n'})
+    clean = cli("run", "e", "--no-render", cwd=repo.path)
+    assert clean.returncode == 0 and clean.stderr == ""
+    repo.write({"dags/e.toml": '[tasks.a]\ncmd = "echo edited"\n'})
+    edited = cli("run", "e", "--no-render", cwd=repo.path)
+    assert edited.returncode == 0 and edited.stderr == (
+        f"gitflowd: note: dags/e.toml has changes that are not committed; this run uses its version at {repo.head()[:8]} "
+        "(commit them to run them)\n")
+    assert cli("logs", "e", edited.stdout.splitlines()[0], "a", cwd=repo.path).stdout == "committed\n"
+    older = cli("run", "e", "--rev", first, "--no-render", cwd=repo.path)  # another commit: no note
+    assert older.returncode == 0 and older.stderr == ""
+
+
 def test_resume_of_a_run_whose_commit_left_the_repository(make_repo, cli) -> None:
     """A force-push and gc took the run's commit: resume failed with 'unknown revision <sha>'
     even though the run's checkout was still there; without the checkout, it says what to do."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
 from gitflowd.commands.handoff import daemon_holder, hand_over
-from gitflowd.commands.run import add_execution_options, execute, record_if_head, site_listeners
+from gitflowd.commands.run import add_execution_options, execute, note_uncommitted, record_if_head, site_listeners
 from gitflowd.errors import RepoError, RunError
 from gitflowd.lock import StateLock
 from gitflowd.secrets import resolve_path, secrets_for
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 sha = repo.resolve(args.rev)
                 snapshot = repo.load(sha)
                 dag, commit_info = find_dag(snapshot, current.dag_id, args.rev), snapshot.commit.for_run()
+                note_uncommitted(repo, snapshot, current.dag_id)
                 record_if_head(repo, where.state, snapshot)  # fix forward: the site shows the fix
             record = plan_resume(current, dag, sha, commit_info)
             target: Dag = dag or current.dag

@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         sha = repo.resolve(args.rev)
         snapshot = repo.load(sha)
         dag = find_dag(snapshot, args.dag, args.rev)
+        note_uncommitted(repo, snapshot, dag.id)
         logical = parse_logical_date(args.date, dag)
         params = parse_params(args.param, dag)
         secrets = secrets_for(dag, resolve_path(args.secrets_file))
@@ -111,6 +112,24 @@ def run(args: argparse.Namespace) -> int:
             print(new.run_id, flush=True)
             return execute(new, writer, state, checkout, args.parallelism, secrets, commands,
                            listeners=site_listeners(args, where.state, where.site, secrets))
+
+
+def note_uncommitted(repo: Repo, snapshot: Snapshot, dag_id: str) -> None:
+    """Runs use committed files only (DESIGN.md), so a DAG file edited and run at once ran
+    its old version without a word: say so on stderr when the run is at the work tree's
+    HEAD and the file on disk differs from it."""
+    loaded = snapshot.dags.get(dag_id)
+    if repo.bare or loaded is None or snapshot.commit is None:
+        return
+    try:
+        if snapshot.commit.sha != repo.resolve("HEAD"):
+            return
+        text = (repo.path / loaded.path).read_text(encoding="utf-8")
+    except (GitflowdError, OSError, UnicodeDecodeError):
+        return
+    if text != loaded.source:
+        print(f"gitflowd: note: {loaded.path} has changes that are not committed; this run uses its version at "
+              f"{snapshot.commit.sha[:8]} (commit them to run them)", file=sys.stderr)
 
 
 def record_if_head(repo: Repo, state: Path, snapshot: Snapshot) -> None:
