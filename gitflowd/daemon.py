@@ -100,6 +100,7 @@ class Daemon:
         self.pool = RunPool(self.launcher.execute, self._max_active_runs, lambda: self.waker.wake(RUN_END))
         self.requests = Requests(options.state, self.launcher, self.pool, lambda: self.dags)
         self.stop_requested = self.reload_requested = False
+        self.stop_signals = 0  # a second SIGTERM/SIGINT (Ctrl-C twice) ends the grace period at once
         self.stopping_since: float | None = None
         self.interrupted = False
         self._interrupted_runs: list[tuple[str, str]] = []
@@ -179,6 +180,7 @@ class Daemon:
 
     def _on_stop_signal(self, signum: int, _frame: object) -> None:
         self.stop_requested = True  # the wakeup fd has woken the loop already
+        self.stop_signals += 1
 
     def _on_hup(self, signum: int, _frame: object) -> None:
         self.reload_requested = True
@@ -440,8 +442,8 @@ class Daemon:
         self.stopping_since = time.monotonic()
         dropped = self.pool.stop()
         running = len(self.pool.running)
-        log.info("stopping: %d run(s) get %gs to finish their running tasks; %d queued run(s) wait for the next start",
-                 running, self.options.grace, len(dropped))
+        log.info("stopping: %d run(s) get %gs to finish their running tasks (stop again, e.g. Ctrl-C, to end them now); "
+                 "%d queued run(s) wait for the next start", running, self.options.grace, len(dropped))
         self.notifier.stopping(f"stopping: waiting up to {self.options.grace:g}s for {running} run(s)")
 
     def _grace_end(self) -> float | None:
@@ -450,11 +452,18 @@ class Daemon:
         return self.stopping_since + self.options.grace
 
     def _check_grace(self, mono: float) -> None:
+        """At the end of the grace period, or at a second stop signal: interrupt the runs."""
         end = self._grace_end()
-        if end is not None and mono >= end and self.pool.running:
+        if end is None or not self.pool.running:
+            return
+        if mono >= end:
             log.warning("grace period over: interrupting %d run(s)", len(self.pool.running))
-            self.interrupted = True
-            self.pool.interrupt()
+        elif self.stop_signals > 1:
+            log.warning("asked again to stop: interrupting %d run(s) now", len(self.pool.running))
+        else:
+            return
+        self.interrupted = True
+        self.pool.interrupt()
 
     def _remember_interrupted(self) -> None:
         if self._interrupted_runs:

@@ -84,3 +84,24 @@ def test_a_daemon_whose_deleted_lock_another_process_took_exits_at_once(make_rep
         assert daemon.wait() == 1
     assert re.search(rf"CRITICAL gitflowd.daemon: {re.escape(str(daemon.state))}/daemon\.lock was deleted while this daemon "
                      rf"held it, and another process took it: .* is held by pid {os.getpid()} \(run\).*; exiting at once", daemon.log), daemon.log
+
+
+def test_a_second_stop_signal_ends_the_grace_period_at_once(make_repo: Callable[..., GitRepo], tmp_path: Path,
+                                                            daemons: list[DaemonProcess]) -> None:
+    """Ctrl-C on a daemon in a terminal said 'stopping: 1 run(s) get 600s' and ignored every
+    further Ctrl-C until then; the only way out was kill -9 (orphaned tasks). A second
+    SIGINT or SIGTERM ends the grace now, as a second Ctrl-C does in the foreground: the
+    tasks are ended, recorded interrupted and resumed at the next start."""
+    repo = make_repo({"dags/long.toml": toml("sleep 1000")})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--grace", "600")
+    done = daemon.cli("run", "long", "--repo", str(repo.path), "--no-wait")
+    run_id = done.stdout.split()[0]
+    wait_for(lambda: journal_of(daemon.state, "long", run_id).state is RunStatus.RUNNING, what="the run to start")
+    daemon.signal(signal.SIGINT)
+    daemon.wait_log(r"stopping: 1 run\(s\) get 600s to finish their running tasks \(stop again, e\.g\. Ctrl-C, to end them now\)")
+    daemon.signal(signal.SIGINT)
+    assert daemon.wait() == 0
+    assert "asked again to stop: interrupting 1 run(s) now" in daemon.log
+    assert journal_of(daemon.state, "long", run_id).state is RunStatus.INTERRUPTED
+    again = start(daemons, repo.path, tmp_path / "home", "--grace", "0")
+    again.wait_log(rf"resuming run {run_id} of DAG long")

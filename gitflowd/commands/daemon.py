@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--once", action="store_true", help="reload, run everything due, wait for it, exit")
     parser.add_argument("--poll", type=seconds, metavar="SECONDS", help="poll the repository every SECONDS instead of using inotify")
     parser.add_argument("--grace", type=seconds, default=60.0, metavar="SECONDS",
-                        help="on SIGTERM, how long running tasks may finish before they are ended (default 60)")
+                        help="on SIGTERM, how long running tasks may finish before they are ended (default 60; "
+                        "a second SIGTERM or Ctrl-C ends them at once)")
     parser.add_argument("--secrets-file", metavar="FILE", help="KEY=VALUE secrets, mode 600 (env GITFLOWD_SECRETS_FILE)")
     parser.set_defaults(func=run)
 
