@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gitflowd.executors.local import find_run_processes
+from gitflowd.executors.local import find_run_processes, kill_process_groups
 from tests.conftest import GIT_ENV, GitRepo
 from tests.test_daemon import daemons  # noqa: F401 - a fixture
 
@@ -604,12 +604,14 @@ def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(mak
     proc = _start_run(repo, "m", "--secrets-file", str(secrets))
     run_id = proc.stdout.readline().strip()
     try:
-        _wait_for(printed.exists)
+        # Its task_started too: on a loaded machine the task could print before the runner
+        # wrote it, and a runner killed then left an attempt nobody recorded (and the test
+        # failed, leaving the orphan running).
+        _wait_for(lambda: printed.exists() and _task_pgids(_journal(repo, run_id, "m")))
     finally:
         proc.kill()
         proc.wait(60)
-        for pgid in _task_pgids(_journal(repo, run_id, "m")):  # the orphaned task
-            os.killpg(pgid, signal.SIGKILL)
+        kill_process_groups(find_run_processes("m", run_id), grace=0)  # the orphaned task, found as resume would
     site = repo.path / ".gitflowd" / "site"
     page = site / "dags" / "m" / "runs" / run_id / "leak.1.html"
     log_file = repo.path / ".gitflowd" / "state" / "logs" / "m" / run_id / "leak.1.log"
