@@ -101,6 +101,7 @@ class Daemon:
         self.requests = Requests(options.state, self.launcher, self.pool, lambda: self.dags)
         self.stop_requested = self.reload_requested = False
         self.stop_signals = 0  # a second SIGTERM/SIGINT (Ctrl-C twice) ends the grace period at once
+        self.stop_signum = 0  # the first of them: `once` then exits 128+N, as run and backfill do
         self.stopping_since: float | None = None
         self.interrupted = False
         self._interrupted_runs: list[tuple[str, str]] = []
@@ -132,6 +133,9 @@ class Daemon:
             self.notifier.stopping("stopped")
             self.close()
         log.info("daemon stopped")
+        if self.options.once and self.stop_signum:  # cut short (a cron job's timeout): not "all succeeded"
+            log.warning("stopped by %s before every due run ended", signal.Signals(self.stop_signum).name)
+            return 128 + self.stop_signum
         if self.options.once and self.unsuccessful:
             log.warning("%d run(s) did not succeed", self.unsuccessful)
             return 1  # for cron: a failed run is worth a non-zero exit
@@ -181,6 +185,7 @@ class Daemon:
     def _on_stop_signal(self, signum: int, _frame: object) -> None:
         self.stop_requested = True  # the wakeup fd has woken the loop already
         self.stop_signals += 1
+        self.stop_signum = self.stop_signum or signum
 
     def _on_hup(self, signum: int, _frame: object) -> None:
         self.reload_requested = True

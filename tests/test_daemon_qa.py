@@ -11,11 +11,12 @@ import re
 import shutil
 import signal
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from gitflowd.lock import StateLock
 from gitflowd.sitecache import SiteCache
-from gitflowd.state import RunStatus
+from gitflowd.state import RunStatus, StateDir
 from tests.conftest import GitRepo
 from tests.test_daemon import DaemonProcess, daemons, journal_of, start, toml, wait_for  # noqa: F401 (a fixture)
 
@@ -105,3 +106,16 @@ def test_a_second_stop_signal_ends_the_grace_period_at_once(make_repo: Callable[
     assert journal_of(daemon.state, "long", run_id).state is RunStatus.INTERRUPTED
     again = start(daemons, repo.path, tmp_path / "home", "--grace", "0")
     again.wait_log(rf"resuming run {run_id} of DAG long")
+
+
+def test_once_cut_short_by_a_signal_does_not_exit_0(make_repo: Callable[..., GitRepo], tmp_path: Path,
+                                                    daemons: list[DaemonProcess]) -> None:
+    """`timeout 10m gitflowd daemon --once` from cron: a SIGTERM interrupted the catch-up
+    (runs interrupted, others never started) and the daemon exited 0, as if all had succeeded."""
+    start_date = (datetime.now(timezone.utc) - timedelta(days=3)).date().isoformat()
+    repo = make_repo({"dags/d.toml": toml("sleep 1000", schedule="@daily", extra=f"start_date = {start_date}\ncatchup = true")})
+    daemon = start(daemons, repo.path, tmp_path / "home", "--once", "--grace", "0")
+    wait_for(lambda: any(r.state is RunStatus.RUNNING for r in StateDir(daemon.state).runs("d")), what="a run to start")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 128 + signal.SIGTERM
+    assert "WARNING gitflowd.daemon: stopped by SIGTERM before every due run ended" in daemon.log
