@@ -224,8 +224,8 @@ class Engine:
 
     def _stop(self) -> None:
         if not self._stopping:
-            log.warning("run %s: stopping (%s), terminating %d task(s)", self.run.run_id,
-                        self._stop_why, len(self._running))
+            log.warning("run %s: stopping (%s), terminating %d task(s)%s", self.run.run_id, self._stop_why,
+                        len(self._running), " with SIGTERM (stop again to SIGKILL them now)" if self._running else "")
             self._stopping = True
             self._ready.clear()
             self._retries.clear()

@@ -482,6 +482,7 @@ def test_a_signal_interrupts_the_run_and_resume_finishes_it(make_repo, cli, tmp_
     _one_line_error(busy, "daemon.lock is held by pid", str(proc.pid), "to run several at once, start `gitflowd daemon`")
     proc.send_signal(sig)
     assert proc.wait(60) == code
+    assert "terminating 1 task(s) with SIGTERM (stop again to SIGKILL them now)" in proc.stderr.read()
     (status,) = _status(cli, repo, "slow", run_id)
     assert status["state"] == "interrupted" and status["tasks"]["wait"]["state"] == "interrupted"
     assert status["tasks"]["next"]["state"] == "pending"
