@@ -400,9 +400,23 @@ def _no_nul(text: str, where: str = "") -> str:
 
 
 def _call(value: Any) -> str:
-    if not isinstance(value, str) or not _CALL.fullmatch(value):
-        raise BadValue(f" must be \"module:function\" (e.g. \"jobs.report:main\"), got {show(value)}")
+    # A module ending in `.py` is a file name (`report.py:main` would import report, then look
+    # for a submodule `py` in it), not a package `py`.
+    if not isinstance(value, str) or not _CALL.fullmatch(value) or value.partition(":")[0].endswith(".py"):
+        raise BadValue(f" must be \"module:function\" (e.g. \"jobs.report:main\"), got {show(value)}{_call_hint(value)}")
     return value
+
+
+def _call_hint(value: Any) -> str:
+    """A file path where a module name goes (`scripts/report.py:build`): the name it means."""
+    if not isinstance(value, str) or ":" not in value:
+        return ""
+    module, _, function = value.rpartition(":")
+    if "/" not in module and not module.endswith(".py"):
+        return ""
+    dotted = module.removeprefix("./").removesuffix(".py").replace("/", ".")
+    fixed = f"{dotted}:{function}"
+    return f" (a module is named with dots, not as a file: {show(fixed)})" if _CALL.fullmatch(fixed) else ""
 
 
 def _deps(value: Any) -> tuple[str, ...]:
