@@ -36,6 +36,7 @@ from markupsafe import Markup
 from gitflowd import journal, sitedata, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
+from gitflowd.lock import is_locked
 from gitflowd.errors import GitflowdError, RunNotFound, SiteError, UsageError
 from gitflowd.registry import ChangeKind, CommitRef, DagEntry, Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
@@ -137,6 +138,7 @@ class Site:
         self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
         self._next_runs: dict[str, tuple[object, datetime, datetime]] = {}  # dag id -> (version, asked at, next tick)
         self.skipped: list[str] = []  # the journals the last render_all could not read (its errors)
+        self._runner_gone = False  # no process holds the state lock: a run left active is nobody's
 
     def _use_secrets(self, secrets: Mapping[str, str]) -> None:
         self.secrets = tuple(v for v in secrets.values() if v)
@@ -217,8 +219,10 @@ class Site:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """An OSError while writing the site is one line naming the file, not a traceback.
-        Every render starts here: the secrets file is looked at first."""
+        Every render starts here: the secrets file is looked at first, and whether any process
+        (daemon, foreground run) holds the state: without one, nothing runs what looks active."""
         self._refresh_secrets()
+        self._runner_gone = not is_locked(self.state.lock_path)
         try:
             yield
         except OSError as exc:
@@ -272,10 +276,11 @@ class Site:
         marks = [(r["ts"], f"resume {n}") for n, r in enumerate(run.resumes, 1) if r.get("ts")]
         gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now, marks)
         # a resumed run's time is its latest execution's, as in Airflow after a clear
+        active = run.state.value in sitedata.ACTIVE_RUN and not run.cleared
         duration = ((run.ended or now) - run.last_started).total_seconds() if run.last_started else None
         self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now, logged, self.secrets),
                    params=sitedata.masked_params(run, self.secrets), gantt=gantt, duration=duration,
-                   refresh=run.state.value in sitedata.ACTIVE_RUN and not run.cleared)
+                   refresh=active and not self._runner_gone, runner_gone=active and self._runner_gone)
         return logged
 
     def _write_logs(self, run: RunState) -> sitedata.Logged:
@@ -300,7 +305,8 @@ class Site:
             sitedata.copy_masked(source, self.root / raw_url, self.secrets)
         self._page(sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number), "log.html",
                    run=run, task=task, attempt=attempt, text=text, raw_ready=raw_ready, logged=logged,
-                   command=sitedata.command_of(run.dag, task_id, attempt, self.secrets), refresh=attempt.ended is None)
+                   command=sitedata.command_of(run.dag, task_id, attempt, self.secrets),
+                   refresh=attempt.ended is None and not self._runner_gone)
 
     # -- DAG pages --------------------------------------------------------------------
 
@@ -310,14 +316,14 @@ class Site:
         columns = sitedata.page_rows(rows, page)
         self._page(sitedata.grid_url(info.id, page), "grid_page.html", info=info, page=page,
                    pages=sitedata.page_count(rows), grid=self._grid(info, columns),
-                   refresh=any(r.active for r in columns))
+                   refresh=any(map(self._live, columns)))
 
     def _write_dag_page(self, info: DagInfo, rows: list[RunRow]) -> dict[str, Any]:
         """Writes the DAG page; returns the DAG's index entry (cached for the index)."""
         window = sitedata.newest(rows)
         latest = self.cache.cells(info.id, rows[-1].run_id) if rows else {}
         layout = svg.graph_layout(info.dag) if info.dag and info.dag.tasks else None
-        running = sum(r.active for r in rows[-sitedata.PAGE_SIZE * 4:])
+        running = sum(map(self._live, rows[-sitedata.PAGE_SIZE * 4:]))
         history = self._dag_history(info.id)
         self._page(sitedata.dag_url(info.id), "dag.html", info=info, grid=self._grid(info, window),
                    pages=sitedata.page_count(rows), total=len(rows), layout=layout, latest=latest,
@@ -326,6 +332,9 @@ class Site:
         return {"recent": [r.to_json() for r in sitedata.newest(rows, sitedata.RECENT)], "total": len(rows),
                 "running": running, "snapshot": info.dag.to_dict() if info.dag and not info.entry else None,
                 "shown": _shown(info.entry)}
+
+    def _live(self, row: RunRow) -> bool:
+        return row.active and not self._runner_gone
 
     def _grid(self, info: DagInfo, columns: list[RunRow]) -> dict[str, Any]:
         cells = [self.cache.cells(info.id, r.run_id) for r in columns]

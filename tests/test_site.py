@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from gitflowd import journal
+from gitflowd.lock import StateLock
 from gitflowd.registry import record_snapshot
 from gitflowd.repo import Repo
 from gitflowd.site import Site, templates_dir
@@ -190,10 +191,12 @@ def test_running_pages_refresh_and_settled_pages_do_not(tmp_path):
     state, site = tmp_path / "state", tmp_path / "site"
     dag = make_dag("umbrella", UMBRELLA)
     write_run(state, dag, "manual__20260110T000000Z", T0, {"fetch_sales": ["success"], "fetch_weather": ["running"]}, finish=None)
-    Site(state, site, clock=fixed_clock).render_all()
+    with StateLock(StateDir(state).lock_path, "run"):  # as its runner renders it
+        Site(state, site, clock=fixed_clock).render_all()
     run_dir = site / "dags/umbrella/runs/manual__20260110T000000Z"
     for page in (site / "index.html", site / "dags/umbrella/index.html", run_dir / "index.html", run_dir / "fetch_weather.1.html"):
         assert 'http-equiv="refresh"' in page.read_text(), page
+        assert 'data-waiting="runner-gone"' not in page.read_text()
     assert 'http-equiv="refresh"' not in (run_dir / "fetch_sales.1.html").read_text()
 
 
@@ -1010,3 +1013,42 @@ def test_clear_and_stop_in_the_foreground_update_the_site_as_run_and_resume_do(m
     assert done.returncode == 0, done.stderr  # kills the orphan
     page = run_page.read_text()
     assert re.search(r'<h1 data-run="[^"]+" data-state="interrupted">', page) and 'http-equiv="refresh"' not in page
+
+
+def test_render_after_a_runner_died_says_so_instead_of_showing_a_live_run(make_repo, cli, tmp_path):
+    """A foreground run killed with SIGKILL stays 'running' in its journal (`status` says
+    'running (runner gone: resume it)'); `gitflowd render` showed it as live: '1 running' on
+    the index and pages reloading every 5 s for a run nothing would ever change."""
+    import os
+    import signal
+    import sys
+
+    from conftest import GIT_ENV
+
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/s.toml": '[tasks.wait]\ncmd = "echo waiting; sleep 300"\n\n[tasks.after]\ncmd = "true"\ndeps = ["wait"]\n'})
+    common = ("--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    runner = subprocess.Popen([sys.executable, "-m", "gitflowd", *common, "run", "s"], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, **GIT_ENV})
+    run_id = runner.stdout.readline().strip()
+    try:
+        run_page = site / f"dags/s/runs/{run_id}/index.html"
+        deadline = time.monotonic() + 60
+        while not (run_page.is_file() and 'data-task="wait" data-state="running"' in run_page.read_text()):
+            assert time.monotonic() < deadline, "the run page never showed the running task"
+            time.sleep(0.05)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=60)
+        assert cli(*common, "render").returncode == 0
+        pages = [site / "index.html", site / "dags/s/index.html", run_page]
+        for page in pages:
+            assert 'http-equiv="refresh"' not in page.read_text(), page
+        assert '<span class="badge s-running">' not in pages[0].read_text()
+        html = run_page.read_text()
+        assert 'data-waiting="runner-gone"' in html and f"gitflowd resume s {run_id}" in html
+        assert json.loads((site / "status.json").read_text())["dags"][0]["running"] == 0
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        cli(*common, "stop", "s", run_id)  # ends the orphaned task
