@@ -58,7 +58,7 @@ class Requests:
                 continue
             reply = self.handle(request, now)
             log.info("request %s %s from pid %d: %s", request.kind, _brief(request.args), request.pid,
-                     "ok " + " ".join(r for _, r in reply.runs) if reply.ok else reply.error)
+                     "ok " + _ids(reply.runs) if reply.ok else reply.error)
             inbox.answer(self.state_root, path, request.id, reply)
             handled += 1
         return handled
@@ -182,6 +182,14 @@ def _kind(path: Path) -> str:
 def _refused(message: str, exit_code: int) -> inbox.Reply:
     """A reply carrying only the first line of an error (the CLI prints one line)."""
     return inbox.Reply(ok=False, error=message.splitlines()[0], exit_code=exit_code or 1)
+
+
+def _ids(runs: list[tuple[str, str]], most: int = 5) -> str:
+    """The run ids of a reply for the log; a long backfill's as a count and its ends (a line
+    naming a year of hourly ticks was 240 kB, far past journald's 48 kB line limit)."""
+    if len(runs) <= most:
+        return " ".join(run_id for _, run_id in runs)
+    return f"{len(runs)} runs, {runs[0][1]} ... {runs[-1][1]}"
 
 
 def _brief(args: dict[str, Any]) -> str:

@@ -119,3 +119,14 @@ def test_once_cut_short_by_a_signal_does_not_exit_0(make_repo: Callable[..., Git
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 128 + signal.SIGTERM
     assert "WARNING gitflowd.daemon: stopped by SIGTERM before every due run ended" in daemon.log
+
+
+def test_the_log_line_of_a_long_backfill_names_its_ends_not_every_run(make_repo: Callable[..., GitRepo], tmp_path: Path,
+                                                                     daemons: list[DaemonProcess]) -> None:
+    """A year of hourly ticks was one 240 kB log line (journald splits lines past 48 kB)."""
+    repo = make_repo({"dags/h.toml": toml("true", schedule="@hourly", extra="start_date = 2026-01-01")})
+    daemon = start(daemons, repo.path, tmp_path / "home")
+    done = daemon.cli("backfill", "h", "--start", "2026-02-01", "--end", "2026-02-02", "--repo", str(repo.path), "--no-wait")
+    assert done.returncode == 0 and len(done.stdout.split()) == 25, done.stderr
+    line = daemon.wait_log(r"request backfill h 2026-02-01 2026-02-02 from pid \d+: ok .*").group(0)
+    assert line.endswith(": ok 25 runs, backfill__20260201T000000Z ... backfill__20260202T000000Z"), line
