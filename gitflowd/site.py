@@ -15,12 +15,12 @@ Flow: `Site(state, site)`
 any page that links to it, and an existing page is replaced atomically (temporary file,
 rename), so a browser or web server never reads half a page. Pages use relative links
 only and carry their CSS inline, so the site works from file:// and any static server.
-Layout geometry comes from svg.py, page values from sitedata.py, markup from templates/.
+Layout geometry comes from svg.py, page values from sitedata.py, markup from templates/
+through the Jinja environment of sitetemplates.py.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -28,21 +28,18 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
-
-from gitflowd import journal, sitedata, svg
+from gitflowd import sitedata, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
-from gitflowd.lock import is_locked
 from gitflowd.errors import GitflowdError, RunNotFound, SiteError, UsageError
+from gitflowd.lock import is_locked
 from gitflowd.registry import ChangeKind, CommitRef, DagEntry, Registry, Reload, dag_history, read_registry
 from gitflowd.schedule import next_tick
 from gitflowd.secrets import SecretsFile
 from gitflowd.sitecache import CacheMissing, SiteCache, upsert
 from gitflowd.sitedata import DagInfo, IndexEntry, RunRow
+from gitflowd.sitetemplates import environment
 from gitflowd.state import RunState, StateDir
 
 log = logging.getLogger(__name__)
@@ -60,64 +57,6 @@ def check_apart(state_root: Path, site_root: Path) -> None:
     if state.is_relative_to(site):
         raise UsageError(f"site directory {site_root} contains the state directory {state_root}, which would be "
                          "published with it (journals, unmasked logs of running tasks): pass a --site beside it")
-
-
-def templates_dir() -> Path:
-    """templates/ ships inside the package (a symlink to the top-level templates/ in Git)."""
-    here = Path(__file__).resolve().parent
-    return next((p for p in (here / "templates", here.parent / "templates") if p.is_dir()), here / "templates")
-
-
-def environment() -> Environment:
-    # compiled templates are cached on disk: a `run` process renders once and exits
-    env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, bytecode_cache=FileSystemBytecodeCache())
-    env.filters.update(dt=_format_time, dur=svg.format_seconds, glyph=lambda s: sitedata.GLYPHS.get(str(s), "?"),
-                       badge=_badge, legend=_legend, local=_local_time)
-    css = Markup((templates_dir() / "style.css").read_text(encoding="utf-8"))
-    env.globals.update(
-        css=css, dag_url=sitedata.dag_url, grid_url=sitedata.grid_url, run_url=sitedata.run_url, log_url=sitedata.log_url,
-        glyphs=sitedata.GLYPHS, task_legend=sitedata.TASK_LEGEND, run_legend=["queued", "running", "success", "failed", "interrupted"],
-    )
-    return env
-
-
-@functools.cache
-def _badge(state: str) -> Markup:
-    """A state pill: colour, glyph and word (a filter, since macros cost ten times more)."""
-    glyph, label = sitedata.GLYPHS.get(state, "?"), state.replace("_", " ")
-    return Markup('<span class="badge s-{0}" data-state="{0}">{1} {2}</span>').format(state, glyph, label)
-
-
-def _legend(states: Iterable[str]) -> Markup:
-    items = (Markup('<span><i class="sq s-{0}">{1}</i>{2}</span>').format(s, sitedata.GLYPHS.get(s, "?"), s.replace("_", " "))
-             for s in states)
-    return Markup('<div class="legend">{}</div>').format(Markup("").join(items))
-
-
-def _format_time(value: datetime | str | None) -> str:
-    moment = sitedata.parse_time(value)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
-
-
-def _local_time(value: datetime | str | None, zone_name: str | None) -> Markup:
-    """The moment in a DAG's own zone, for DAGs outside UTC (ds and the schedule are in it):
-    pages say UTC, and a Seoul run of 2026-11-22 would otherwise read 2026-11-21 15:00."""
-    moment, zone = sitedata.parse_time(value), _zone(zone_name)
-    if moment is None or zone is None:
-        return Markup("")
-    local = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
-    return Markup('<span class="muted local" title="{}">{}</span>').format(zone_name, local)
-
-
-@functools.cache
-def _zone(name: str | None) -> ZoneInfo | None:
-    if not name or name in ("UTC", "Etc/UTC"):
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
 
 
 class Site:

@@ -20,9 +20,10 @@ from gitflowd import journal
 from gitflowd.lock import StateLock
 from gitflowd.registry import record_snapshot
 from gitflowd.repo import Repo
-from gitflowd.site import Site, templates_dir
+from gitflowd.site import Site
 from gitflowd.site_listener import SiteListener
 from gitflowd.sitedata import PAGE_SIZE, read_log
+from gitflowd.sitetemplates import templates_dir
 from gitflowd.state import StateDir
 from runfactory import T0, make_dag, write_run
 
