@@ -365,6 +365,8 @@ for attr in attrs.split("."):
         where = f" ({os.path.relpath(file, paths[0]) if ours(file) else file})" if file else ""
         fail(f"{getattr(target, '__name__', module)!r}{where} has no attribute {attr!r}")
     target = getattr(target, attr)
+if not callable(target):
+    fail(f"{attrs!r} of {module!r} is not a function but {type(target).__name__} {target!r:.60}")
 try:
     result = target()
     if hasattr(result, "__await__"):
