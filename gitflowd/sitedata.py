@@ -318,10 +318,12 @@ def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogTex
 
 def copy_masked(source: Path, target: Path, secrets: Sequence[str], chunk: int = 1 << 20) -> None:
     """The full log, masked, for the raw link; memory stays bounded even for a log of one
-    gigabyte-long line (chunks end at a newline when there is one, so secrets stay whole)."""
+    gigabyte-long line (chunks end at a newline when there is one, so secrets stay whole).
+    It starts with a byte order mark: a browser guesses a text file's encoding from its first
+    bytes, and a log that starts in ASCII would show its later UTF-8 as windows-1252."""
     temp = target.with_name(f".{target.name}.tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb") as src, open(temp, "w", encoding="utf-8") as dst:
+    with open(source, "rb") as src, open(temp, "w", encoding="utf-8-sig") as dst:
         carry = b""
         while block := src.read(chunk):
             data = carry + block

@@ -243,7 +243,7 @@ def test_secrets_given_to_the_site_are_masked_and_large_logs_show_the_tail(tmp_p
     page = (run_dir / "loud.1.html").read_text()
     assert "hunter2" not in page and "token=***" in page
     assert "line 39999 " in page and "line 0 " not in page  # the tail, not the head
-    raw = (run_dir / "loud.1.log.txt").read_text()
+    raw = (run_dir / "loud.1.log.txt").read_text(encoding="utf-8-sig")
     assert raw.startswith("line 0 token=***\n") and raw.count("\n") == 40000 and "hunter2" not in raw
     assert 'href="loud.1.log.txt"' in page.replace("../../../../dags/big/runs/manual__20260101T000000Z/", "")
 
@@ -632,7 +632,7 @@ def test_raw_log_copies_mask_across_chunks_and_keep_every_byte(tmp_path, chunk):
     for text in ["", "a\n", "no newline", "line SECRET x\n" * 300, ("y" * 300 + "SECRET\n") * 20 + "tail SECRET", "x" * 5000]:
         source.write_bytes(text.encode())
         copy_masked(source, target, ["SECRET"], chunk=chunk)
-        assert target.read_text() == text.replace("SECRET", "***")
+        assert target.read_bytes() == "\ufeff".encode() + text.replace("SECRET", "***").encode()  # BOM: UTF-8 for browsers
 
 
 def test_render_into_a_file_or_an_unwritable_place_is_one_line(cli, tmp_path):

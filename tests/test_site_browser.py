@@ -300,3 +300,16 @@ def test_a_long_task_id_wraps_instead_of_pushing_the_task_table_out_of_its_card(
     assert page.url.endswith(f"{long_id}.6.html")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the log page scrolls sideways"
     assert page.locator("pre.log").inner_text().strip() == "try 6"
+
+
+def test_the_full_raw_log_of_a_long_ascii_log_reads_as_utf8_from_disk(page, make_repo):
+    """A browser guesses the encoding of a .txt file from its first bytes: a log that is
+    ASCII for its first 300 KiB opened as windows-1252, and 'héllo ✓' read 'hÃ©llo âœ“'."""
+    repo = make_repo({"dags/big.toml": '[tasks.u]\ncmd = "seq -f \'plain ascii line %g\' 20000; echo \'héllo ✓ 日本語\'"\n'})
+    run_id = gitflowd("run", "big", cwd=repo.path, check_rc=0).stdout.splitlines()[0]
+    page.goto((repo.path / f".gitflowd/site/dags/big/runs/{run_id}/u.1.html").as_uri())
+    assert page.locator("pre.log").inner_text().rstrip().endswith("héllo ✓ 日本語")
+    page.click("text=Full log (raw text)")
+    assert page.url.endswith("u.1.log.txt")
+    text = page.evaluate("document.body.innerText")
+    assert text.startswith("plain ascii line 1\n") and text.rstrip().endswith("héllo ✓ 日本語"), text[-60:]
