@@ -142,6 +142,19 @@ def test_list_of_a_repository_without_dags(cli, make_repo):
     assert done.returncode == 0 and "no DAGs" in done.stdout
 
 
+def test_validate_without_dag_files_names_the_files_it_did_not_read(cli, make_repo):
+    """A dagu user's dags/etl.yaml: 'no DAG files' left them guessing why it was not read."""
+    repo = make_repo({"README": "x"})
+    done = cli("validate", cwd=repo.path)
+    assert done.returncode == 0 and done.stdout == f"no DAG files (dags/*.toml) at {repo.head()[:8]}\n"
+    repo.commit({"dags/etl.yaml": "steps: []\n", "dags/sub/load.tml": "[tasks.a]\n"})
+    expected = "; found dags/etl.yaml, dags/sub/load.tml, but DAG files are TOML files named *.toml\n"
+    done = cli("validate", cwd=repo.path)
+    assert done.returncode == 0 and done.stdout == f"no DAG files (dags/*.toml) at {repo.head()[:8]}{expected}"
+    done = cli("validate", "--worktree", cwd=repo.path)
+    assert done.returncode == 0 and done.stdout == f"no DAG files (dags/*.toml) in the work tree{expected}"
+
+
 def test_show_prints_tasks_in_topological_order(cli, example):
     done = cli("show", "umbrella_demand", cwd=example.path)
     assert done.returncode == 0, done.stderr

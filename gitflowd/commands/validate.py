@@ -12,6 +12,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from gitflowd import settings
 from gitflowd.commands.common import load_snapshot, problem_dict
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report(snapshot), indent=2))
     else:
-        print_text(snapshot)
+        print_text(snapshot, args)
     return 0 if snapshot.valid else 1
 
 
@@ -52,14 +53,34 @@ def report(snapshot: Snapshot) -> dict[str, object]:
     }
 
 
-def print_text(snapshot: Snapshot) -> None:
+def print_text(snapshot: Snapshot, args: argparse.Namespace) -> None:
     where = f"at {snapshot.commit.short}" if snapshot.commit else "in the work tree"
     for problem in snapshot.problems:
         print(problem)
     if not snapshot.paths:
-        print(f"no DAG files (dags/*.toml) {where}")
+        print(f"no DAG files (dags/*.toml) {where}{_other_files(args, snapshot)}")
     elif snapshot.valid:
         print(f"{len(snapshot.dags)} DAG(s) valid {where}: {', '.join(snapshot.dags)}")
     else:
         bad = len({p.path for p in snapshot.problems})
         print(f"gitflowd: {len(snapshot.problems)} problem(s) in {bad} of {len(snapshot.paths)} DAG file(s) {where}", file=sys.stderr)
+
+
+def _other_files(args: argparse.Namespace, snapshot: Snapshot) -> str:
+    """'; found dags/hello.yaml, but DAG files are TOML ...' when dags/ has files but none is a DAG
+    file (a dagu user's YAML, an Airflow user's .py): else 'no DAG files' leaves them guessing."""
+    from gitflowd import gitcli
+
+    top = settings.resolve(args.repo, args.state, args.site).repo
+    try:
+        if snapshot.commit is None:
+            names = [str(p.relative_to(top)) for p in sorted((top / "dags").rglob("*")) if p.is_file()]
+        else:
+            listed = gitcli.output(["ls-tree", "-r", "--name-only", snapshot.commit.sha, "--", "dags/"], top)
+            names = listed.decode(errors="replace").splitlines()
+    except (OSError, gitcli.GitFailed):
+        return ""
+    if not names:
+        return ""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"; found {shown}, but DAG files are TOML files named *.toml"
