@@ -213,8 +213,8 @@ def gantt_layout(tasks: Sequence[tuple[str, str]], spans: Sequence[Span], now: d
     scale = CHART_W / total
     row_y = {task: AXIS_H + i * ROW_H for i, (task, _) in enumerate(tasks)}
     rows = tuple(GanttRow(t, short_label(t, GANTT_LABEL), state, row_y[t]) for t, state in tasks)
-    # labels end 10 px left of the bars: the column fits the longest, or its first letters are cut off
-    label_w = round(max(MIN_LABEL_W, max((len(r.label) for r in rows), default=0) * CHAR_W + 16))
+    # a label ends left of its state's glyph box (28 px with gaps) and must fit, or its first letters are cut off
+    label_w = round(max(MIN_LABEL_W, max((len(r.label) for r in rows), default=0) * CHAR_W + 34))
     bars = tuple(
         Bar(s, round(label_w + (s.start - t0).total_seconds() * scale, 1), row_y[s.task] + 5,
             round(max(((s.end or now) - s.start).total_seconds() * scale, 2.0), 1), ROW_H - 10)

@@ -277,7 +277,7 @@ def test_long_task_ids_stay_inside_the_gantt_chart_and_their_graph_boxes(page, m
     page.goto((site / f"runs/{run_id}/index.html").as_uri())
     chart = page.locator("#gantt svg").bounding_box()
     for task in LONG_IDS:
-        label = page.locator(f'#gantt g[data-task="{task}"] text').bounding_box()
+        label = page.locator(f'#gantt g[data-task="{task}"] text').first.bounding_box()
         assert label["x"] >= chart["x"], (task, label, chart)
     page.goto((site / "index.html").as_uri())
     for task in LONG_IDS:
@@ -313,3 +313,26 @@ def test_the_full_raw_log_of_a_long_ascii_log_reads_as_utf8_from_disk(page, make
     assert page.url.endswith("u.1.log.txt")
     text = page.evaluate("document.body.innerText")
     assert text.startswith("plain ascii line 1\n") and text.rstrip().endswith("héllo ✓ 日本語"), text[-60:]
+
+
+def test_the_timeline_tells_each_tasks_state_by_a_glyph_not_only_by_colour(page, failed_run):
+    """The Gantt chart told a failed task from a succeeded one by its bar's red or green
+    alone (the state was only in a hover title): the one chart breaking the site's rule that
+    every state also has a glyph."""
+    repo, state, site, run_id = failed_run
+    page.goto((site / f"dags/umbrella/runs/{run_id}/index.html").as_uri())
+    glyphs = {"success": "✓", "failed": "✕", "upstream_failed": "↑"}
+    rows = page.locator("#gantt g[data-task]").all()
+    assert len(rows) == 5
+    for row in rows:
+        assert row.locator("text.glyph").count() == 1, row.get_attribute("data-task")
+        shown = row.locator("text.glyph").text_content()
+        assert shown == glyphs[row.get_attribute("data-state")], (row.get_attribute("data-task"), shown)
+    chart = page.locator("#gantt svg").bounding_box()
+    for text in page.locator("#gantt svg text").all():
+        box = text.bounding_box()
+        assert chart["x"] <= box["x"] and box["x"] + box["width"] <= chart["x"] + chart["width"]
+    join = page.locator('#gantt g[data-task="join"]')
+    label, glyph = join.locator("text").first.bounding_box(), join.locator("text.glyph").bounding_box()
+    assert label["x"] + label["width"] <= glyph["x"], "the glyph overlaps the task's name"
+    shoot(page, "run-gantt-glyphs")
