@@ -187,11 +187,25 @@ def _env(value: Any) -> dict[str, str]:
         if not isinstance(item, str):
             raise BadValue(f".{name} must be a string, got {show(item)}")
         _no_nul(item, f".{name}")
+        _not_a_shell_reference(name, item)
         try:
             _template(item)  # values are templates, as cmd and argv (checked the same way)
         except BadValue as bad:
             raise BadValue(f".{name}{bad.tail}") from None
     return dict(value)
+
+
+_SHELL_REFERENCE = re.compile(r"\$(\{)?([A-Za-z_][A-Za-z0-9_]*)(?(1)\})")
+
+
+def _not_a_shell_reference(name: str, value: str) -> None:
+    """`PATH = "$PATH:/opt/bin"` reached tasks as the text `$PATH:/opt/bin` (no shell reads
+    env values; dagu and docker-compose expand them, Airflow does not), and then no program
+    was found: refuse it, and say where a shell would expand it."""
+    found = _SHELL_REFERENCE.search(value)
+    if found:
+        raise BadValue(f".{name}: {found.group(0)} is not expanded in env values (the task would get the text "
+                       f"{show(value)}); set it in a cmd instead, where the shell expands it: {name}=\"{value}\" your-command")
 
 
 def _secrets(value: Any) -> tuple[str, ...]:

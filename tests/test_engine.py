@@ -206,11 +206,11 @@ def test_env_values_are_templates_rendered_per_task(tmp_path: Path) -> None:
     # As Airflow renders a BashOperator's env: `env = { DAY = "{{ ds }}" }` reached the task as
     # the text "{{ ds }}".
     dag = Dag("d", {"a": Task("a", cmd="echo $DAY $WHO $PLAIN $OWN >> out", env={"DAY": "{{ ds }}", "WHO": "{{ task_id }}",
-                                                                            "PLAIN": "$HOME", "OWN": "{{ params.r }}"}),
+                                                                            "PLAIN": "100%", "OWN": "{{ params.r }}"}),
                     "b": Task("b", cmd="echo $WHO >> out", env={"WHO": "{{ task_id }}-{{ ds | ds_add(1) }}"}, deps=("a",))},
               params={"r": "seoul"})
     run_dag(tmp_path, dag, params={"r": "busan"})
-    assert (tmp_path / "out").read_text() == "2026-11-25 a $HOME busan\nb-2026-11-26\n"
+    assert (tmp_path / "out").read_text() == "2026-11-25 a 100% busan\nb-2026-11-26\n"
 
 
 def test_an_env_template_error_names_the_task_and_variable(tmp_path: Path) -> None:
