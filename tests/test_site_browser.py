@@ -336,3 +336,18 @@ def test_the_timeline_tells_each_tasks_state_by_a_glyph_not_only_by_colour(page,
     label, glyph = join.locator("text").first.bounding_box(), join.locator("text.glyph").bounding_box()
     assert label["x"] + label["width"] <= glyph["x"], "the glyph overlaps the task's name"
     shoot(page, "run-gantt-glyphs")
+
+
+def test_each_run_of_the_grid_is_one_stop_for_the_keyboard(page, failed_run):
+    """A grid column's duration bar and its square both link to the run page: Tab stopped
+    twice per run (100 stops over 50 runs before the first task cell), and a screen reader
+    announced an empty link."""
+    repo, state, site, run_id = failed_run
+    page.goto((site / "dags/umbrella/index.html").as_uri())
+    header = page.locator(f'table.grid thead th[data-run="{run_id}"]')
+    focusable = header.evaluate("th => [...th.querySelectorAll('a')].filter(a => a.tabIndex >= 0).length")
+    assert focusable == 1
+    page.locator(f'table.grid thead a.sq[data-run="{run_id}"]').focus()
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.className") != "bar"
+    assert page.locator("table.grid a.bar").first.get_attribute("aria-hidden") == "true"
