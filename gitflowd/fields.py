@@ -470,4 +470,5 @@ ALIASES["defaults"] = ALIASES["tasks"]  # those that name a [defaults] key (the 
 
 
 TOP_KEYS = {"dag": DAG_KEYS, "defaults": DEFAULT_KEYS, "tasks": {}}
-HOME = {**{k: "[dag]" for k in DAG_KEYS}, **{k: "a [tasks.X] table" for k in TASK_KEYS}, **{k: "[defaults] or a task" for k in DEFAULT_KEYS}}
+HOME = {**{k: "[dag]" for k in DAG_KEYS}, **{k: "a [tasks.X] table" for k in TASK_KEYS}, **{k: "[defaults] or a task" for k in DEFAULT_KEYS},
+        **{k: "[dag] or a task" for k in DAG_KEYS.keys() & TASK_KEYS.keys()}}  # env, description

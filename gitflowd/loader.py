@@ -152,9 +152,11 @@ class _Reader:
     def check_keys(self, where: tuple[str, ...], table: Mapping[str, Any], known: Mapping[str, Any]) -> None:
         for key in table:
             if key not in known:
+                # A key of another table says where it belongs before a look-alike is suggested:
+                # `timeout` in [dag] is a task's timeout, not a misspelt `timezone`.
                 alias = ALIASES.get(where[0] if where else "", {}).get(key)
-                hint = (f" (did you mean {alias!r}?)" if alias in known else suggest(key, known)) or (
-                    f" ({key} belongs in {HOME[key]})" if key in HOME else "")
+                hint = (f" (did you mean {alias!r}?)" if alias in known else
+                        f" ({key} belongs in {HOME[key]})" if key in HOME else suggest(key, known))
                 place = f"in {_label(where)}" if where else "at the top level"
                 self.problem(where + (key,), f"unknown key {key!r} {place}{hint}")
 

@@ -348,3 +348,11 @@ def test_loaded_values_are_the_declared_types():
     assert isinstance(dag.start_date, datetime) and not isinstance(dag.params["since"], date)
     assert all(isinstance(t.retry_delay, float) for t in dag.tasks.values())
     assert isinstance(time(), time)
+
+
+def test_a_key_of_another_table_says_where_it_belongs_before_a_look_alike():
+    # `timeout` in [dag] was "did you mean 'timezone'?", and `env` in [defaults] was sent to
+    # a task only, though [dag] env is the DAG-wide one.
+    text = '[dag]\ntimeout = "1h"\n[defaults]\nenv = { A = "1" }\n[tasks.a]\ncmd = "x"\n'
+    assert problems(text) == ["dags/x.toml:2: unknown key 'timeout' in [dag] (timeout belongs in [defaults] or a task)",
+                              "dags/x.toml:4: unknown key 'env' in [defaults] (env belongs in [dag] or a task)"]
