@@ -240,6 +240,7 @@ class LogText:
     truncated: bool  # True: `text` is only the tail
     missing: bool = False
     withheld: bool = False  # not shown: it may hold secrets this render cannot mask
+    shown: int = 0  # bytes of the log that `text` shows
 
 
 WITHHELD = LogText("", 0, False, withheld=True)
@@ -300,7 +301,9 @@ def has_output(path: Path) -> bool:
 
 
 def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogText:
-    """A log for its page: whole when small, else its last `tail` bytes from a line start."""
+    """A log for its page: whole when small, else its last `tail` bytes from a line start, or
+    from within a line that fills most of them (cut, marked with "…": dropping it would leave
+    next to nothing)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -310,10 +313,15 @@ def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogTex
         raw = os.pread(fd, tail, max(0, size - tail))  # one call: 20,000 logs in a full render
     finally:
         os.close(fd)
-    truncated = size > tail
-    if truncated and b"\n" in raw:
-        raw = raw[raw.index(b"\n") + 1:]
-    return LogText(as_terminal_shows(clean_text(raw, secrets)), size, truncated)
+    truncated, partial = size > tail, False
+    if truncated:
+        cut = raw.find(b"\n")
+        if 0 <= cut < len(raw) // 2:
+            raw = raw[cut + 1:]
+        else:
+            partial = True  # one line fills most of the tail: its end, rather than next to nothing
+    text = as_terminal_shows(clean_text(raw, secrets))
+    return LogText(f"…{text}" if partial else text, size, truncated, shown=len(raw))
 
 
 def copy_masked(source: Path, target: Path, secrets: Sequence[str], chunk: int = 1 << 20) -> None:

@@ -31,7 +31,7 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, bytecode_cache=FileSystemBytecodeCache())
     env.filters.update(dt=_format_time, dur=svg.format_seconds, glyph=lambda s: sitedata.GLYPHS.get(str(s), "?"),
-                       badge=_badge, legend=_legend, local=_local_time)
+                       badge=_badge, legend=_legend, local=_local_time, size=_size)
     css = Markup((templates_dir() / "style.css").read_text(encoding="utf-8"))
     env.globals.update(
         css=css, dag_url=sitedata.dag_url, grid_url=sitedata.grid_url, run_url=sitedata.run_url, log_url=sitedata.log_url,
@@ -51,6 +51,15 @@ def _legend(states: Iterable[str]) -> Markup:
     items = (Markup('<span><i class="sq s-{0}">{1}</i>{2}</span>').format(s, sitedata.GLYPHS.get(s, "?"), s.replace("_", " "))
              for s in states)
     return Markup('<div class="legend">{}</div>').format(Markup("").join(items))
+
+
+def _size(count: int) -> str:
+    """Bytes as people read them: 812 bytes, 188 KiB, 2.9 MiB."""
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.0f} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"
 
 
 def _format_time(value: datetime | str | None) -> str:

@@ -1053,3 +1053,23 @@ def test_render_after_a_runner_died_says_so_instead_of_showing_a_live_run(make_r
             runner.kill()
             runner.wait()
         cli(*common, "stop", "s", run_id)  # ends the orphaned task
+
+
+def test_a_huge_last_line_is_shown_cut_rather_than_dropped_and_sizes_read_plainly(tmp_path):
+    """The tail of a large log starts at a line start; when one line filled the whole tail (a
+    3 MB JSON dump), the page dropped it all and read 'Showing the last 0 KiB of 2.9 MiB'
+    above one short line; and a 526 KiB log read '... of 0.5 MiB'."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    dag = make_dag("big", {"dump": [], "chatty": []})
+    logs = {("dump", 1): "start\n" + "a" * 3_000_000 + "\ntail\n", ("chatty", 1): "".join(f"line {i}\n" for i in range(50_000))}
+    write_run(state, dag, "manual__20260101T000000Z", T0, {"dump": ["success"], "chatty": ["success"]}, logs=logs)
+    Site(state, site, clock=fixed_clock).render_all()
+    run_dir = site / "dags/big/runs/manual__20260101T000000Z"
+    page = (run_dir / "dump.1.html").read_text()
+    shown = re.search(r'<pre class="log">(.*?)</pre>', page, re.S).group(1)
+    assert shown.startswith("…aaaa") and shown.endswith("a\ntail\n") and len(shown) > 200_000
+    assert "Showing the last 256 KiB of 2.9 MiB." in page
+    page = (run_dir / "chatty.1.html").read_text()
+    shown = re.search(r'<pre class="log">(.*?)</pre>', page, re.S).group(1)
+    assert shown.startswith("line ") and shown.endswith("line 49999\n")  # from a line start, as before
+    assert re.search(r"Showing the last 25\d KiB of 5\d\d KiB\.", page), re.search(r"Showing[^.]*\.", page).group(0)
