@@ -127,7 +127,9 @@ def describe(record: dict[str, Any], run: RunState) -> str:
     if event == journal.TASK_SKIPPED:
         return f"{task}: {record['state']} ({record.get('reason', '')})"
     if event == journal.RUN_RESUMED:
-        return f"resumed at {record['commit'][:8]}: re-running {len(record.get('tasks', []))} task(s)"
+        tasks = record.get("tasks", [])
+        named = ", ".join(tasks[:5]) + (", ..." if len(tasks) > 5 else "")
+        return f"resumed at {record['commit'][:8]}: re-running {len(tasks)} task(s)" + (f": {named}" if tasks else "")
     if event == journal.RUN_FINISHED:
         return f"run {run.run_id}: {record['state']}"
     return ""

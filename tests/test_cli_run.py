@@ -87,7 +87,7 @@ def test_run_fail_fix_forward_resume_and_status(setup, cli) -> None:
     fixed = repo.commit({"dags/pipe.toml": _dag(out, flaky="true")}, message="fix flaky")
     done = cli("resume", "pipe", run_id, "--rev", "HEAD", cwd=repo.path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[0] == run_id
+    assert done.stdout.splitlines()[:2] == [run_id, f"resumed at {fixed[:8]}: re-running 2 task(s): flaky, after"]
     assert sorted(out.read_text().split("\n")[:-1]) == sorted(["ok seoul", "side", "flaky", "flaky", "after"])
     (status,) = _status(cli, repo, "pipe", run_id)
     assert status["state"] == "success" and status["commit"] == fixed

@@ -20,6 +20,7 @@ from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.commands.run import add_execution_options, execute, note_uncommitted, record_if_head, site_listeners
 from gitflowd.errors import RepoError, RunError
 from gitflowd.lock import StateLock
+from gitflowd.progress import describe
 from gitflowd.secrets import resolve_path, secrets_for
 from gitflowd.state import StateDir
 
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         open_resume(state, writer, current, record, secrets)
         print(current.run_id, flush=True)
+        print(describe(record, current), flush=True)  # before the engine's listeners exist
         return execute(current, writer, state, checkout, args.parallelism, secrets, commands,
                        listeners=site_listeners(args, where.state, where.site, secrets))
 
