@@ -179,6 +179,7 @@ class Site:
             for page in range(sitedata.page_count(rows), 0, -1):  # page k links to k + 1
                 self._write_grid_page(info, rows, page)
             index[dag_id] = self._write_dag_page(info, rows)
+        self.cache.save_skipped(self.skipped)
         self._write_index(registry, index)
 
     # -- runs -------------------------------------------------------------------------
@@ -323,10 +324,10 @@ class Site:
             entries.append(IndexEntry(info, [RunRow.from_json(r) for r in cached["recent"]], cached["total"],
                                       cached["running"], self._next_run(info)))
         entries.sort(key=lambda e: (e.info.retired, e.info.id))
-        now = self._clock()
-        self._page("index.html", "index.html", entries=entries, registry=registry, now=now,
+        now, unreadable = self._clock(), self.cache.skipped()
+        self._page("index.html", "index.html", entries=entries, registry=registry, now=now, unreadable=unreadable,
                    refresh=any(e.running for e in entries))
-        status = sitedata.status_json(entries, registry, now)
+        status = {**sitedata.status_json(entries, registry, now), "unreadable_runs": unreadable}
         write_page(self.root / "status.json", json.dumps(status, indent=1, ensure_ascii=False))
 
     # -- helpers ----------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Flow: under `SITE/.cache/v4/` (a new layout gets a new directory, never a misread):
 `<dag>/runs.json` holds every run of a DAG as a `RunRow`, oldest first; `<dag>/cells/<run>.json`
 the task states of one run (read only for the runs a grid page shows); `index.json` each
-DAG's line on the index. `upsert` places a run among the rows and says which grid pages
+DAG's line on the index; `skipped.json` the journals the last full render could not read. `upsert` places a run among the rows and says which grid pages
 changed. A missing or unreadable cache is `CacheMissing`: the caller renders everything.
 All of it is rebuilt by `Site.render_all()`; none of it is state.
 """
@@ -66,6 +66,16 @@ class SiteCache:
     def save_cells(self, dag_id: str, run_id: str, cells: Cells) -> None:
         self._cells[(dag_id, run_id)] = cells
         self._write(self.dir / dag_id / "cells" / f"{run_id}.json", cells)
+
+    def skipped(self) -> list[str]:
+        """What the last full render could not read (journals left off the site)."""
+        try:
+            return list(self._read(self.dir / "skipped.json"))
+        except CacheMissing:
+            return []
+
+    def save_skipped(self, errors: list[str]) -> None:
+        self._write(self.dir / "skipped.json", errors)
 
     def index(self) -> dict[str, dict[str, Any]]:
         return self._read(self.dir / "index.json")

@@ -1073,3 +1073,19 @@ def test_a_huge_last_line_is_shown_cut_rather_than_dropped_and_sizes_read_plainl
     shown = re.search(r'<pre class="log">(.*?)</pre>', page, re.S).group(1)
     assert shown.startswith("line ") and shown.endswith("line 49999\n")  # from a line start, as before
     assert re.search(r"Showing the last 25\d KiB of 5\d\d KiB\.", page), re.search(r"Showing[^.]*\.", page).group(0)
+
+
+def test_a_run_left_off_the_site_for_a_damaged_journal_is_named_on_the_index(tmp_path):
+    """`render` says on stderr that a journal could not be read and leaves its run off the
+    site; someone browsing the site had no way to know a run was missing."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    damaged_state(state)
+    renderer = Site(state, site, clock=fixed_clock)
+    renderer.render_all()
+    banner = re.search(r'<div class="banner err" data-unreadable="1"[^>]*>(.*?)</div>', (site / "index.html").read_text(), re.S)
+    assert banner and "scheduled__20260101T000000Z.jsonl" in banner.group(1) and "corrupt journal record" in banner.group(1)
+    unreadable = json.loads((site / "status.json").read_text())["unreadable_runs"]
+    assert len(unreadable) == 1 and "corrupt journal record" in unreadable[0]
+    good_runs(state, 1, dag_id="other")
+    renderer.render_run("other", "scheduled__20260101T000000Z")  # an incremental render keeps saying it
+    assert 'data-unreadable="1"' in (site / "index.html").read_text()
