@@ -458,7 +458,7 @@ TASK_KEYS: dict[str, Callable[[Any], Any]] = {
 ALIASES = {
     "tasks": {"depends_on": "deps", "depends": "deps", "dependencies": "deps", "upstream": "deps", "needs": "deps",
               "requires": "deps", "after": "deps", "command": "cmd", "bash_command": "cmd", "script": "cmd",
-              "run": "cmd", "shell": "cmd", "args": "argv", "arguments": "argv", "python_callable": "call",
+              "run": "cmd", "args": "argv", "arguments": "argv", "python_callable": "call",
               "callable": "call", "function": "call", "execution_timeout": "timeout", "timeout_seconds": "timeout",
               "time_limit": "timeout", "max_retries": "retries", "retry": "retries", "environment": "env",
               "env_vars": "env", "doc": "description", "doc_md": "description"},
@@ -467,6 +467,8 @@ ALIASES = {
     "": {"steps": "tasks", "jobs": "tasks", "default_args": "defaults", "dag_args": "dag"},
 }
 ALIASES["defaults"] = ALIASES["tasks"]  # those that name a [defaults] key (the caller checks)
+# Keys of other tools that have no counterpart here, with what to do instead.
+KEY_NOTES = {"shell": 'cmd runs /bin/sh -c; for bash write argv = ["bash", "-c", "..."]'}
 
 
 TOP_KEYS = {"dag": DAG_KEYS, "defaults": DEFAULT_KEYS, "tasks": {}}

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from gitflowd.dag import Dag, Task, graph_problems, is_valid_id, ordered
 from gitflowd.errors import DagFileError, Problem
-from gitflowd.fields import ALIASES, DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, TASK_KEYS, TOP_KEYS, BadValue, param_keys, parse_duration, show, suggest
+from gitflowd.fields import ALIASES, DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, KEY_NOTES, TASK_KEYS, TOP_KEYS, BadValue, param_keys, parse_duration, show, suggest
 from gitflowd.toml_lines import LineMap, locate
 
 __all__ = ["load_dag", "dag_from_data", "declared_id", "parse_duration", "suggest", "DAG_KEYS", "DEFAULT_KEYS", "TASK_KEYS"]
@@ -155,7 +155,7 @@ class _Reader:
                 # A key of another table says where it belongs before a look-alike is suggested:
                 # `timeout` in [dag] is a task's timeout, not a misspelt `timezone`.
                 alias = ALIASES.get(where[0] if where else "", {}).get(key)
-                hint = (f" (did you mean {alias!r}?)" if alias in known else
+                hint = (f" (did you mean {alias!r}?)" if alias in known else f" ({KEY_NOTES[key]})" if key in KEY_NOTES else
                         f" ({key} belongs in {HOME[key]})" if key in HOME else suggest(key, known))
                 place = f"in {_label(where)}" if where else "at the top level"
                 self.problem(where + (key,), f"unknown key {key!r} {place}{hint}")

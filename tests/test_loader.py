@@ -356,3 +356,9 @@ def test_a_key_of_another_table_says_where_it_belongs_before_a_look_alike():
     text = '[dag]\ntimeout = "1h"\n[defaults]\nenv = { A = "1" }\n[tasks.a]\ncmd = "x"\n'
     assert problems(text) == ["dags/x.toml:2: unknown key 'timeout' in [dag] (timeout belongs in [defaults] or a task)",
                               "dags/x.toml:4: unknown key 'env' in [defaults] (env belongs in [dag] or a task)"]
+
+
+def test_a_shell_key_says_how_to_run_another_shell():
+    # dagu's `shell: bash`: "did you mean 'cmd'?" would have sent the user to replace the command.
+    assert problems('[tasks.a]\ncmd = "source env.sh"\nshell = "bash"\n') == [
+        "dags/x.toml:3: unknown key 'shell' in [tasks.a] (cmd runs /bin/sh -c; for bash write argv = [\"bash\", \"-c\", \"...\"])"]
