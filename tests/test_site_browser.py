@@ -351,3 +351,16 @@ def test_each_run_of_the_grid_is_one_stop_for_the_keyboard(page, failed_run):
     page.keyboard.press("Shift+Tab")
     assert page.evaluate("document.activeElement.className") != "bar"
     assert page.locator("table.grid a.bar").first.get_attribute("aria-hidden") == "true"
+
+
+def test_pages_of_a_dag_and_task_with_ids_of_200_characters_do_not_scroll_sideways(page, make_repo):
+    """Ids may be 200 characters long and have no spaces: the page titles (h1) and the
+    breadcrumbs ran off the right edge, so every page of such a DAG scrolled sideways."""
+    dag_id, task_id = "d" + "_long_dag_name" * 14, "t" + "_very_long_task_name" * 9
+    repo = make_repo({f"dags/{dag_id}.toml": f'[tasks.{task_id}]\ncmd = "echo hi"\n\n[tasks.b]\ncmd = "true"\ndeps = ["{task_id}"]\n'})
+    run_id = gitflowd("run", dag_id, cwd=repo.path, check_rc=0).stdout.splitlines()[0]
+    site = repo.path / ".gitflowd/site"
+    for rel in ("index.html", f"dags/{dag_id}/index.html", f"dags/{dag_id}/runs/{run_id}/index.html",
+                f"dags/{dag_id}/runs/{run_id}/{task_id}.1.html"):
+        page.goto((site / rel).as_uri())
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), rel
