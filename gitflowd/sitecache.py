@@ -49,7 +49,11 @@ class SiteCache:
             yield
 
     def rows(self, dag_id: str) -> list[RunRow]:
-        return [RunRow.from_json(r) for r in self._read(self.dir / dag_id / "runs.json")]
+        path = self.dir / dag_id / "runs.json"
+        try:
+            return [RunRow.from_json(r) for r in self._read(path)]
+        except (TypeError, ValueError, AttributeError) as exc:  # JSON, but not rows: a hand edit, another layout
+            raise CacheMissing(f"{path}: {exc}") from None
 
     def save_rows(self, dag_id: str, rows: list[RunRow]) -> None:
         self._write(self.dir / dag_id / "runs.json", [r.to_json() for r in rows])

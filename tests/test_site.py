@@ -1089,3 +1089,19 @@ def test_a_run_left_off_the_site_for_a_damaged_journal_is_named_on_the_index(tmp
     good_runs(state, 1, dag_id="other")
     renderer.render_run("other", "scheduled__20260101T000000Z")  # an incremental render keeps saying it
     assert 'data-unreadable="1"' in (site / "index.html").read_text()
+
+
+@pytest.mark.parametrize("damage", ['[["a run id", "too few fields"]]', '{"not": "a list"}', '[null]'])
+def test_a_site_cache_of_the_wrong_shape_is_rebuilt_not_a_crash(tmp_path, damage):
+    """Only unreadable JSON counted as a missing cache: valid JSON of another shape (a hand
+    edit, a file from another gitflowd) raised a TypeError from every incremental render."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    good_runs(state, 2, tasks={"a": []})
+    renderer = Site(state, site, clock=fixed_clock)
+    renderer.render_all()
+    (site / ".cache/v4/umbrella/runs.json").write_text(damage)
+    logical = T0 + timedelta(days=30)
+    write_run(state, make_dag("umbrella", {"a": []}), f"scheduled__{logical:%Y%m%dT%H%M%SZ}", logical, {"a": ["success"]})
+    renderer.render_run("umbrella", f"scheduled__{logical:%Y%m%dT%H%M%SZ}")
+    assert (site / "dags/umbrella/index.html").read_text().count('<th data-run="') == 3
+    crawl(site)
