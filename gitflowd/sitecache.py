@@ -82,7 +82,16 @@ class SiteCache:
         self._write(self.dir / "skipped.json", errors)
 
     def index(self) -> dict[str, dict[str, Any]]:
-        return self._read(self.dir / "index.json")
+        path = self.dir / "index.json"
+        index = self._read(path)
+        try:
+            for entry in index.values():  # what the index page reads of each entry
+                for row in entry["recent"]:
+                    RunRow.from_json(row)
+                int(entry["total"]), int(entry["running"])
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # JSON, but not the index
+            raise CacheMissing(f"{path}: {exc!r}") from None
+        return index
 
     def save_index(self, index: dict[str, dict[str, Any]]) -> None:
         self._write(self.dir / "index.json", index)

@@ -1091,15 +1091,17 @@ def test_a_run_left_off_the_site_for_a_damaged_journal_is_named_on_the_index(tmp
     assert 'data-unreadable="1"' in (site / "index.html").read_text()
 
 
-@pytest.mark.parametrize("damage", ['[["a run id", "too few fields"]]', '{"not": "a list"}', '[null]'])
-def test_a_site_cache_of_the_wrong_shape_is_rebuilt_not_a_crash(tmp_path, damage):
+@pytest.mark.parametrize("name,damage", [("umbrella/runs.json", '[["a run id", "too few fields"]]'),
+                                         ("umbrella/runs.json", '{"not": "a list"}'), ("umbrella/runs.json", "[null]"),
+                                         ("index.json", "[]"), ("index.json", '{"umbrella": {"recent": [[1]]}}')])
+def test_a_site_cache_of_the_wrong_shape_is_rebuilt_not_a_crash(tmp_path, name, damage):
     """Only unreadable JSON counted as a missing cache: valid JSON of another shape (a hand
     edit, a file from another gitflowd) raised a TypeError from every incremental render."""
     state, site = tmp_path / "state", tmp_path / "site"
     good_runs(state, 2, tasks={"a": []})
     renderer = Site(state, site, clock=fixed_clock)
     renderer.render_all()
-    (site / ".cache/v4/umbrella/runs.json").write_text(damage)
+    (site / ".cache/v4" / name).write_text(damage)
     logical = T0 + timedelta(days=30)
     write_run(state, make_dag("umbrella", {"a": []}), f"scheduled__{logical:%Y%m%dT%H%M%SZ}", logical, {"a": ["success"]})
     renderer.render_run("umbrella", f"scheduled__{logical:%Y%m%dT%H%M%SZ}")
