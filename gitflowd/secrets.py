@@ -50,7 +50,7 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, str]:
     path = Path(path)
     _check_private(path)
     values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(_read_text(path).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -60,6 +60,20 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, str]:
             raise SecretsError(f"{path}:{number}: expected KEY=VALUE")
         values[key] = _unquote(value.strip())
     return values
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; SecretsError for a directory, an unreadable file or one not UTF-8
+    (a traceback before: `--secrets-file /etc/gitflowd`, a file saved as Latin-1)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SecretsError(f"secrets file {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SecretsError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
 
 
 class SecretsFile:

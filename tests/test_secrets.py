@@ -82,3 +82,16 @@ def test_a_masked_line_is_written_whole_without_waiting_for_more() -> None:
     MaskingWriter(Masker(["s3cr3tvalue"]), out).write(b"token s3cr3tvalue\nnext s3c")
     assert out.getvalue() == b"token ***\nnext "  # only what could still become a secret is held
 
+
+
+def test_a_directory_or_a_file_not_in_utf8_is_one_line(tmp_path: Path) -> None:
+    # Both were tracebacks: `--secrets-file /etc/gitflowd` (the directory), a file saved as Latin-1.
+    folder = tmp_path / "secrets.d"
+    folder.mkdir(mode=0o700)
+    with pytest.raises(SecretsError, match=r"^secrets file .*secrets.d: Is a directory$"):
+        load_file(folder)
+    latin = tmp_path / "latin.env"
+    latin.write_bytes(b"# ok\nKEY=caf\xe9\n")
+    latin.chmod(0o600)
+    with pytest.raises(SecretsError, match=r"latin.env:2: not UTF-8 text \(byte 12\)$"):
+        load_file(latin)
