@@ -215,12 +215,11 @@ class Site:
         order = [t for t in run.dag.topological_order() if t in run.tasks] + [t for t in run.tasks if t not in run.dag.tasks]
         marks = [(r["ts"], f"resume {n}") for n, r in enumerate(run.resumes, 1) if r.get("ts")]
         gantt = svg.gantt_layout([(t, run.tasks[t].state.value) for t in order], spans, now, marks)
-        # a resumed run's time is its latest execution's, as in Airflow after a clear
         active = run.state.value in sitedata.ACTIVE_RUN and not run.cleared
-        duration = ((run.ended or now) - run.last_started).total_seconds() if run.last_started else None
+        live = active and not self._runner_gone
         self._page(sitedata.run_url(run.dag_id, run.run_id), "run.html", run=run, rows=sitedata.task_rows(run, order, now, logged, self.secrets),
-                   params=sitedata.masked_params(run, self.secrets), gantt=gantt, duration=duration,
-                   refresh=active and not self._runner_gone, runner_gone=active and self._runner_gone)
+                   params=sitedata.masked_params(run, self.secrets), gantt=gantt, duration=_run_seconds(run, now, live),
+                   refresh=live, runner_gone=active and self._runner_gone)
         return logged
 
     def _write_logs(self, run: RunState) -> sitedata.Logged:
@@ -353,6 +352,17 @@ class Site:
             except GitflowdError:
                 return None
         return None
+
+
+def _run_seconds(run: RunState, now: datetime, live: bool) -> float | None:
+    """A resumed run's time is its latest execution's, as in Airflow after a clear; the time so
+    far while something runs it; none while it waits (cleared, or its runner gone), as `status`
+    says, rather than a time that grows at every render."""
+    if run.last_started is None:
+        return None
+    if run.ended is not None:
+        return (run.ended - run.last_started).total_seconds()
+    return (now - run.last_started).total_seconds() if live else None
 
 
 def _shown(entry: DagEntry | None) -> list[Any] | None:

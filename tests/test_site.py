@@ -907,6 +907,7 @@ def test_a_cleared_run_waiting_for_resume_is_not_shown_as_running_nor_refreshed(
     assert '<span class="badge s-running">' not in pages[0].read_text()  # no "1 running"
     run_page = pages[2].read_text()
     assert f"gitflowd resume c {run_id}" in run_page and 'data-state="queued"' in run_page
+    assert "<dt>Duration</dt><dd>—" in run_page  # as `status` says "-": not a time that grows at every render
     published = json.loads((site / "status.json").read_text())["dags"][0]
     assert published["running"] == 0 and published["runs"][0]["cleared"] is True
     assert json.loads(cli(*common, "status", "--json").stdout)[0]["cleared"] is True
