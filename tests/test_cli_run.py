@@ -371,6 +371,17 @@ def test_run_says_when_the_dag_file_has_uncommitted_changes(make_repo, cli) -> N
     assert older.returncode == 0 and older.stderr == ""
 
 
+def test_a_log_that_cannot_be_read_is_one_line(make_repo, cli) -> None:
+    """A log file not ours to read (a service's state directory) or not a file: a traceback."""
+    repo = make_repo({"dags/l.toml": '[tasks.a]\ncmd = "echo hi"\n'})
+    run_id = cli("run", "l", "--no-render", cwd=repo.path).stdout.splitlines()[0]
+    log = repo.path / ".gitflowd" / "state" / "logs" / "l" / run_id / "a.1.log"
+    log.unlink()
+    log.mkdir()
+    for follow in ((), ("-f",)):
+        _one_line_error(cli("logs", "l", run_id, "a", *follow, cwd=repo.path), f"cannot read log file {log}: Is a directory")
+
+
 def test_resume_of_a_run_whose_commit_left_the_repository(make_repo, cli) -> None:
     """A force-push and gc took the run's commit: resume failed with 'unknown revision <sha>'
     even though the run's checkout was still there; without the checkout, it says what to do."""

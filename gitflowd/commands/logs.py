@@ -181,6 +181,12 @@ def _open_log(path: Path, run: RunState, task_id: str, number: int) -> BinaryIO:
         return path.open("rb")
     except FileNotFoundError:
         raise RunError(f"no log file for attempt {number} of task {task_id!r} in run {run.run_id!r}: {path}") from None
+    except OSError as exc:  # not ours to read (a service's state directory), or not a file
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: OSError) -> RunError:
+    return RunError(f"cannot read log file {path}: {exc.strerror or exc}")
 
 
 def _open_when_there(path: Path, journal: _Journal, task_id: str, number: int) -> BinaryIO:
@@ -192,6 +198,8 @@ def _open_when_there(path: Path, journal: _Journal, task_id: str, number: int) -
             if journal.over(task_id, number) is not None:
                 return _open_log(path, journal.run, task_id, number)
             time.sleep(POLL)
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
 
 
 def _copy_until_over(src: BinaryIO, out: MaskingWriter, journal: _Journal, task_id: str, number: int) -> str:
