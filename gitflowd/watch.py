@@ -8,7 +8,8 @@ present, `PollingObserver(poll)` when `poll` seconds are given) on
 - in a linked work tree (`git worktree add`), the same two in the main repository's git
   dir (`common_dir`), where its branches' refs live;
 - the inbox: a request file renamed into place; in the state directory, the inbox itself
-  and the lock file being deleted or moved (the daemon then makes them again);
+  and the lock file being deleted or moved, and the state directory itself from its
+  parent (the daemon then makes them again);
 - the directory holding the repository, non-recursively: the repository being moved
   away or deleted (inotify follows a moved directory silently, so only its parent sees it).
 Each relevant event calls `wake(kind)` with `GIT` or `INBOX`; the handler does no work
@@ -136,10 +137,14 @@ class Watcher:
         if self.inbox is not None:
             observer.schedule(_Handler(INBOX, self.inbox_wanted, self.wake), str(self.inbox), recursive=False)
             # The inbox itself deleted or moved away: its watch dies with it (see renew_inbox);
-            # the lock file deleted: a second daemon could start (see StateLock.lost).
+            # the lock file deleted, or the state directory moved away (only its parent sees
+            # that): a second daemon could start (see StateLock.lost).
             kept = {str(self.inbox), str(self.lock)}
             observer.schedule(_Handler(INBOX, kept.__contains__, self.wake, ("moved", "deleted")),
                               str(self.inbox.parent), recursive=False)
+            if self.lock is not None:
+                observer.schedule(_Handler(INBOX, lambda path: path == str(self.lock.parent), self.wake, ("moved", "deleted")),
+                                  str(self.lock.parent.parent), recursive=False)
             self._inbox_inode = _inode(self.inbox)
         observer.daemon = True
         try:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from gitflowd import inbox
+from gitflowd.daemon import Daemon
 from gitflowd.lock import StateLock
 from gitflowd.sitecache import SiteCache
 from gitflowd.state import RunStatus, StateDir
-from tests.conftest import GitRepo
-from tests.test_daemon import DaemonProcess, daemons, journal_of, start, toml, wait_for  # noqa: F401 (a fixture)
+from tests.conftest import GitRepo, git
+from tests.test_daemon import (DaemonProcess, daemons, in_process, journal_of, settle, start, toml,  # noqa: F401 (fixtures)
+                               wait_for)
 
 
 def test_a_render_that_waits_holds_up_neither_the_start_nor_the_loop(make_repo: Callable[..., GitRepo], tmp_path: Path,
@@ -63,7 +65,7 @@ def test_a_wiped_state_directory_is_made_again_and_records_the_dags(make_repo: C
                                                                     daemons: list[DaemonProcess]) -> None:
     repo = make_repo({"dags/one.toml": toml("echo one")})
     daemon = start(daemons, repo.path, tmp_path / "home")
-    shutil.rmtree(daemon.state)
+    daemon.state.rename(tmp_path / "old-state")  # as a wipe; rm -rf would race with the daemon making it again
     daemon.wait_log(r"daemon\.lock was deleted while this daemon held it: locked again")
     daemon.wait_log(r"reloaded \w+ 'initial': 1 DAG\(s\) active; one added", count=2)
     done = daemon.cli("run", "one", "--repo", str(repo.path))
@@ -130,3 +132,30 @@ def test_the_log_line_of_a_long_backfill_names_its_ends_not_every_run(make_repo:
     assert done.returncode == 0 and len(done.stdout.split()) == 25, done.stderr
     line = daemon.wait_log(r"request backfill h 2026-02-01 2026-02-02 from pid \d+: ok .*").group(0)
     assert line.endswith(": ok 25 runs, backfill__20260201T000000Z ... backfill__20260202T000000Z"), line
+
+
+def test_old_checkouts_no_loaded_dag_uses_are_deleted_once_the_daemon_is_idle(make_repo: Callable[..., GitRepo],
+                                                                              in_process: Callable[..., Daemon]) -> None:
+    """Every commit that ran kept its whole tree in STATE/checkouts forever: a long-lived
+    daemon's disk filled. A resume that needs a deleted one gets it made again from Git."""
+    daily = 'schedule = "@daily"\nstart_date = 2026-01-01'
+    repo = make_repo({"dags/d.toml": toml("exit 1", extra=daily)})
+    first = git(repo.path, "rev-parse", "HEAD").strip()
+    daemon = in_process(repo)
+    daemon.prune_after = 0.0
+    settle(daemon, datetime(2026, 1, 2, 12, tzinfo=timezone.utc))
+    (failed,) = daemon.state.runs("d")
+    second = repo.commit({"dags/d.toml": toml("true", extra=daily)})
+    for day in (3, 4):  # the first pass keeps a young checkout; then none is young any more
+        now = datetime(2026, 1, day, 12, tzinfo=timezone.utc)
+        daemon.reload(now)
+        settle(daemon, now)
+        daemon.loop(now)
+        assert sorted(p.name for p in daemon.state.checkouts.iterdir()) == (sorted([first, second]) if day == 3 else [second])
+        daemon.keep_checkouts = 0.0
+    reply = daemon.requests.handle(inbox.Request("resume", {"dag": "d", "run_id": failed.run_id}), now)
+    assert reply.ok, reply.error
+    assert (daemon.state.checkouts / first).is_dir()  # made again from Git
+    settle(daemon, now, schedule=False)
+    run = daemon.state.load_run("d", failed.run_id)
+    assert run.commit == first and len(run.tasks["only"].attempts) == 2 and run.state is RunStatus.FAILED
