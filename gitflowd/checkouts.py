@@ -4,6 +4,7 @@ Flow: `materialise(git_dir, sha, root)` returns `root/<sha>` if it exists; else 
 temporary trees that crashed processes left (older than an hour), extracts `git archive`
 into a private temporary directory, makes it read-only and renames it into place (the
 commit point: a process that loses the race drops its copy and uses the winner's).
+`prune(root, keep)` deletes the checkouts no run needs (the daemon's, now and then).
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ def materialise(git_dir: Path, sha: str, root: Path) -> Path:
     except OSError as exc:
         raise RepoError(f"cannot check out {sha[:8]} into {root}: {exc.strerror or exc}") from None
     return target
+
+
+def prune(root: Path, keep: set[str], older_than: float) -> list[str]:
+    """Delete the checkouts made more than `older_than` seconds ago, except those of commits
+    in `keep` (a run that needs one again gets it made again from Git); returns their shas.
+    Each is first renamed to a hidden temporary name, so that a crash mid-delete leaves no
+    partial tree under the commit's name."""
+    try:
+        entries = sorted(root.iterdir())
+    except FileNotFoundError:
+        return []
+    removed, cutoff = [], time.time() - older_than
+    for path in entries:
+        if path.name.startswith(".") or path.name in keep or not path.is_dir() or path.stat().st_mtime > cutoff:
+            continue
+        doomed = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=root))
+        os.rename(path, doomed / "tree")
+        _remove_tree(doomed)
+        removed.append(path.name)
+    return removed
 
 
 def _build(git_dir: Path, sha: str, root: Path, target: Path) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitflowd import inbox, registry
+from gitflowd import checkouts, inbox, registry
 from gitflowd.atomic import write_atomic
 from gitflowd.dag import Dag
 from gitflowd.errors import GitflowdError, RepoError
@@ -58,6 +58,8 @@ MAX_SLEEP = 300.0  # re-read the wall clock at least this often (clock jumps, su
 REPO_RETRY = 5.0  # while the repository cannot be read, try again this often
 KILL_GRACE = 10.0  # SIGTERM -> SIGKILL for a task group being ended
 RESUME_FILE = "daemon-resume.json"  # runs a stopping daemon interrupted, resumed at the next start
+PRUNE_AFTER = 600.0  # after a run ends, delete the checkouts no run needs within this many seconds
+KEEP_CHECKOUTS = 7 * 86400.0  # ... if made longer ago than this (a failed run is resumed soon, or fixed forward)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class Daemon:
         self.next_ping = 0.0
         self._inbox_dirty = True
         self._shown_queued: set[tuple[str, str]] = set()  # runs held back, already on the site as queued
+        self.prune_after, self.keep_checkouts = PRUNE_AFTER, KEEP_CHECKOUTS
+        self._prune_at: float | None = None  # when to delete unneeded checkouts (a run ended)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -214,6 +218,7 @@ class Daemon:
             # other requests wait, and their commands withdraw them when it exits.
             self.requests.handle_all(now, kinds=("stop",) if self.stopping_since is not None else None)
         self.collect_finished()
+        self._prune_checkouts(mono)
         if self.stopping_since is None:
             self.schedule_due(now)
         self.pool.pump()
@@ -261,7 +266,8 @@ class Daemon:
 
     def _sleep_for(self, now: datetime, mono: float) -> float:
         deadlines = [MAX_SLEEP]
-        for moment in (self.burst.deadline(), self.repo_retry_at, self._grace_end(),
+        prune = self._prune_at if self.pool.idle else None  # a busy pool: a run's end wakes the loop
+        for moment in (self.burst.deadline(), self.repo_retry_at, self._grace_end(), prune,
                        self.next_ping if self.notifier.watchdog_interval else None):
             if moment is not None:
                 deadlines.append(moment - mono)
@@ -441,6 +447,25 @@ class Daemon:
                 self.unsuccessful += 1
         if finished:
             self.notifier.status(self.describe())
+            self._prune_at = self._prune_at or time.monotonic() + self.prune_after
+
+    def _prune_checkouts(self, mono: float) -> None:
+        """A checkout per commit that ran, kept forever, filled the disk of a long-lived daemon
+        (a repository of 50 MB, ten commits a day: 180 GB a year). Once no run is queued or
+        running (none then uses a checkout, and none can start meanwhile: the loop prepares
+        runs), the checkouts made over a week ago are deleted, except the commits the loaded
+        DAGs run from; a run that needs one again (a resume) gets it made again from Git."""
+        if self._prune_at is None or mono < self._prune_at or not self.pool.idle:
+            return
+        self._prune_at = None
+        keep = {entry.commit.sha for entry in self.dags.values()} | {self.head or ""}
+        try:
+            removed = checkouts.prune(self.state.checkouts, keep, self.keep_checkouts)
+        except OSError as exc:
+            log.warning("cannot delete the checkouts no run needs in %s: %s", self.state.checkouts, exc)
+            return
+        if removed:
+            log.info("deleted %d checkout(s) no run needs: %s", len(removed), " ".join(sha[:8] for sha in removed))
 
     def begin_stop(self) -> None:
         """Stop scheduling; running runs start no new tasks and get `grace` seconds."""
