@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,14 +83,20 @@ def _typed(dag: Dag, key: str, value: str) -> Any:
                 return value.strip().lower() in _TRUE
             raise ValueError(value)
         if kind in (list, dict):
-            parsed = json.loads(value)
+            parsed = json.loads(value, parse_constant=_not_a_number)
             if not isinstance(parsed, kind):
                 raise ValueError(value)
             return parsed
+        if kind is float and not math.isfinite(float(value)):  # nan, inf: not JSON, and no param's meaning
+            raise ValueError(value)
         return kind(value)
     except ValueError:
         raise UsageError(f"bad --param {key}={value!r}: DAG {dag.id!r} declares {key} as {_KINDS[kind]} "
                          f"(default {json.dumps(default)})") from None
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(name)  # NaN, Infinity: json.loads takes them, but they are not JSON
 
 
 def created_record(run: RunState) -> dict[str, Any]:
