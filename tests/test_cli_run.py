@@ -851,6 +851,8 @@ def test_a_param_override_takes_the_type_of_its_default(make_repo, cli) -> None:
     assert cli("logs", "typed", default.stdout.splitlines()[0], "a", cwd=repo.path).stdout == "4 1.0 False 1 seoul 2026-01-01\n"
     for pair, kind in (("days=abc", "an integer (default 3)"), ("ratio=x", "a number (default 0.5)"),
                        ("dry=maybe", "true or false (default false)"), ('regions={"a": 1}', 'a JSON array (default ["a"])'),
-                       ("regions=[", "a JSON array")):
+                       ("regions=[", "a JSON array"),
+                       # NaN and Infinity were taken, and written into the journal as non-JSON tokens
+                       ("ratio=nan", "a number"), ("ratio=1e999", "a number"), ("regions=[NaN]", "a JSON array")):
         _one_line_error(cli("run", "typed", "--param", pair, cwd=repo.path), f"DAG 'typed' declares {pair.split('=')[0]} as {kind}")
     assert len(list((repo.path / ".gitflowd/state/runs/typed").glob("*.jsonl"))) == 2  # the bad ones recorded nothing
