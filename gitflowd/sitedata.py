@@ -36,6 +36,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 # C0 controls other than tab, newline and carriage return, and DEL: invalid in HTML (a NUL
 # made grep call the page binary); shown as U+FFFD, as undecodable bytes are.
 _CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], "\ufffd")
+_HAS_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # Glyphs so that no state is told by colour alone (DESIGN.md section 5).
 GLYPHS = {
@@ -269,6 +270,12 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     for value in sorted(usable, key=len, reverse=True):
         text = text.replace(value, MASK)
     return text
+
+
+def visible(text: str) -> str:
+    """Text without the control characters HTML cannot hold (TOML strings may carry them:
+    "\u0000"), each shown as U+FFFD, as in logs."""
+    return text.translate(_CONTROLS) if _HAS_CONTROL.search(text) else text
 
 
 def clean_text(raw: bytes, secrets: Iterable[str]) -> str:

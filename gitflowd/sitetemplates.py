@@ -9,6 +9,7 @@ site.py renders every page through it.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +30,7 @@ def templates_dir() -> Path:
 def environment() -> Environment:
     # compiled templates are cached on disk: a `run` process renders once and exits
     env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, bytecode_cache=FileSystemBytecodeCache())
+                      trim_blocks=True, lstrip_blocks=True, bytecode_cache=_bytecode_cache(), finalize=_finalize)
     env.filters.update(dt=_format_time, dur=svg.format_seconds, glyph=lambda s: sitedata.GLYPHS.get(str(s), "?"),
                        badge=_badge, legend=_legend, local=_local_time, size=_size)
     css = Markup((templates_dir() / "style.css").read_text(encoding="utf-8"))
@@ -38,6 +39,19 @@ def environment() -> Environment:
         glyphs=sitedata.GLYPHS, task_legend=sitedata.TASK_LEGEND, run_legend=["queued", "running", "success", "failed", "interrupted"],
     )
     return env
+
+
+def _bytecode_cache() -> FileSystemBytecodeCache:
+    """Jinja checks a cached template against its source only, but options such as `finalize`
+    are compiled into it: the file name carries a digest of this module, which sets them."""
+    digest = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12]
+    return FileSystemBytecodeCache(pattern=f"__gitflowd_{digest}_%s.cache")
+
+
+def _finalize(value: object) -> object:
+    """Every value a template prints passes here: text from a TOML file or a journal may hold
+    control characters. Markup is ours (filters, macros whose values passed here already)."""
+    return sitedata.visible(value) if type(value) is str else value  # noqa: E721 - Markup is a str subclass
 
 
 @functools.cache

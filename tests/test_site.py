@@ -1147,3 +1147,21 @@ def test_a_site_kept_up_by_the_commands_equals_a_full_render_of_the_same_state(m
     kept, full = _normalised(site), _normalised(tmp_path / "full")
     assert set(full) <= set(kept)
     assert [p for p in full if kept[p] != full[p]] == []
+
+
+def test_control_characters_from_the_toml_never_reach_a_page(make_repo, cli, tmp_path):
+    """TOML strings may hold \\u0000 or \\u0007: a description, a param, a command with one
+    put it raw into the pages (only logs were cleaned), and a NUL makes a page invalid HTML
+    and a binary file to grep; they are shown as U+FFFD, as in logs."""
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({"dags/n.toml": '[dag]\ndescription = "nul \\u0000 bell \\u0007 esc \\u001b[31m"\n'
+                                     'params = { p = "a\\u0000b" }\n\n[tasks.t]\ncmd = "echo \'x\\u0007y\'"\n'})
+    common = ("--repo", str(repo.path), "--state", str(state), "--site", str(site))
+    assert cli(*common, "run", "n").returncode == 0
+    pages = [p for p in site.rglob("*.html") if ".cache" not in p.parts]
+    assert len(pages) >= 4
+    for page in pages:
+        text = page.read_bytes().decode()
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text), page
+    assert "nul \ufffd bell \ufffd esc \ufffd[31m" in (site / "dags/n/index.html").read_text()
+    assert "p=a\ufffdb" in next((site / "dags/n/runs").iterdir()).joinpath("index.html").read_text()
