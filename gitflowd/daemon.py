@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitflowd import checkouts, inbox, registry
+from gitflowd import checkouts, gitcli, inbox, registry
 from gitflowd.atomic import write_atomic
 from gitflowd.dag import Dag
 from gitflowd.errors import GitflowdError, RepoError
@@ -152,16 +152,29 @@ class Daemon:
         for name in inbox.drop_stale_claims(self.state.root):
             log.warning("request %s was taken by a daemon that stopped before answering it; not carried out again", name)
         self.inbox_watcher.start()
-        self._open_repo(fail=True)  # a wrong --repo or --branch is an error now, not a retry loop
+        self._open_first()
         self.reload(self.clock(), render=False)  # the whole site is rendered once, below
         self.resume_unfinished()
         self._render(self.site.render_all)  # on the site thread: READY=1 does not wait for it
         self.notifier.ready(self.describe())
         following = self.repo.branch if self.repo else self.options.branch
-        if following is None:  # a detached HEAD: `resolve` reads HEAD, wherever a checkout moves it
+        if following is None and self.repo is not None:  # a detached HEAD: `resolve` reads HEAD, wherever a checkout moves it
             log.warning("HEAD of %s is detached: following HEAD, not a branch; pass --branch B to follow one", self.options.repo)
         log.info("daemon ready (pid %d): repo %s, branch %s, state %s, site %s", os.getpid(), self.options.repo,
-                 following or "none (detached HEAD)", self.options.state, self.options.site)
+                 following or ("none (detached HEAD)" if self.repo else "the first one pushed"), self.options.state, self.options.site)
+
+    def _open_first(self) -> None:
+        """A wrong --repo or --branch is an error now, not a retry loop. A repository with no
+        commits yet is not a mistake: the README's service is started before the first push,
+        and failing then made `systemctl enable --now` report an error and systemd restart the
+        daemon every 5 s until the push. It waits for the first commit instead (not `once`)."""
+        try:
+            self._open_repo(fail=True)
+        except RepoError as exc:
+            if self.options.once or not _no_commits_yet(self.options.repo):
+                raise
+            log.warning("%s; waiting for the first commit (looking every %gs)", exc, REPO_RETRY)
+            self.repo_problem, self.repo_retry_at = str(exc), time.monotonic() + REPO_RETRY
 
     def close(self) -> None:
         self._close_repo()
@@ -511,3 +524,12 @@ class Daemon:
     def _render(self, render: Callable[[], object]) -> None:
         self.site_worker.submit(render)  # never in the loop: a long render must not hold it up
 
+
+def _no_commits_yet(path: Path) -> bool:
+    """A repository made and never committed or pushed to, rather than a wrong path or branch."""
+    try:
+        branches = gitcli.run(["for-each-ref", "--count=1", "refs/heads"], path)
+        head = gitcli.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], path)
+    except gitcli.GitFailed:  # no such directory, no git: the error already raised says it
+        return False
+    return branches.returncode == 0 and not branches.stdout.strip() and head.returncode != 0

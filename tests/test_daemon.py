@@ -308,7 +308,7 @@ def test_a_second_daemon_fails_naming_the_first_which_carries_on(make_repo: Call
     [
         ("plain dir", [], 1, "is not a Git repository"),
         ("repo", ["--branch", "mian"], 1, "unknown branch 'mian'"),
-        ("empty repo", [], 1, "has no commits yet"),
+        ("empty repo", ["--once"], 1, "has no commits yet"),
         ("repo", ["--grace", "-1"], 2, "argument --grace: must be a finite number of seconds, zero or more: -1"),
         ("repo", ["--poll", "0"], 2, "--poll must be more than 0 seconds"),
         ("repo", ["--parallelism", "0"], 2, "argument --parallelism: must be at least 1"),

@@ -159,3 +159,20 @@ def test_old_checkouts_no_loaded_dag_uses_are_deleted_once_the_daemon_is_idle(ma
     settle(daemon, now, schedule=False)
     run = daemon.state.load_run("d", failed.run_id)
     assert run.commit == first and len(run.tasks["only"].attempts) == 2 and run.state is RunStatus.FAILED
+
+
+def test_a_daemon_on_a_repository_with_no_commits_yet_waits_for_the_first_push(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    """The README starts the service (step 3) before the first push (step 4): the daemon
+    exited 1 'has no commits yet', so `systemctl enable --now` failed and systemd restarted
+    it every 5 s until the push. `--once` still refuses (test_daemon.py)."""
+    bare = tmp_path / "pipelines.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    daemon = start(daemons, bare, tmp_path / "home")
+    assert re.search(rf"WARNING gitflowd.daemon: repository {re.escape(str(bare))} has no commits yet: commit your dags/ first; "
+                     r"waiting for the first commit", daemon.log), daemon.log
+    clone = GitRepo(tmp_path / "clone")
+    sha = clone.commit({"dags/hello.toml": toml("echo hello")}, message="first")
+    git(clone.path, "push", "-q", str(bare), "main")
+    daemon.wait_log(rf"reloaded {sha} 'first': 1 DAG\(s\) active; hello added")
+    done = daemon.cli("run", "hello", "--repo", str(bare))
+    assert done.returncode == 0, done.stderr
