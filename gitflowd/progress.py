@@ -49,6 +49,8 @@ class Progress:
             self._reset(run)
         if self.tty:
             self._draw(final=event == journal.RUN_FINISHED)
+            if event == journal.RUN_FINISHED:
+                self._write("".join(f"{line}\n" for line in outcome(record, run)), flush=True)
         else:
             self._line(record, run)
 
@@ -107,6 +109,31 @@ def _point_at_devnull(stream: TextIO) -> None:
         pass
 
 
+SHOWN_AT_THE_END = 10  # failed tasks named under a terminal's last line
+
+
+def outcome(record: dict[str, Any], run: RunState) -> list[str]:
+    """What a terminal shows once the run ended: its one redrawn line said only how many
+    tasks failed, so the run's state, each task that did not succeed, and where its log is."""
+    lines = [describe(record, run)]
+    bad = [task for task in run.tasks.values() if task.state in _FAILED]
+    for task in bad[:SHOWN_AT_THE_END]:
+        attempt = task.current
+        detail = f", {_ended(attempt.exit_code, attempt.error)}" if attempt and (attempt.exit_code or attempt.error) else ""
+        where = f": gitflowd logs {run.dag_id} {run.run_id} {task.task_id}" if attempt else f" ({task.reason})" if task.reason else ""
+        lines.append(f"  {task.task_id}: {task.state.value}{detail}{where}")
+    if len(bad) > SHOWN_AT_THE_END:
+        lines.append(f"  ... and {len(bad) - SHOWN_AT_THE_END} more: gitflowd status {run.dag_id} {run.run_id}")
+    return lines
+
+
+def _ended(code: int | None, error: str | None) -> str:
+    """'exit code 3', 'killed by SIGKILL' or why the process could not start."""
+    if error:
+        return error
+    return f"killed by {signal_name(code)}" if code is not None and code < 0 else f"exit code {code}"
+
+
 def describe(record: dict[str, Any], run: RunState) -> str:
     """One human line for a record ('' for records not worth a line)."""
     event, task = record["event"], record.get("task", "")
@@ -116,12 +143,8 @@ def describe(record: dict[str, Any], run: RunState) -> str:
     if event == journal.TASK_FINISHED:
         detail = f"attempt {record['attempt']}, {record.get('duration', 0):.1f}s"
         code = record.get("exit_code")
-        if isinstance(code, int) and code < 0:  # ended by a signal: "exit code -9" says it only to the initiated
-            detail += f", killed by {signal_name(code)}"
-        elif code not in (None, 0):
-            detail += f", exit code {code}"
-        if record.get("error"):
-            detail += f", {record['error']}"
+        if code not in (None, 0) or record.get("error"):  # a signal: "killed by SIGKILL", not "exit code -9"
+            detail += f", {_ended(code, record.get('error'))}"
         retry = f"; retry at {record['retry_at']}" if record.get("retry_at") else ""
         return f"{task}: {record['state']} ({detail}){retry}"
     if event == journal.TASK_SKIPPED:

@@ -66,8 +66,13 @@ def test_one_redrawn_line_on_a_terminal(tmp_path: Path) -> None:
     run = _run(tmp_path)
     _feed(Progress(run, out, tty=True, interval=0.0), run, *RECORDS)
     text = out.getvalue()
-    assert text.count("\n") == 1 and text.endswith("\r\x1b[K2/2 done, 0 running, 2 failed\n")
-    assert "\r\x1b[K0/2 done, 1 running, 0 failed" in text
+    # The one line said only how many failed: the end names the run's state, what did not
+    # succeed and where its log is.
+    counts, *end = text.split("\n")
+    assert "\n" not in counts and counts.endswith("\r\x1b[K2/2 done, 0 running, 2 failed")
+    assert "\r\x1b[K0/2 done, 1 running, 0 failed" in counts
+    assert end == [f"run {run.run_id}: failed", f"  a: failed, exit code 2: gitflowd logs d {run.run_id} a",
+                   "  b: upstream_failed (a failed)", ""]
 
 
 def test_counts_kept_in_step_match_a_recount(tmp_path: Path) -> None:
