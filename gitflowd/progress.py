@@ -124,7 +124,13 @@ def outcome(record: dict[str, Any], run: RunState) -> list[str]:
         lines.append(f"  {task.task_id}: {task.state.value}{detail}{where}")
     if len(bad) > SHOWN_AT_THE_END:
         lines.append(f"  ... and {len(bad) - SHOWN_AT_THE_END} more: gitflowd status {run.dag_id} {run.run_id}")
+    if record.get("state") in NEXT_STEP:
+        lines.append(NEXT_STEP[record["state"]].format(dag=run.dag_id, run=run.run_id))
     return lines
+
+
+NEXT_STEP = {"failed": "fix and commit, then run again what failed: gitflowd resume {dag} {run} --rev HEAD",
+             "interrupted": "continue it with: gitflowd resume {dag} {run}"}
 
 
 def _ended(code: int | None, error: str | None) -> str:

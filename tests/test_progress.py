@@ -72,7 +72,8 @@ def test_one_redrawn_line_on_a_terminal(tmp_path: Path) -> None:
     assert "\n" not in counts and counts.endswith("\r\x1b[K2/2 done, 0 running, 2 failed")
     assert "\r\x1b[K0/2 done, 1 running, 0 failed" in counts
     assert end == [f"run {run.run_id}: failed", f"  a: failed, exit code 2: gitflowd logs d {run.run_id} a",
-                   "  b: upstream_failed (a failed)", ""]
+                   "  b: upstream_failed (a failed)",
+                   f"fix and commit, then run again what failed: gitflowd resume d {run.run_id} --rev HEAD", ""]
 
 
 def test_counts_kept_in_step_match_a_recount(tmp_path: Path) -> None:
