@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 from pathlib import Path
 
 from gitflowd.errors import LockHeld, StateError
@@ -31,6 +32,7 @@ class StateLock:
         """Take the lock or raise LockHeld naming the current holder."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _refuse_root_in_anothers_state(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StateError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from None
@@ -74,6 +76,23 @@ class StateLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _refuse_root_in_anothers_state(state: Path) -> None:
+    """`sudo gitflowd run` (without `-u gitflowd`) while the service is stopped wrote root's
+    journals, logs and directories into the service's state directory: the daemon could not
+    append to them or add runs beside them afterwards. Root may still read (status, logs)."""
+    if os.geteuid() != 0:
+        return  # anyone else cannot write another user's files anyway
+    owner = state.stat().st_uid
+    if owner == 0:
+        return
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    raise StateError(f"{state} belongs to user {name}; as root, this would leave files there that {name} cannot "
+                     f"write (the daemon's later runs would fail): run it as that user (sudo -u {name} gitflowd ...)")
 
 
 def holder(path: str | os.PathLike[str]) -> str | None:

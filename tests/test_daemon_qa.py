@@ -13,12 +13,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from gitflowd import inbox
 from gitflowd.daemon import Daemon
 from gitflowd.lock import StateLock
 from gitflowd.sitecache import SiteCache
 from gitflowd.state import RunStatus, StateDir
-from tests.conftest import GitRepo, git
+from tests.conftest import GitRepo, git, run_cli
 from tests.test_daemon import (DaemonProcess, daemons, in_process, journal_of, settle, start, toml,  # noqa: F401 (fixtures)
                                wait_for)
 
@@ -176,3 +178,20 @@ def test_a_daemon_on_a_repository_with_no_commits_yet_waits_for_the_first_push(t
     daemon.wait_log(rf"reloaded {sha} 'first': 1 DAG\(s\) active; hello added")
     done = daemon.cli("run", "hello", "--repo", str(bare))
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, as the mistake does")
+def test_root_is_refused_a_foreground_run_in_the_service_users_state_directory(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    """`sudo gitflowd run` (without -u gitflowd) while the service was stopped wrote root's
+    journal, logs and directories into its state: the daemon could not write beside them."""
+    repo = make_repo({"dags/d.toml": toml("true")})
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 65534, 65534)
+    done = run_cli("run", "d", "--repo", str(repo.path), "--state", str(state), "--site", str(tmp_path / "site"), timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"gitflowd: error: {state} belongs to user ") and "run it as that user (sudo -u " in line, line
+    assert not (state / "runs").exists() and not (state / "daemon.lock").exists()
+    listed = run_cli("status", "--repo", str(repo.path), "--state", str(state), timeout=60)  # reading is fine
+    assert listed.returncode == 0, listed.stderr
