@@ -264,10 +264,14 @@ def masked_params(run: RunState, secrets: Sequence[str]) -> list[tuple[str, str,
              key in run.params) for key, value in merged.items()]
 
 
-def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+def _maskable(secrets: Iterable[str]) -> list[str]:
     """The engine's rule: values shorter than MIN_MASKED_LENGTH would mask ordinary text."""
-    usable = (s for s in secrets if len(s) >= secrets_module.MIN_MASKED_LENGTH)
-    for value in sorted(usable, key=len, reverse=True):
+    return [s for s in secrets if len(s) >= secrets_module.MIN_MASKED_LENGTH]
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Every whole secret value in `text` as MASK, the longest first."""
+    for value in sorted(_maskable(secrets), key=len, reverse=True):
         text = text.replace(value, MASK)
     return text
 
@@ -310,7 +314,7 @@ def has_output(path: Path) -> bool:
 def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogText:
     """A log for its page: whole when small, else its last `tail` bytes from a line start, or
     from within a line that fills most of them (cut, marked with "…": dropping it would leave
-    next to nothing)."""
+    next to nothing; the cut's first characters go too, as they may be the end of a secret)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -328,7 +332,9 @@ def read_log(path: Path, secrets: Sequence[str], tail: int = LOG_TAIL) -> LogTex
         else:
             partial = True  # one line fills most of the tail: its end, rather than next to nothing
     text = as_terminal_shows(clean_text(raw, secrets))
-    return LogText(f"…{text}" if partial else text, size, truncated, shown=len(raw))
+    if partial:  # the cut may fall inside a secret, whose piece no mask would match: drop what it can be
+        text = f"…{text[max((len(v.encode()) for v in _maskable(secrets)), default=1) - 1:]}"
+    return LogText(text, size, truncated, shown=len(raw))
 
 
 def copy_masked(source: Path, target: Path, secrets: Sequence[str], chunk: int = 1 << 20) -> None:
