@@ -485,8 +485,9 @@ class Daemon:
         self.stopping_since = time.monotonic()
         dropped = self.pool.stop()
         running = len(self.pool.running)
-        log.info("stopping: %d run(s) get %gs to finish their running tasks (stop again, e.g. Ctrl-C, to end them now); "
-                 "%d queued run(s) wait for the next start", running, self.options.grace, len(dropped))
+        hint = " (stop again, e.g. Ctrl-C, to end them now)" if running else ""
+        log.info("stopping: %d run(s) get %gs to finish their running tasks%s; %d queued run(s) wait for the next start",
+                 running, self.options.grace, hint, len(dropped))
         self.notifier.stopping(f"stopping: waiting up to {self.options.grace:g}s for {running} run(s)")
 
     def _grace_end(self) -> float | None:
