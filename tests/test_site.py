@@ -1178,3 +1178,17 @@ def test_a_log_tail_cut_inside_a_secret_shows_no_piece_of_it(tmp_path):
         assert shown.truncated and shown.text.startswith("…")
         for n in range(3, 14):
             assert "hunter2-secret"[-n:] not in shown.text.replace("b", "").replace("…", "").lstrip("\ufffd"), (after, shown.text)
+
+
+@pytest.mark.parametrize("flag", ["--site", "--state"])
+def test_render_refuses_an_empty_site_or_state_path_given_on_purpose(cli, tmp_path, flag):
+    """`gitflowd render --site "$SITE"` with SITE unset rendered into the default site (or
+    read the default state) without a word: another directory than the one asked for."""
+    state = tmp_path / "state"
+    failing_run(state)
+    args = ["--state", str(state), "--site", str(tmp_path / "site")]
+    args[args.index(flag) + 1] = ""
+    done = cli(*args, "render", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.strip() == f"gitflowd: error: empty {flag} '': give a directory, or leave {flag} out for the default"
+    assert not (tmp_path / "site").exists() and not (tmp_path / ".gitflowd").exists()

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from gitflowd import settings
-from gitflowd.errors import StateError
+from gitflowd.errors import StateError, UsageError
 from gitflowd.secrets import load_file, resolve_path
 
 
@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     from gitflowd.site import Site, check_apart
 
+    for flag, value in (("--state", args.state), ("--site", args.site)):
+        if value == "":  # `--site "$SITE"` with SITE unset: not the same as leaving it out
+            raise UsageError(f"empty {flag} '': give a directory, or leave {flag} out for the default")
     where = settings.resolve(args.repo, args.state, args.site)
     if not where.state.is_dir():
         raise StateError(f"no state directory at {where.state}: run a DAG first, or pass --state DIR")
