@@ -40,9 +40,10 @@ def materialise(git_dir: Path, sha: str, root: Path) -> Path:
     return target
 
 
-def prune(root: Path, keep: set[str], older_than: float) -> list[str]:
-    """Delete the checkouts made more than `older_than` seconds ago, except those of commits
-    in `keep` (a run that needs one again gets it made again from Git); returns their shas.
+def prune(root: Path, keep: set[str], older_than: float, most: int) -> list[str]:
+    """Delete up to `most` of the checkouts made more than `older_than` seconds ago, except
+    those of commits in `keep` (a run that needs one again gets it made again from Git);
+    returns their shas.
     Each is first renamed to a hidden temporary name, so that a crash mid-delete leaves no
     partial tree under the commit's name."""
     try:
@@ -57,6 +58,8 @@ def prune(root: Path, keep: set[str], older_than: float) -> list[str]:
         os.rename(path, doomed / "tree")
         _remove_tree(doomed)
         removed.append(path.name)
+        if len(removed) >= most:
+            break
     return removed
 
 

@@ -59,6 +59,7 @@ REPO_RETRY = 5.0  # while the repository cannot be read, try again this often
 KILL_GRACE = 10.0  # SIGTERM -> SIGKILL for a task group being ended
 RESUME_FILE = "daemon-resume.json"  # runs a stopping daemon interrupted, resumed at the next start
 PRUNE_AFTER = 600.0  # after a run ends, delete the checkouts no run needs within this many seconds
+PRUNE_AT_ONCE = 20  # checkouts deleted in one loop pass (a large tree takes a while)
 KEEP_CHECKOUTS = 7 * 86400.0  # ... if made longer ago than this (a failed run is resumed soon, or fixed forward)
 
 
@@ -473,12 +474,14 @@ class Daemon:
         self._prune_at = None
         keep = {entry.commit.sha for entry in self.dags.values()} | {self.head or ""}
         try:
-            removed = checkouts.prune(self.state.checkouts, keep, self.keep_checkouts)
+            removed = checkouts.prune(self.state.checkouts, keep, self.keep_checkouts, PRUNE_AT_ONCE)
         except OSError as exc:
             log.warning("cannot delete the checkouts no run needs in %s: %s", self.state.checkouts, exc)
             return
         if removed:
             log.info("deleted %d checkout(s) no run needs: %s", len(removed), " ".join(sha[:8] for sha in removed))
+        if len(removed) == PRUNE_AT_ONCE:  # more to go: a pass that deleted them all could starve the watchdog
+            self._prune_at = mono + 1.0
 
     def begin_stop(self) -> None:
         """Stop scheduling; running runs start no new tasks and get `grace` seconds."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gitflowd import inbox
+from gitflowd import checkouts, inbox
 from gitflowd.daemon import Daemon
 from gitflowd.lock import StateLock
 from gitflowd.sitecache import SiteCache
@@ -195,3 +195,20 @@ def test_root_is_refused_a_foreground_run_in_the_service_users_state_directory(m
     assert not (state / "runs").exists() and not (state / "daemon.lock").exists()
     listed = run_cli("status", "--repo", str(repo.path), "--state", str(state), timeout=60)  # reading is fine
     assert listed.returncode == 0, listed.stderr
+
+
+def test_checkouts_are_pruned_a_few_at_a_time_and_never_left_half_deleted(tmp_path: Path) -> None:
+    """The first prune of a long-lived state could delete hundreds of trees in one loop pass,
+    past the watchdog's 30 s. A read-only tree (as checkouts are) goes whole or not at all."""
+    root = tmp_path / "checkouts"
+    shas = [f"{n:040x}" for n in range(5)]
+    for sha in shas:
+        (root / sha / "sub").mkdir(parents=True)
+        (root / sha / "sub" / "f").write_text("x")
+        for path in (root / sha / "sub", root / sha):
+            path.chmod(0o555)
+    (root / ".in-progress").mkdir()
+    assert checkouts.prune(root, {shas[0]}, 0.0, 3) == shas[1:4]
+    assert checkouts.prune(root, {shas[0]}, 3600.0, 3) == []  # made just now: kept
+    assert checkouts.prune(root, {shas[0]}, 0.0, 3) == shas[4:]
+    assert sorted(p.name for p in root.iterdir()) == [".in-progress", shas[0]]
