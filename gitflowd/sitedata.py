@@ -130,10 +130,11 @@ Logged = frozenset[tuple[str, int]]  # (task, attempt) of the attempts whose log
 
 
 def task_cells(run: RunState, logged: Logged) -> dict[str, tuple[str, int]]:
-    """task -> (state, number of its latest attempt when that attempt has a log page, else 0:
-    the square then links to the run page). Saved at every render of the run, so a log that
-    grows after an empty render gets its link at the next one."""
-    return {t: (s.state.value, s.attempts[-1].number if s.attempts and (t, s.attempts[-1].number) in logged else 0)
+    """task -> (state, number of the attempt its state came from when that attempt has a log
+    page, else 0: the square then links to the run page; a task cleared or skipped since its
+    last attempt links there too, not to a log of another execution). Saved at every render of
+    the run, so a log that grows after an empty render gets its link at the next one."""
+    return {t: (s.state.value, s.current.number if s.current and (t, s.current.number) in logged else 0)
             for t, s in run.tasks.items()}
 
 

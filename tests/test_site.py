@@ -908,6 +908,9 @@ def test_a_cleared_run_waiting_for_resume_is_not_shown_as_running_nor_refreshed(
     run_page = pages[2].read_text()
     assert f"gitflowd resume c {run_id}" in run_page and 'data-state="queued"' in run_page
     assert "<dt>Duration</dt><dd>—" in run_page  # as `status` says "-": not a time that grows at every render
+    cell = re.search(rf'<a class="sq s-pending" data-task="b" data-state="pending" data-run="{run_id}" href="([^"]+)" title="([^"]+)"',
+                     pages[1].read_text())
+    assert cell and cell.group(1).endswith(f"runs/{run_id}/index.html") and "attempt" not in cell.group(2), cell
     published = json.loads((site / "status.json").read_text())["dags"][0]
     assert published["running"] == 0 and published["runs"][0]["cleared"] is True
     assert json.loads(cli(*common, "status", "--json").stdout)[0]["cleared"] is True
