@@ -247,8 +247,9 @@ def _templates(texts: tuple[str, ...]) -> tuple[str, ...]:
     if unknown:
         hints = {name: _template_hint(name) for name in unknown}
         listed = ", ".join(f"{name!r}{hint}" for name, hint in hints.items())
-        known = "" if all(hints.values()) else f"; the variables are {', '.join(_TEMPLATE_ORDER)}"
-        raise BadValue(f": unknown template variable{'s' if len(unknown) > 1 else ''} {listed}{known}")
+        raw = next((hint for hint in map(_raw_hint, texts) if hint), "")
+        known = "" if all(hints.values()) or raw else f"; the variables are {', '.join(_TEMPLATE_ORDER)}"
+        raise BadValue(f": unknown template variable{'s' if len(unknown) > 1 else ''} {listed}{known}{raw}")
     return texts
 
 
@@ -285,11 +286,23 @@ def _unknown_names(text: str) -> list[str]:
         _check_filters_and_tests(tree)
         unknown = jinja2.meta.find_undeclared_variables(tree) - TEMPLATE_NAMES
     except jinja2.TemplateError as exc:
-        raise BadValue(f": invalid template: {(exc.message or type(exc).__name__).removesuffix('.')}{_at_line(text, exc.lineno)}") from None
+        raise BadValue(f": invalid template: {(exc.message or type(exc).__name__).removesuffix('.')}"
+                       f"{_at_line(text, exc.lineno)}{_raw_hint(text)}") from None
     except RecursionError:
         raise BadValue(": invalid template: expressions nested too deeply") from None
     found = [node.name for node in tree.find_all(jinja2.nodes.Name) if node.name in unknown]
     return list(dict.fromkeys(found + sorted(unknown)))
+
+
+# A Go template (docker --format, kubectl go-template, helm): `{{.State}}`, `{{range .items}}`.
+_GO_TEMPLATE = re.compile(r"\{\{-?\s*(\.|(range|end|with|if|template)\b)")
+
+
+def _raw_hint(text: str) -> str:
+    """Commands are Jinja templates, so a docker or kubectl format string fails as one."""
+    if not _GO_TEMPLATE.search(text):
+        return ""
+    return " (a literal {{...}}, such as a docker or kubectl format, goes inside {% raw %}...{% endraw %})"
 
 
 def _at_line(text: str, lineno: int | None) -> str:

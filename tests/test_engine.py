@@ -221,6 +221,12 @@ def test_an_env_template_error_names_the_task_and_variable(tmp_path: Path) -> No
     assert str(info.value).startswith("dags/d.toml:3: task 't' env.BAD: undefined template variable:")
 
 
+def test_raw_keeps_braces_as_written(tmp_path: Path) -> None:
+    dag = Dag("d", {"t": Task("t", cmd="echo '{% raw %}{{.State}}{% endraw %} {{ ds }}' > out")})
+    run_dag(tmp_path, dag)
+    assert (tmp_path / "out").read_text() == "{{.State}} 2026-11-25\n"
+
+
 def test_ds_add_moves_a_date_by_days(tmp_path: Path) -> None:
     dag = Dag("d", {"t": Task("t", cmd="echo {{ ds | ds_add(-1) }} {{ ds | ds_add(7) }} {{ ts | ds_add(0) }} > out")})
     run_dag(tmp_path, dag)

@@ -362,3 +362,14 @@ def test_a_shell_key_says_how_to_run_another_shell():
     # dagu's `shell: bash`: "did you mean 'cmd'?" would have sent the user to replace the command.
     assert problems('[tasks.a]\ncmd = "source env.sh"\nshell = "bash"\n') == [
         "dags/x.toml:3: unknown key 'shell' in [tasks.a] (cmd runs /bin/sh -c; for bash write argv = [\"bash\", \"-c\", \"...\"])"]
+
+
+def test_a_go_template_in_a_command_points_to_raw():
+    # docker --format '{{.State}}' or kubectl go-template: "unexpected '.'" alone did not say
+    # that commands are Jinja templates, nor how to keep braces as they are.
+    hint = " (a literal {{...}}, such as a docker or kubectl format, goes inside {% raw %}...{% endraw %})"
+    assert problems("[tasks.a]\ncmd = \"docker inspect --format '{{.State.Status}}' web\"\n") == [
+        f"dags/x.toml:2: [tasks.a] cmd: invalid template: unexpected '.'{hint}"]
+    assert problems('[tasks.a]\nargv = ["kubectl", "-o", "go-template={{range .items}}{{end}}"]\n')[0].endswith(hint)
+    raw = "docker inspect --format '{% raw %}{{.State.Status}}{% endraw %}' web"
+    assert load_dag(f'[tasks.a]\ncmd = "{raw}"\n', "dags/d.toml").tasks["a"].cmd == raw
