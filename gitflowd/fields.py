@@ -294,15 +294,17 @@ def _unknown_names(text: str) -> list[str]:
     return list(dict.fromkeys(found + sorted(unknown)))
 
 
-# A Go template (docker --format, kubectl go-template, helm): `{{.State}}`, `{{range .items}}`.
-_GO_TEMPLATE = re.compile(r"\{\{-?\s*(\.|(range|end|with|if|template)\b)")
+# Braces meant for another program: a Go template (docker --format, kubectl go-template, helm:
+# `{{.State}}`, `{{range .items}}`), or the shell's `${#VAR}` (its `{#` opens a Jinja comment).
+_NOT_JINJA = re.compile(r"\{\{-?\s*(\.|(range|end|with|if|template)\b)|\$\{#")
 
 
 def _raw_hint(text: str) -> str:
-    """Commands are Jinja templates, so a docker or kubectl format string fails as one."""
-    if not _GO_TEMPLATE.search(text):
+    """Commands are Jinja templates, so a docker format or a ${#VAR} fails as one."""
+    if not _NOT_JINJA.search(text):
         return ""
-    return " (a literal {{...}}, such as a docker or kubectl format, goes inside {% raw %}...{% endraw %})"
+    return (" (commands are Jinja templates: braces meant for another program, such as a docker or kubectl format "
+            "or a shell ${#VAR}, go inside {% raw %}...{% endraw %})")
 
 
 def _at_line(text: str, lineno: int | None) -> str:

@@ -367,9 +367,12 @@ def test_a_shell_key_says_how_to_run_another_shell():
 def test_a_go_template_in_a_command_points_to_raw():
     # docker --format '{{.State}}' or kubectl go-template: "unexpected '.'" alone did not say
     # that commands are Jinja templates, nor how to keep braces as they are.
-    hint = " (a literal {{...}}, such as a docker or kubectl format, goes inside {% raw %}...{% endraw %})"
+    hint = (" (commands are Jinja templates: braces meant for another program, such as a docker or kubectl format "
+            "or a shell ${#VAR}, go inside {% raw %}...{% endraw %})")
     assert problems("[tasks.a]\ncmd = \"docker inspect --format '{{.State.Status}}' web\"\n") == [
         f"dags/x.toml:2: [tasks.a] cmd: invalid template: unexpected '.'{hint}"]
     assert problems('[tasks.a]\nargv = ["kubectl", "-o", "go-template={{range .items}}{{end}}"]\n')[0].endswith(hint)
+    assert problems('[tasks.a]\ncmd = "echo ${#HOME}"\n') == [  # was "Missing end of comment tag" alone
+        f"dags/x.toml:2: [tasks.a] cmd: invalid template: Missing end of comment tag{hint}"]
     raw = "docker inspect --format '{% raw %}{{.State.Status}}{% endraw %}' web"
     assert load_dag(f'[tasks.a]\ncmd = "{raw}"\n', "dags/d.toml").tasks["a"].cmd == raw
