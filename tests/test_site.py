@@ -138,6 +138,8 @@ def test_an_attempt_with_an_empty_or_missing_log_gets_no_page_but_says_no_output
     dag_page = (site / "dags/quiet/index.html").read_text()
     assert re.search(rf'data-task="mute" data-state="success" data-run="{run_id}" href="../../dags/quiet/runs/{run_id}/index.html"', dag_page)
     assert f'href="../../dags/quiet/runs/{run_id}/loud.1.html"' in dag_page
+    graph = dag_page.split('id="graph"')[1]  # as docs/site.md says: a quiet task's node links to the run page
+    assert re.search(rf'<g class="node s-success" data-task="mute" data-state="success">\s*<a href="../../dags/quiet/runs/{run_id}/index.html">', graph)
     crawl(site)  # no broken link anywhere
 
 
