@@ -533,6 +533,27 @@ def test_a_terminal_that_hangs_up_stops_the_run_cleanly(make_repo, cli, tmp_path
     assert find_run_processes("slow", status["run_id"]) == {}  # nothing left running
 
 
+def test_nohup_keeps_a_run_going_through_sighup(make_repo, cli, tmp_path: Path) -> None:
+    """`nohup gitflowd run ...`: a SIGHUP ignored when the runner started stays ignored."""
+    marker = tmp_path / "started"
+    repo = make_repo({"dags/slow.toml": f'[tasks.wait]\ncmd = "touch {marker}; exec sleep 1000"\n'})
+    env = {k: v for k, v in {**os.environ, **GIT_ENV}.items() if not k.startswith("GITFLOWD_")}
+    proc = subprocess.Popen(["sh", "-c", 'trap "" HUP; exec "$0" -m gitflowd run slow --no-render', sys.executable],
+                            cwd=repo.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(marker.exists)
+        proc.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(1)  # still running: only a lower bound, which a loaded machine cannot break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (status,) = _status(cli, repo, "slow")
+    assert status["state"] == "interrupted" and find_run_processes("slow", status["run_id"]) == {}
+
+
 def test_progress_lines_reach_a_pipe_while_the_run_goes_on(make_repo, tmp_path: Path) -> None:
     # Lines are flushed once per batch of records, not per line: a batch must still not
     # wait for the run's end (here, a task that runs until it is stopped).

@@ -158,8 +158,10 @@ def execute(run_state: RunState, writer: JournalWriter, state: StateDir, checkou
                     listeners=[Progress(run_state, sys.stdout, autoflush=False), *listeners], commands=commands)
     # SIGHUP too (a closed terminal, a dropped ssh session): its default action ended the
     # runner at once and left the run 'running' with its tasks orphaned in their sessions.
+    # A signal ignored when we started stays ignored: `nohup gitflowd run ...` must outlive
+    # the terminal, and a job started with `&` by a script ignores Ctrl-C.
     previous = {sig: signal.signal(sig, lambda signum, _frame: engine.request_stop(signum))
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         status = engine.execute()
     finally:
