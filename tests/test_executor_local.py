@@ -164,13 +164,16 @@ def test_call_task_bad_targets_are_one_line(tmp_path: Path, executor: LocalExecu
     # `types` is loaded by every interpreter before the task: the repository's types.py was
     # never imported, and the task failed with "module 'types' has no attribute 'main'".
     (tmp_path / "types.py").write_text("def main():\n    print('mine')\n")
+    (tmp_path / "time.py").write_text("def main():\n    print('mine')\n")  # a module built into Python: no __file__
     specs = _call_specs(tmp_path, "jobs.py", "import os\nLIMIT = 3\ndef f():\n    pass\n",
-                        "types:main", "jobs:nope", "nojobs:f", "jobs.sub:f", "jobs:LIMIT")
+                        "types:main", "time:main", "jobs:nope", "nojobs:f", "jobs.sub:f", "jobs:LIMIT")
     done = _run_all(executor, *specs)
     logs = {key: (tmp_path / "logs" / f"{key}.log").read_text() for key in done}
     assert all(done[key].exit_code == 1 and text.count("\n") == 1 for key, text in logs.items()), logs
     assert "'types' is a module Python loaded before the task started" in logs["types:main"]
     assert "rename it" in logs["types:main"]
+    assert logs["time:main"].startswith("gitflowd: cannot run call 'time:main': 'time' is a module Python loaded before the "
+                                        "task started (built in)")
     assert logs["jobs:nope"] == "gitflowd: cannot run call 'jobs:nope': 'jobs' (jobs.py) has no attribute 'nope'\n"
     assert logs["nojobs:f"] == "gitflowd: cannot run call 'nojobs:f': no module named 'nojobs' (in the repository or Python's path)\n"
     assert "no module named 'jobs.sub'" in logs["jobs.sub:f"]

@@ -342,9 +342,10 @@ def fail(why):
     sys.exit(f"gitflowd: cannot run call {call!r}: {why}")
 def ours(file):
     return any(file.startswith(os.path.join(p, "")) for p in paths)
-if top in sys.modules and not ours(getattr(sys.modules[top], "__file__", None) or ""):
+loaded = getattr(sys.modules.get(top), "__file__", None) or "built in"
+if top in sys.modules and not ours(loaded):
     if any(os.path.exists(os.path.join(p, top + ext)) for p in paths for ext in (".py", "")):
-        fail(f"{top!r} is a module Python loaded before the task started ({sys.modules[top].__file__}), "
+        fail(f"{top!r} is a module Python loaded before the task started ({loaded}), "
              f"so the repository's {top!r} is never imported under that name: rename it")
 def trace(exc):
     import traceback
