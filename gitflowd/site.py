@@ -46,14 +46,13 @@ log = logging.getLogger(__name__)
 
 
 def check_apart(state_root: Path, site_root: Path) -> None:
-    """The site is published and the state is not: neither may hold the other. A site in the
-    state directory mixes pages into it; a state inside the site would publish its journals,
-    workspaces and the logs of running tasks, which are not masked yet."""
+    """The site is published and the state is not: a site that is the state directory mixes
+    its pages into it, and one around it would publish its journals, workspaces and the logs
+    of running tasks, which are not masked yet. A site inside the state directory is fine
+    (STATE/site: the state's files are where they were, and nothing of them is published)."""
     state, site = Path(state_root).resolve(), Path(site_root).resolve()
     if site == state:
         raise UsageError(f"site directory {site_root} is the state directory: pass a --site of its own")
-    if site.is_relative_to(state):
-        raise UsageError(f"site directory {site_root} is inside the state directory {state_root}: pass a --site outside it")
     if state.is_relative_to(site):
         raise UsageError(f"site directory {site_root} contains the state directory {state_root}, which would be "
                          "published with it (journals, unmasked logs of running tasks): pass a --site beside it")
