@@ -155,6 +155,30 @@ def test_validate_without_dag_files_names_the_files_it_did_not_read(cli, make_re
     assert done.returncode == 0 and done.stdout == f"no DAG files (dags/*.toml) in the work tree{expected}"
 
 
+def test_validate_warns_of_argv_programs_a_run_cannot_start(cli, make_repo):
+    """A script committed without +x (or never committed) passed validate, and every attempt
+    of its task then failed with 'Permission denied' (or 'No such file')."""
+    dag = ('[tasks.plain]\nargv = ["scripts/plain.sh"]\n[tasks.ok]\nargv = ["./scripts/ok.sh", "x"]\n'
+           '[tasks.gone]\nargv = ["scripts/gone.sh"]\n[tasks.folder]\nargv = ["scripts"]\n[tasks.dir]\nargv = ["scripts/"]\n'
+           '[tasks.path]\nargv = ["sh", "-c", "true"]\n[tasks.templated]\nargv = ["{{ params.tool }}"]\n'
+           '[dag]\nparams = { tool = "scripts/gone.sh" }\n')
+    repo = make_repo({"dags/p.toml": dag, "scripts/plain.sh": "#!/bin/sh\n", "scripts/ok.sh": "#!/bin/sh\n"})
+    (repo.path / "scripts" / "ok.sh").chmod(0o755)
+    sha = repo.commit(message="ok.sh +x")
+    done = cli("validate", cwd=repo.path)
+    assert done.returncode == 0 and done.stdout == f"1 DAG(s) valid at {sha[:8]}: p\n"
+    assert done.stderr.splitlines() == [
+        f"dags/p.toml:1: warning: task 'plain': argv program scripts/plain.sh is not executable in commit {sha[:8]}: "
+        "the task cannot start (git update-index --chmod=+x scripts/plain.sh, then commit)",
+        f"dags/p.toml:5: warning: task 'gone': argv program scripts/gone.sh is not in commit {sha[:8]}: the task cannot "
+        "start (runs see committed files only)",
+        f"dags/p.toml:9: warning: task 'dir': argv program scripts is a directory in commit {sha[:8]}: the task cannot start"]
+    (repo.path / "scripts" / "gone.sh").write_text("#!/bin/sh\n")  # on disk, not added: a run would not have it
+    done = cli("validate", "--worktree", cwd=repo.path)
+    assert done.returncode == 0 and "scripts/gone.sh is not in the index: the task cannot start (runs see committed " \
+        "files only; git add it)" in done.stderr
+
+
 def test_show_prints_tasks_in_topological_order(cli, example):
     done = cli("show", "umbrella_demand", cwd=example.path)
     assert done.returncode == 0, done.stderr

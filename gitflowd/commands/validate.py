@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitflowd import settings
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report(snapshot), indent=2))
     else:
         print_text(snapshot, args)
+        for warning in program_warnings(settings.resolve(args.repo, args.state, args.site).repo, snapshot):
+            print(warning, file=sys.stderr)
     return 0 if snapshot.valid else 1
 
 
@@ -84,3 +88,68 @@ def _other_files(args: argparse.Namespace, snapshot: Snapshot) -> str:
         return ""
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return f"; found {shown}, but DAG files are TOML files named *.toml"
+
+
+def program_warnings(top: Path, snapshot: Snapshot) -> list[str]:
+    """argv programs named by a path in the repository that a run's checkout will not hold as
+    an executable file: a script committed without +x, or never committed. The loader cannot
+    see the tree, and every attempt of such a task fails to start; warnings (stderr, the exit
+    code unchanged), since the DAG itself loads and runs."""
+    wanted: dict[str, list[tuple[str, int, str]]] = {}
+    for loaded in snapshot.dags.values():
+        for task in loaded.dag.tasks.values():
+            path = _repository_program(task.argv[0] if task.argv else "")
+            if path:
+                wanted.setdefault(path, []).append((loaded.path, task.line, task.id))
+    if not wanted:
+        return []
+    modes = _modes(top, snapshot, sorted(wanted))
+    if modes is None:
+        return []
+    found = []
+    for path, users in wanted.items():
+        why = _program_problem(path, modes, snapshot)
+        found += [(dag_path, line, f"{dag_path}:{line}: warning: task {task_id!r}: {why}") for dag_path, line, task_id in users if why]
+    return [warning for *_, warning in sorted(found)]
+
+
+def _repository_program(program: str) -> str | None:
+    """The repository path of an argv program given as a relative path without templates."""
+    if "/" not in program or program.startswith("/") or "{{" in program or "{%" in program:
+        return None
+    path = posixpath.normpath(program)
+    return None if path == ".." or path.startswith("../") else path
+
+
+def _modes(top: Path, snapshot: Snapshot, paths: list[str]) -> dict[str, str] | None:
+    """path -> Git mode of each path (and of the files under it) at the commit, or in the
+    index for --worktree (what the next commit holds); None if Git cannot tell."""
+    from gitflowd import gitcli
+
+    if snapshot.commit is None:
+        command = ["ls-files", "-s", "-z", "--", *paths]
+    else:
+        command = ["ls-tree", "-r", "--full-tree", "-z", snapshot.commit.sha, "--", *paths]
+    try:
+        listed = gitcli.output(command, top).decode(errors="replace")
+    except (OSError, gitcli.GitFailed):
+        return None
+    modes = {}
+    for entry in filter(None, listed.split("\0")):
+        info, _, path = entry.partition("\t")
+        modes[path] = info.split()[0]
+    return modes
+
+
+def _program_problem(path: str, modes: dict[str, str], snapshot: Snapshot) -> str:
+    where = f"commit {snapshot.commit.short}" if snapshot.commit else "the index"
+    mode = modes.get(path)
+    if mode == "100644":
+        return (f"argv program {path} is not executable in {where}: the task cannot start "
+                f"(git update-index --chmod=+x {path}, then commit)")
+    if mode is not None:
+        return ""
+    if any(other.startswith(path + "/") for other in modes):
+        return f"argv program {path} is a directory in {where}: the task cannot start"
+    add = "" if snapshot.commit else "; git add it"
+    return f"argv program {path} is not in {where}: the task cannot start (runs see committed files only{add})"
