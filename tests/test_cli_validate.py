@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -177,6 +178,22 @@ def test_validate_warns_of_argv_programs_a_run_cannot_start(cli, make_repo):
     done = cli("validate", "--worktree", cwd=repo.path)
     assert done.returncode == 0 and "scripts/gone.sh is not in the index: the task cannot start (runs see committed " \
         "files only; git add it)" in done.stderr
+
+
+def test_validate_warns_of_call_modules_a_run_cannot_import(cli, make_repo):
+    dag = ('[tasks.ok]\ncall = "jobs.work:main"\n[tasks.typo]\ncall = "jobs.wrok:main"\n'
+           '[tasks.gone]\ncall = "nosuchmodule_gitflowd:main"\n[tasks.installed]\ncall = "json:dumps"\n'
+           '[tasks.shadow]\ncall = "types:main"\n')
+    repo = make_repo({"dags/c.toml": dag, "jobs/work.py": "def main():\n    pass\n", "types.py": "def main():\n    pass\n"})
+    done = cli("validate", cwd=repo.path)
+    short = repo.head()[:8]
+    assert done.returncode == 0 and done.stderr.splitlines() == [
+        f"dags/c.toml:3: warning: task 'typo': call module 'jobs.wrok' is not in commit {short} (no jobs/wrok.py): "
+        "the task cannot start",
+        f"dags/c.toml:5: warning: task 'gone': call module 'nosuchmodule_gitflowd' is neither in commit {short} nor "
+        f"installed for {sys.executable}: the task cannot start",
+        f"dags/c.toml:9: warning: task 'shadow': call module 'types' in commit {short} has the name of a Python "
+        "standard module, which Python may import instead of it: rename it"]
 
 
 def test_show_prints_tasks_in_topological_order(cli, example):

@@ -91,26 +91,58 @@ def _other_files(args: argparse.Namespace, snapshot: Snapshot) -> str:
 
 
 def program_warnings(top: Path, snapshot: Snapshot) -> list[str]:
-    """argv programs named by a path in the repository that a run's checkout will not hold as
-    an executable file: a script committed without +x, or never committed. The loader cannot
-    see the tree, and every attempt of such a task fails to start; warnings (stderr, the exit
-    code unchanged), since the DAG itself loads and runs."""
-    wanted: dict[str, list[tuple[str, int, str]]] = {}
+    """What a run's checkout will not hold for a task to start: an argv program given as a
+    path in the repository that is not an executable file there (committed without +x, never
+    committed), or the module of a `call` that is neither there nor installed. The loader
+    cannot see the tree, and every attempt of such a task fails to start; warnings (stderr,
+    the exit code unchanged), since the DAG itself loads and runs."""
+    programs: dict[str, list[tuple[str, int, str]]] = {}
+    modules: dict[str, list[tuple[str, int, str]]] = {}
     for loaded in snapshot.dags.values():
         for task in loaded.dag.tasks.values():
             path = _repository_program(task.argv[0] if task.argv else "")
             if path:
-                wanted.setdefault(path, []).append((loaded.path, task.line, task.id))
-    if not wanted:
+                programs.setdefault(path, []).append((loaded.path, task.line, task.id))
+            if task.call:
+                modules.setdefault(task.call.partition(":")[0], []).append((loaded.path, task.line, task.id))
+    if not programs and not modules:
         return []
-    modes = _modes(top, snapshot, sorted(wanted))
+    modes = _modes(top, snapshot, sorted({*programs, *(p for m in modules for p in _module_paths(m))}))
     if modes is None:
         return []
     found = []
-    for path, users in wanted.items():
-        why = _program_problem(path, modes, snapshot)
-        found += [(dag_path, line, f"{dag_path}:{line}: warning: task {task_id!r}: {why}") for dag_path, line, task_id in users if why]
+    for wanted, problem in ((programs, _program_problem), (modules, _module_problem)):
+        for name, users in wanted.items():
+            why = problem(name, modes, snapshot)
+            found += [(path, line, f"{path}:{line}: warning: task {task_id!r}: {why}") for path, line, task_id in users if why]
     return [warning for *_, warning in sorted(found)]
+
+
+def _module_paths(module: str) -> tuple[str, ...]:
+    """Where a module and its top-level package would be: a/b.py, a/b/ (and a.py, a/)."""
+    top, path = module.partition(".")[0], module.replace(".", "/")
+    return (f"{top}.py", top, f"{path}.py", path)
+
+
+def _module_problem(module: str, modes: dict[str, str], snapshot: Snapshot) -> str:
+    def present(path: str) -> bool:
+        return path in modes or any(other.startswith(path + "/") for other in modes)
+
+    where = f"commit {snapshot.commit.short}" if snapshot.commit else "the index"
+    top, path = module.partition(".")[0], module.replace(".", "/")
+    if not (present(f"{top}.py") or present(top)):
+        import importlib.util
+
+        if importlib.util.find_spec(top) is None:
+            return (f"call module {top!r} is neither in {where} nor installed for {sys.executable}: "
+                    "the task cannot start")
+        return ""
+    if top in sys.stdlib_module_names:  # `types`, `site`, ...: loaded before the task's code runs
+        return (f"call module {top!r} in {where} has the name of a Python standard module, which Python may "
+                "import instead of it: rename it")
+    if present(f"{path}.py") or present(path):
+        return ""
+    return f"call module {module!r} is not in {where} (no {path}.py): the task cannot start"
 
 
 def _repository_program(program: str) -> str | None:
