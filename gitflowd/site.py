@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gitflowd import sitedata, svg
+from gitflowd import sitedata, sitelogs, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError, RunNotFound, SiteError, UsageError
@@ -227,7 +227,7 @@ class Site:
         is empty now is left alone."""
         attempts = [(task_id, task, a) for task_id, task in run.tasks.items() for a in task.attempts]
         logged = frozenset((task_id, a.number) for task_id, _, a in attempts
-                           if sitedata.has_output(self.state.log_path(run.dag_id, run.run_id, task_id, a.number)))
+                           if sitelogs.has_output(self.state.log_path(run.dag_id, run.run_id, task_id, a.number)))
         for task_id, task, attempt in attempts:
             if (task_id, attempt.number) in logged:
                 self._write_log(run, task_id, task, attempt, logged)
@@ -235,12 +235,12 @@ class Site:
 
     def _write_log(self, run: RunState, task_id: str, task: Any, attempt: Any, logged: sitedata.Logged) -> None:
         source = self.state.log_path(run.dag_id, run.run_id, task_id, attempt.number)
-        withheld = sitedata.log_withheld(run, attempt, self._secret_names)
-        text = sitedata.WITHHELD if withheld else sitedata.read_log(source, self.secrets)
+        withheld = sitelogs.log_withheld(run, attempt, self._secret_names)
+        text = sitelogs.WITHHELD if withheld else sitelogs.read_log(source, self.secrets)
         raw_url = sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number, raw=True)
         raw_ready = text.truncated and attempt.ended is not None
         if raw_ready and not _newer(self.root / raw_url, source):
-            sitedata.copy_masked(source, self.root / raw_url, self.secrets)
+            sitelogs.copy_masked(source, self.root / raw_url, self.secrets)
         self._page(sitedata.log_url(run.dag_id, run.run_id, task_id, attempt.number), "log.html",
                    run=run, task=task, attempt=attempt, text=text, raw_ready=raw_ready, logged=logged,
                    command=sitedata.command_of(run.dag, task_id, attempt, self.secrets),

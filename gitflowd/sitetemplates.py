@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from gitflowd import sitedata, svg
+from gitflowd import sitedata, sitelogs, svg
 
 
 def templates_dir() -> Path:
@@ -51,7 +51,7 @@ def _bytecode_cache() -> FileSystemBytecodeCache:
 def _finalize(value: object) -> object:
     """Every value a template prints passes here: text from a TOML file or a journal may hold
     control characters. Markup is ours (filters, macros whose values passed here already)."""
-    return sitedata.visible(value) if type(value) is str else value  # noqa: E721 - Markup is a str subclass
+    return sitelogs.visible(value) if type(value) is str else value  # noqa: E721 - Markup is a str subclass
 
 
 @functools.cache

@@ -22,7 +22,8 @@ from gitflowd.registry import record_snapshot
 from gitflowd.repo import Repo
 from gitflowd.site import Site
 from gitflowd.site_listener import SiteListener
-from gitflowd.sitedata import PAGE_SIZE, read_log
+from gitflowd.sitedata import PAGE_SIZE
+from gitflowd.sitelogs import read_log
 from gitflowd.sitetemplates import templates_dir
 from gitflowd.state import StateDir
 from runfactory import T0, make_dag, write_run
@@ -629,7 +630,7 @@ def test_lost_dag_cache_is_rebuilt_for_that_dag_with_its_grid_pages(tmp_path):
 
 @pytest.mark.parametrize("chunk", [128, 1000, 1 << 20])
 def test_raw_log_copies_mask_across_chunks_and_keep_every_byte(tmp_path, chunk):
-    from gitflowd.sitedata import copy_masked
+    from gitflowd.sitelogs import copy_masked
     source, target = tmp_path / "in.log", tmp_path / "out.txt"
     for text in ["", "a\n", "no newline", "line SECRET x\n" * 300, ("y" * 300 + "SECRET\n") * 20 + "tail SECRET", "x" * 5000]:
         source.write_bytes(text.encode())
@@ -671,7 +672,7 @@ def test_render_refuses_a_site_that_is_the_state_directory_or_around_it(cli, tmp
 def test_the_site_masks_as_the_engine_does_with_the_same_marker_and_no_short_values():
     """A one-character value (DEBUG=1 in a secrets file) would mask every '1' on every page."""
     from gitflowd.secrets import Masker
-    from gitflowd.sitedata import mask_secrets
+    from gitflowd.sitelogs import mask_secrets
 
     values = ["1", "ab", "hunter2"]
     text = "build 1 of ab: token hunter2"
@@ -679,7 +680,7 @@ def test_the_site_masks_as_the_engine_does_with_the_same_marker_and_no_short_val
 
 
 def test_log_text_keeps_no_control_characters_but_tabs_and_line_ends():
-    from gitflowd.sitedata import clean_text
+    from gitflowd.sitelogs import clean_text
 
     raw = b"a\x00b\x07c\x1b[31mred\x1b[0m\td\r\ne\x7f\xff\n"
     assert clean_text(raw, []) == "a\ufffdb\ufffdcred\td\r\ne\ufffd\ufffd\n"
