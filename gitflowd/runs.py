@@ -24,7 +24,7 @@ from typing import Any
 from gitflowd import journal
 from gitflowd.dag import Dag
 from gitflowd.errors import RunError, StateError, TaskNotFound, UsageError
-from gitflowd.executors.local import find_run_processes, kill_process_groups
+from gitflowd.executors.local import append_note, find_run_processes, kill_process_groups
 from gitflowd.fields import suggest
 from gitflowd.journal import JournalWriter, JournalWriteError
 from gitflowd.secrets import Masker
@@ -234,20 +234,26 @@ def open_resume(state_dir: StateDir, writer: JournalWriter, run: RunState, recor
     and fold it into `run`. In that order: the record says those attempts ended, and the site
     shows the log of an ended attempt as masked on disk; an orphan still running would write
     after the masking."""
-    _end_orphans(state_dir, run, [(item["task"], item["attempt"]) for item in record["interrupted"]], secrets, kill_grace)
+    _end_orphans(state_dir, run, [(item["task"], item["attempt"]) for item in record["interrupted"]], secrets, kill_grace,
+                 "resumed")
     _record(writer, run, record)
 
 
 def _end_orphans(state_dir: StateDir, run: RunState, unended: list[tuple[str, int]], secrets: Mapping[str, str],
-                 kill_grace: float) -> None:
+                 kill_grace: float, then: str | None = None) -> None:
     """Kill what a dead runner's tasks left running, then mask the logs of the attempts it
-    never saw end (the engine masks a log when its attempt ends)."""
+    never saw end (the engine masks a log when its attempt ends); with `then` (what is being
+    done to the run), say at the end of each why it stops there."""
     orphans = find_run_processes(run.dag_id, run.run_id)
     if orphans:
         kill_process_groups(orphans, kill_grace)
     masker = Masker(secrets.values())
-    for task_id, attempt in unended if masker else ():
-        masker.mask_file(state_dir.log_path(run.dag_id, run.run_id, task_id, attempt))
+    for task_id, attempt in unended:
+        log_path = state_dir.log_path(run.dag_id, run.run_id, task_id, attempt)
+        masker.mask_file(log_path)
+        if then:
+            append_note(log_path, f"interrupted: the run's runner died while this attempt ran; what was left of it "
+                                  f"was ended when the run was {then}")
 
 
 def kill_orphans(runs: Iterable[RunState], grace: float) -> None:

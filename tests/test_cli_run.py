@@ -627,6 +627,26 @@ def _task_pgids(journal_path: Path) -> list[int]:
     return [r["pgid"] for r in records if r.get("event") == "task_started" and r.get("pgid")]
 
 
+def test_resume_after_the_runner_died_says_so_in_the_interrupted_attempts_log(make_repo, cli, tmp_path: Path) -> None:
+    """`kill -9` of a runner (a crash, an OOM kill): its task's log just stopped mid-output."""
+    marker = tmp_path / "started"
+    repo = make_repo({"dags/k.toml": f'[tasks.a]\ncmd = "echo working; touch {marker}; exec sleep 1000"\n'})
+    proc = _start_run(repo, "k")
+    run_id = proc.stdout.readline().strip()
+    try:
+        _wait_for(lambda: marker.exists() and _task_pgids(_journal(repo, run_id, "k")))
+    finally:
+        proc.kill()
+        proc.wait(60)
+    repo.commit({"dags/k.toml": '[tasks.a]\ncmd = "echo fixed"\n'})
+    done = cli("resume", "k", run_id, "--rev", "HEAD", "--no-render", cwd=repo.path)  # kills the orphan first
+    assert done.returncode == 0, done.stderr
+    assert cli("logs", "k", run_id, "a", "--attempt", "1", cwd=repo.path).stdout == (
+        "working\ngitflowd: interrupted: the run's runner died while this attempt ran; what was left of it was ended "
+        "when the run was resumed\n")
+    assert find_run_processes("k", run_id) == {}
+
+
 def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(make_repo, cli, tmp_path: Path) -> None:
     """The engine masks a log when its attempt ends; a runner killed by SIGKILL never does.
     `render` then masks with --secrets-file (or GITFLOWD_SECRETS_FILE), and without the

@@ -453,4 +453,4 @@ def test_resume_masks_a_dead_runners_logs_before_it_records_that_they_ended(tmp_
     writer.close()  # so that writing run_resumed fails, as a resume that dies there
     with pytest.raises(StateError, match="journal write failed"):
         open_resume(state, writer, run, record, {"TOKEN": "s3cr3tvalue"}, kill_grace=0.1)
-    assert log.read_text() == "token=***\n"
+    assert log.read_text().splitlines()[0] == "token=***"  # then a line on why it stops there

@@ -198,18 +198,7 @@ class LocalExecutor(Executor):
     def _note_end(self, live: _Live, code: int) -> None:
         """Say in the log why the attempt ended, when gitflowd or a signal ended it: the log
         of a timed-out task otherwise just stops (Airflow's says 'Task timed out' too)."""
-        try:
-            fd = os.open(live.spec.log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            size = os.fstat(fd).st_size
-            start = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
-            os.write(fd, start + f"gitflowd: {_end_note(live, code)}\n".encode())
-        except OSError:
-            pass  # a full disk: the journal still says how the attempt ended
-        finally:
-            os.close(fd)
+        append_note(live.spec.log_path, _end_note(live, code))
 
     def _take_done(self) -> list[Completion]:
         done, self._done = self._done, []
@@ -270,6 +259,23 @@ class LocalExecutor(Executor):
             os.close(fd)
         self._devnull = -1
         return done
+
+
+def append_note(log_path: str | Path, text: str) -> None:
+    """Append a `gitflowd: ...` line to a task's log, on a line of its own; best effort (a
+    full disk or a missing log: the journal still says how the attempt ended)."""
+    try:
+        fd = os.open(log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        start = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+        os.write(fd, start + f"gitflowd: {text}\n".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _end_note(live: _Live, code: int) -> str:
