@@ -627,17 +627,25 @@ def _task_pgids(journal_path: Path) -> list[int]:
     return [r["pgid"] for r in records if r.get("event") == "task_started" and r.get("pgid")]
 
 
+def _kill_runner_mid_task(repo: GitRepo, dag: str, started: Path, *args: str) -> str:
+    """Run `dag`, SIGKILL its runner once its task made `started` and its task_started is
+    written (on a loaded machine the task can get there first: a runner killed then leaves an
+    attempt nobody recorded); the run id. The task keeps running, an orphan."""
+    proc = _start_run(repo, dag, *args)
+    run_id = proc.stdout.readline().strip()
+    try:
+        _wait_for(lambda: started.exists() and _task_pgids(_journal(repo, run_id, dag)))
+    finally:
+        proc.kill()
+        proc.wait(60)
+    return run_id
+
+
 def test_resume_after_the_runner_died_says_so_in_the_interrupted_attempts_log(make_repo, cli, tmp_path: Path) -> None:
     """`kill -9` of a runner (a crash, an OOM kill): its task's log just stopped mid-output."""
     marker = tmp_path / "started"
     repo = make_repo({"dags/k.toml": f'[tasks.a]\ncmd = "echo working; touch {marker}; exec sleep 1000"\n'})
-    proc = _start_run(repo, "k")
-    run_id = proc.stdout.readline().strip()
-    try:
-        _wait_for(lambda: marker.exists() and _task_pgids(_journal(repo, run_id, "k")))
-    finally:
-        proc.kill()
-        proc.wait(60)
+    run_id = _kill_runner_mid_task(repo, "k", marker)
     repo.commit({"dags/k.toml": '[tasks.a]\ncmd = "echo fixed"\n'})
     done = cli("resume", "k", run_id, "--rev", "HEAD", "--no-render", cwd=repo.path)  # kills the orphan first
     assert done.returncode == 0, done.stderr
@@ -654,17 +662,8 @@ def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(mak
     printed = tmp_path / "printed"
     repo = make_repo({"dags/m.toml": leaking_dag(printed)})
     secrets = secrets_file(tmp_path)
-    proc = _start_run(repo, "m", "--secrets-file", str(secrets))
-    run_id = proc.stdout.readline().strip()
-    try:
-        # Its task_started too: on a loaded machine the task could print before the runner
-        # wrote it, and a runner killed then left an attempt nobody recorded (and the test
-        # failed, leaving the orphan running).
-        _wait_for(lambda: printed.exists() and _task_pgids(_journal(repo, run_id, "m")))
-    finally:
-        proc.kill()
-        proc.wait(60)
-        kill_process_groups(find_run_processes("m", run_id), grace=0)  # the orphaned task, found as resume would
+    run_id = _kill_runner_mid_task(repo, "m", printed, "--secrets-file", str(secrets))
+    kill_process_groups(find_run_processes("m", run_id), grace=0)  # the orphaned task, found as resume would
     site = repo.path / ".gitflowd" / "site"
     page = site / "dags" / "m" / "runs" / run_id / "leak.1.html"
     log_file = repo.path / ".gitflowd" / "state" / "logs" / "m" / run_id / "leak.1.log"
