@@ -183,8 +183,9 @@ def test_validate_warns_of_argv_programs_a_run_cannot_start(cli, make_repo):
 def test_validate_warns_of_call_modules_a_run_cannot_import(cli, make_repo):
     dag = ('[tasks.ok]\ncall = "jobs.work:main"\n[tasks.typo]\ncall = "jobs.wrok:main"\n'
            '[tasks.gone]\ncall = "nosuchmodule_gitflowd:main"\n[tasks.installed]\ncall = "json:dumps"\n'
-           '[tasks.shadow]\ncall = "types:main"\n')
-    repo = make_repo({"dags/c.toml": dag, "jobs/work.py": "def main():\n    pass\n", "types.py": "def main():\n    pass\n"})
+           '[tasks.shadow]\ncall = "types:main"\n[tasks.fine]\ncall = "test.smoke:main"\n')
+    repo = make_repo({"dags/c.toml": dag, "jobs/work.py": "def main():\n    pass\n", "types.py": "def main():\n    pass\n",
+                      "test/smoke.py": "def main():\n    pass\n"})  # stdlib has a `test`, not loaded at start: the repository's wins
     done = cli("validate", cwd=repo.path)
     short = repo.head()[:8]
     assert done.returncode == 0 and done.stderr.splitlines() == [
@@ -192,8 +193,8 @@ def test_validate_warns_of_call_modules_a_run_cannot_import(cli, make_repo):
         "the task cannot start",
         f"dags/c.toml:5: warning: task 'gone': call module 'nosuchmodule_gitflowd' is neither in commit {short} nor "
         f"installed for {sys.executable}: the task cannot start",
-        f"dags/c.toml:9: warning: task 'shadow': call module 'types' in commit {short} has the name of a Python "
-        "standard module, which Python may import instead of it: rename it"]
+        f"dags/c.toml:9: warning: task 'shadow': call module 'types' in commit {short} has the name of a module Python "
+        "loads before the task starts, so the repository's is never imported: rename it"]
 
 
 def test_show_prints_tasks_in_topological_order(cli, example):

@@ -8,6 +8,7 @@ valid; exit 1 with one `path:line: message` line per problem on stdout otherwise
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import posixpath
 import sys
@@ -137,12 +138,25 @@ def _module_problem(module: str, modes: dict[str, str], snapshot: Snapshot) -> s
             return (f"call module {top!r} is neither in {where} nor installed for {sys.executable}: "
                     "the task cannot start")
         return ""
-    if top in sys.stdlib_module_names:  # `types`, `site`, ...: loaded before the task's code runs
-        return (f"call module {top!r} in {where} has the name of a Python standard module, which Python may "
-                "import instead of it: rename it")
+    if top in sys.stdlib_module_names and top in _preloaded():  # `types`, `site`: the task's Python has its own
+        return (f"call module {top!r} in {where} has the name of a module Python loads before the task starts, "
+                "so the repository's is never imported: rename it")
     if present(f"{path}.py") or present(path):
         return ""
     return f"call module {module!r} is not in {where} (no {path}.py): the task cannot start"
+
+
+@functools.cache
+def _preloaded() -> frozenset[str]:
+    """The modules a fresh interpreter (a call task's) has loaded before any task code runs."""
+    import subprocess
+
+    try:
+        listed = subprocess.run([sys.executable, "-c", "import sys; print(*sys.modules)"], capture_output=True,
+                                text=True, timeout=60, stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(listed.split())
 
 
 def _repository_program(program: str) -> str | None:
