@@ -142,9 +142,16 @@ def test_call_task_async_function_is_awaited(tmp_path: Path, executor: LocalExec
             print("awaited")
         async def bad():
             raise SystemExit(4)
-    """, "aio:ok", "aio:bad"))
+        async def boom():
+            raise ValueError("bad data")
+    """, "aio:ok", "aio:bad", "aio:boom"))
     assert done["aio:ok"].exit_code == 0 and (tmp_path / "logs" / "aio:ok.log").read_text() == "awaited\n"
     assert done["aio:bad"].exit_code == 4
+    # Its traceback is the task's own: no asyncio runner frames, no bootstrap frame.
+    assert done["aio:boom"].exit_code == 1
+    lines = (tmp_path / "logs" / "aio:boom.log").read_text().splitlines()
+    assert lines[0] == "Traceback (most recent call last):" and lines[1].endswith('aio.py", line 9, in boom')
+    assert lines[2:] == ['    raise ValueError("bad data")', "ValueError: bad data"]
 
 
 def test_call_task_sees_a_command_line_of_its_own(tmp_path: Path, executor: LocalExecutor) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 # that name is never imported), a missing module or function are one line; `__import__`
 # keeps importlib's own frames out of the traceback of a module that fails to import; an
 # `async def` is run to its end (called, it only returns a coroutine); the bootstrap's
-# frame is left out of a task's traceback; sys.argv is just the call (a `main()` that parses
+# frames and asyncio's are left out of a task's traceback; sys.argv is just the call (a `main()` that parses
 # its command line with argparse saw the bootstrap's own arguments and refused them).
 _CALL_BOOTSTRAP = """\
 import os, sys
@@ -42,7 +42,10 @@ if top in sys.modules and not ours(loaded):
              f"so the repository's {top!r} is never imported under that name: rename it")
 def trace(exc):
     import traceback
-    traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
+    shown = traceback.TracebackException.from_exception(exc)
+    shown.stack = traceback.StackSummary.from_list(
+        [f for f in shown.stack if f.filename != "<string>" and os.sep + "asyncio" + os.sep not in f.filename])
+    sys.stderr.write("".join(shown.format()))
     sys.exit(1)
 try:
     __import__(module)
