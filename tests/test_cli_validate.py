@@ -178,6 +178,10 @@ def test_validate_warns_of_argv_programs_a_run_cannot_start(cli, make_repo):
     done = cli("validate", "--worktree", cwd=repo.path)
     assert done.returncode == 0 and "scripts/gone.sh is not in the index: the task cannot start (runs see committed " \
         "files only; git add it)" in done.stderr
+    report = json.loads(cli("validate", "--json", cwd=repo.path).stdout)
+    assert report["valid"] and report["warnings"][0] == {
+        "path": "dags/p.toml", "line": 1, "message": f"task 'plain': argv program scripts/plain.sh is not executable in "
+        f"commit {sha[:8]}: the task cannot start (git update-index --chmod=+x scripts/plain.sh, then commit)"}
 
 
 def test_validate_warns_of_call_modules_a_run_cannot_import(cli, make_repo):

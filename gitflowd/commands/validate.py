@@ -37,16 +37,17 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     snapshot = load_snapshot(args, args.rev, worktree=args.worktree)
+    warnings = program_warnings(settings.resolve(args.repo, args.state, args.site).repo, snapshot)
     if args.json:
-        print(json.dumps(report(snapshot), indent=2))
+        print(json.dumps(report(snapshot, warnings), indent=2))
     else:
         print_text(snapshot, args)
-        for warning in program_warnings(settings.resolve(args.repo, args.state, args.site).repo, snapshot):
-            print(warning, file=sys.stderr)
+        for path, line, message in warnings:
+            print(f"{path}:{line}: warning: {message}", file=sys.stderr)
     return 0 if snapshot.valid else 1
 
 
-def report(snapshot: Snapshot) -> dict[str, object]:
+def report(snapshot: Snapshot, warnings: list[tuple[str, int, str]] = ()) -> dict[str, object]:
     return {
         "commit": snapshot.commit.sha if snapshot.commit else None,
         "valid": snapshot.valid,
@@ -55,6 +56,7 @@ def report(snapshot: Snapshot) -> dict[str, object]:
             for dag_id, loaded in snapshot.dags.items()
         ],
         "errors": [problem_dict(p) for p in snapshot.problems],
+        "warnings": [{"path": path, "line": line, "message": message} for path, line, message in warnings],
     }
 
 
@@ -91,7 +93,7 @@ def _other_files(args: argparse.Namespace, snapshot: Snapshot) -> str:
     return f"; found {shown}, but DAG files are TOML files named *.toml"
 
 
-def program_warnings(top: Path, snapshot: Snapshot) -> list[str]:
+def program_warnings(top: Path, snapshot: Snapshot) -> list[tuple[str, int, str]]:
     """What a run's checkout will not hold for a task to start: an argv program given as a
     path in the repository that is not an executable file there (committed without +x, never
     committed), or the module of a `call` that is neither there nor installed. The loader
@@ -115,8 +117,8 @@ def program_warnings(top: Path, snapshot: Snapshot) -> list[str]:
     for wanted, problem in ((programs, _program_problem), (modules, _module_problem)):
         for name, users in wanted.items():
             why = problem(name, modes, snapshot)
-            found += [(path, line, f"{path}:{line}: warning: task {task_id!r}: {why}") for path, line, task_id in users if why]
-    return [warning for *_, warning in sorted(found)]
+            found += [(path, line, f"task {task_id!r}: {why}") for path, line, task_id in users if why]
+    return sorted(found)
 
 
 def _module_paths(module: str) -> tuple[str, ...]:
