@@ -25,6 +25,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
 from gitflowd.errors import GitflowdError, RunNotFound, SiteError, UsageError
 from gitflowd.lock import is_locked
-from gitflowd.registry import ChangeKind, CommitRef, DagEntry, Registry, Reload, dag_history, read_registry
+from gitflowd.registry import ChangeKind, CommitRef, DagEntry, Registry, Reload, read_registry, read_reloads
 from gitflowd.schedule import next_tick
 from gitflowd.secrets import SecretsFile
 from gitflowd.sitecache import CacheMissing, SiteCache, upsert
@@ -73,7 +74,7 @@ class Site:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._env = environment()
         self.cache = SiteCache(self.root)
-        self._history: dict[str, tuple[tuple[int, int], list[Reload]]] = {}
+        self._history: tuple[tuple[int, int], dict[str, list[Reload]]] = ((-1, -1), {})  # file version, dag -> reloads
         self._next_runs: dict[str, tuple[object, datetime, datetime]] = {}  # dag id -> (version, asked at, next tick)
         self.skipped: list[str] = []  # the journals the last render_all could not read (its errors)
         self._runner_gone = False  # no process holds the state lock: a run left active is nobody's
@@ -282,15 +283,17 @@ class Site:
         return {"columns": list(zip(columns, cells)), "tasks": sitedata.grid_tasks(info.dag, cells), "heights": heights}
 
     def _dag_history(self, dag_id: str) -> list[Reload]:
+        """Read once per version of reloads.jsonl for every DAG: a full render of 1,000 DAGs
+        would otherwise parse it 1,000 times (and warn as often about a damaged record)."""
         path = self.state.root / "reloads.jsonl"
         try:
             stat = path.stat()
         except FileNotFoundError:
             return []
         key = (stat.st_size, stat.st_mtime_ns)
-        if self._history.get(dag_id, ((-1, -1), []))[0] != key:
-            self._history[dag_id] = (key, dag_history(self.state.root, dag_id))
-        return self._history[dag_id][1]
+        if self._history[0] != key:
+            self._history = (key, _histories(read_reloads(self.state.root)))
+        return self._history[1].get(dag_id, [])
 
     def _next_run(self, info: DagInfo) -> datetime | None:
         """The DAG's next tick after now. Kept until it passes: no tick lies between the
@@ -382,6 +385,16 @@ def _newer(target: Path, source: Path) -> bool:
         return target.stat().st_mtime_ns >= source.stat().st_mtime_ns
     except FileNotFoundError:
         return False
+
+
+def _histories(reloads: list[Reload]) -> dict[str, list[Reload]]:
+    """DAG id -> the reloads that changed it, newest first, each with only that DAG's changes
+    (registry.dag_history for every DAG in one pass)."""
+    by_dag: dict[str, list[Reload]] = {}
+    for reload in reversed(reloads):
+        for dag_id in dict.fromkeys(c.dag_id for c in reload.changes):
+            by_dag.setdefault(dag_id, []).append(replace(reload, changes=tuple(c for c in reload.changes if c.dag_id == dag_id)))
+    return by_dag
 
 
 def _removed_by(history: list[Reload]) -> CommitRef | None:

@@ -1199,3 +1199,26 @@ def test_render_refuses_an_empty_site_or_state_path_given_on_purpose(cli, tmp_pa
     assert done.returncode == 2 and done.stdout == "", done.stdout
     assert done.stderr.strip() == f"gitflowd: error: empty {flag} '': give a directory, or leave {flag} out for the default"
     assert not (tmp_path / "site").exists() and not (tmp_path / ".gitflowd").exists()
+
+
+def test_the_reload_history_is_read_once_per_render_not_once_per_dag(make_repo, tmp_path, caplog):
+    """Every DAG page read and parsed the whole reloads.jsonl again: a full render of N DAGs
+    read it N times (a cost of DAGs x reloads), and a damaged record was warned about once
+    per DAG."""
+    import logging
+
+    state, site = tmp_path / "state", tmp_path / "site"
+    repo = make_repo({f"dags/d{i}.toml": f'[tasks.t]\ncmd = "echo {i}"\n' for i in range(5)})
+    with Repo(repo.path) as git_repo:
+        record_snapshot(state, git_repo.load(repo.head()))
+        repo.commit({"dags/d0.toml": '[tasks.t]\ncmd = "echo changed"\n'}, message="change d0")
+        record_snapshot(state, git_repo.load(repo.head()))
+    reloads = state / "reloads.jsonl"
+    first, *rest = reloads.read_bytes().splitlines(keepends=True)
+    reloads.write_bytes(first + b"{damaged\n" + b"".join(rest))
+    with caplog.at_level(logging.WARNING):
+        Site(state, site, clock=fixed_clock).render_all()
+    assert caplog.text.count("skipping a damaged reload record") == 1, caplog.text
+    for i in range(5):
+        rows = re.findall(r'<tr data-change="(\w+)">', (site / f"dags/d{i}/index.html").read_text())
+        assert rows == (["changed", "added"] if i == 0 else ["added"]), (i, rows)
