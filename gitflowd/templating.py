@@ -110,19 +110,24 @@ class Rendered(NamedTuple):
 def render_task(dag: Dag, task: Task, shared: dict[str, Any]) -> Rendered:
     """One task's command and templated env values rendered; RunError naming the task on failure."""
     variables = {**shared, "task_id": task.id}
-    field = "cmd" if task.cmd is not None else "argv"
     try:
         cmd = render(task.cmd, variables) if task.cmd is not None else None
         argv = tuple(render(a, variables) for a in task.argv) if task.argv is not None else None
-        env = None
-        for name, value in task.env.items():
-            if any(marker in value for marker in _MARKERS):
-                field = f"env.{name}"
-                env = {**(env or {}), name: render(value, variables)}
     except Exception as exc:  # noqa: BLE001 - any template failure is the user's to fix
-        where = _where(dag, task) + (f" {field}" if field.startswith("env.") else "")
-        raise RunError(f"{where}: {_describe(exc)}") from None
-    return Rendered(cmd, argv, env)
+        raise RunError(f"{_where(dag, task)}: {_describe(exc)}") from None
+    return Rendered(cmd, argv, _render_env(dag, task, variables))
+
+
+def _render_env(dag: Dag, task: Task, variables: dict[str, Any]) -> dict[str, str] | None:
+    """The task's env values that hold templates, rendered (None when none does)."""
+    rendered: dict[str, str] = {}
+    for name, value in task.env.items():
+        if any(marker in value for marker in _MARKERS):
+            try:
+                rendered[name] = render(value, variables)
+            except Exception as exc:  # noqa: BLE001 - as for the command
+                raise RunError(f"{_where(dag, task)} env.{name}: {_describe(exc)}") from None
+    return rendered or None
 
 
 def render_commands(run: RunState, dag: Dag) -> dict[str, Rendered]:
