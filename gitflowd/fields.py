@@ -437,7 +437,10 @@ def _call(value: Any) -> str:
 
 
 def _call_hint(value: Any) -> str:
-    """A file path where a module name goes (`scripts/report.py:build`): the name it means."""
+    """A file path where a module name goes (`scripts/report.py:build`): the name it means.
+    A template: call is not one (what varies per run reaches the function through env)."""
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        return " (call is not a template: pass run values through env, e.g. env = { DAY = \"{{ ds }}\" })"
     if not isinstance(value, str) or ":" not in value:
         return ""
     module, _, function = value.rpartition(":")

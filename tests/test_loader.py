@@ -376,3 +376,9 @@ def test_a_go_template_in_a_command_points_to_raw():
         f"dags/x.toml:2: [tasks.a] cmd: invalid template: Missing end of comment tag{hint}"]
     raw = "docker inspect --format '{% raw %}{{.State.Status}}{% endraw %}' web"
     assert load_dag(f'[tasks.a]\ncmd = "{raw}"\n', "dags/d.toml").tasks["a"].cmd == raw
+
+
+def test_a_template_in_call_says_how_run_values_reach_the_function():
+    assert problems('[tasks.a]\ncall = "jobs.load:main --day {{ ds }}"\n') == [
+        'dags/x.toml:2: [tasks.a] call must be "module:function" (e.g. "jobs.report:main"), got "jobs.load:main --day {{ ds }}" '
+        '(call is not a template: pass run values through env, e.g. env = { DAY = "{{ ds }}" })']
