@@ -664,6 +664,11 @@ def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(mak
     secrets = secrets_file(tmp_path)
     run_id = _kill_runner_mid_task(repo, "m", printed, "--secrets-file", str(secrets))
     kill_process_groups(find_run_processes("m", run_id), grace=0)  # the orphaned task, found as resume would
+    # `logs` printed that attempt's log as it is on disk, the secret in clear; it needs the secrets now.
+    _one_line_error(cli("logs", "m", run_id, "leak", cwd=repo.path),
+                    "attempt 1 of task 'leak' has not ended and DAG 'm' has secrets", "--secrets-file")
+    shown = cli("logs", "m", run_id, "leak", "--secrets-file", str(secrets), cwd=repo.path)
+    assert shown.returncode == 0 and shown.stdout == "token=***\n"
     site = repo.path / ".gitflowd" / "site"
     page = site / "dags" / "m" / "runs" / run_id / "leak.1.html"
     log_file = repo.path / ".gitflowd" / "state" / "logs" / "m" / run_id / "leak.1.log"

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     number = _attempt_number(current, args.task, args.attempt)
     path = state.log_path(current.dag_id, current.run_id, args.task, number)
     masker = _masker(current, args.secrets_file)
+    if current.dag.secrets and masker is None:
+        _refuse_unmasked(current, args.task, number)
     with _open_log(path, current, args.task, number) as src:
         masker.mask_stream(src, sys.stdout.buffer) if masker else _copy(src)
         empty = src.tell() == 0
@@ -68,6 +70,16 @@ def run(args: argparse.Namespace) -> int:
     if empty:  # on stderr: a pipe still gets exactly the log, which is empty
         print(f"gitflowd: attempt {number} of task {args.task!r} printed nothing", file=sys.stderr)
     return 0
+
+
+def _refuse_unmasked(run: RunState, task_id: str, number: int) -> None:
+    """A log is masked when its attempt ends: the log of one that has not (still running, or
+    its runner died) holds the DAG's secrets in clear, and was printed so."""
+    attempt = next(a for a in run.tasks[task_id].attempts if a.number == number)
+    if attempt.ended is None:
+        raise RunError(f"attempt {number} of task {task_id!r} has not ended and DAG {run.dag_id!r} has secrets: its log "
+                       "is masked only when it ends; give the secrets file (--secrets-file or GITFLOWD_SECRETS_FILE) "
+                       "to read it now, or -f to wait for the end")
 
 
 def _attempt_number(run: RunState, task_id: str, wanted: int | None) -> int:
