@@ -669,6 +669,10 @@ def test_render_never_publishes_the_unmasked_log_of_a_runner_killed_mid_task(mak
                     "attempt 1 of task 'leak' has not ended and DAG 'm' has secrets", "--secrets-file")
     shown = cli("logs", "m", run_id, "leak", "--secrets-file", str(secrets), cwd=repo.path)
     assert shown.returncode == 0 and shown.stdout == "token=***\n"
+    (tmp_path / "other").mkdir()
+    other = secrets_file(tmp_path / "other", "OTHER=x\n")
+    wrong = cli("logs", "m", run_id, "leak", "--secrets-file", str(other), cwd=repo.path)  # lacks TOKEN: no masking
+    assert wrong.returncode == 1 and "s3cr3tvalue" not in wrong.stdout and "has no TOKEN" in wrong.stderr
     site = repo.path / ".gitflowd" / "site"
     page = site / "dags" / "m" / "runs" / run_id / "leak.1.html"
     log_file = repo.path / ".gitflowd" / "state" / "logs" / "m" / run_id / "leak.1.log"

@@ -116,7 +116,11 @@ def _masker(run: RunState, flag: str | None) -> Masker | None:
     except GitflowdError as exc:
         log.warning("not masking secrets again: %s", exc)
         return None
-    return Masker(values[name] for name in run.dag.secrets if name in values)
+    missing = [name for name in run.dag.secrets if name not in values]
+    if missing:  # another DAG's file, say: masking with part of the secrets is not masking
+        log.warning("not masking secrets again: %s has no %s", path, ", ".join(missing))
+        return None
+    return Masker(values[name] for name in run.dag.secrets)
 
 
 def _copy(src) -> None:  # noqa: ANN001 - a binary file
