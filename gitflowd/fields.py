@@ -405,6 +405,8 @@ def _argv(value: Any) -> tuple[str, ...]:
         raise BadValue(f" must be an array of strings, got a string (a shell command string is cmd = {show(value)})")
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise _expected("a non-empty array of strings", value)
+    if not value[0].strip() or value[0] != value[0].strip():  # every attempt failed: no program named "" or " x"
+        raise BadValue(f"[0] must name the program to run, got {show(value[0])}")
     return _templates(tuple(_fits(_no_nul(v), f"[{i}]") for i, v in enumerate(value)))
 
 

@@ -382,3 +382,10 @@ def test_a_template_in_call_says_how_run_values_reach_the_function():
     assert problems('[tasks.a]\ncall = "jobs.load:main --day {{ ds }}"\n') == [
         'dags/x.toml:2: [tasks.a] call must be "module:function" (e.g. "jobs.report:main"), got "jobs.load:main --day {{ ds }}" '
         '(call is not a template: pass run values through env, e.g. env = { DAY = "{{ ds }}" })']
+
+
+def test_argv_must_start_with_a_program():
+    # "" (or " python3", a space from an edit) passed, and every attempt failed to start.
+    assert problems('[tasks.a]\nargv = ["", "x"]\n') == ['dags/x.toml:2: [tasks.a] argv[0] must name the program to run, got ""']
+    assert problems('[tasks.a]\nargv = [" python3", "x"]\n') == [
+        'dags/x.toml:2: [tasks.a] argv[0] must name the program to run, got " python3"']
