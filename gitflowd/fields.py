@@ -201,11 +201,13 @@ _SHELL_REFERENCE = re.compile(r"\$(\{)?([A-Za-z_][A-Za-z0-9_]*)(?(1)\})")
 def _not_a_shell_reference(name: str, value: str) -> None:
     """`PATH = "$PATH:/opt/bin"` reached tasks as the text `$PATH:/opt/bin` (no shell reads
     env values; dagu and docker-compose expand them, Airflow does not), and then no program
-    was found: refuse it, and say where a shell would expand it."""
+    was found: refuse it, and say where a shell would expand it. A value that must reach the
+    task with a `$` in it (GIT_SSH_COMMAND, read by a shell later) writes it as {{ '$' }}."""
     found = _SHELL_REFERENCE.search(value)
     if found:
         raise BadValue(f".{name}: {found.group(0)} is not expanded in env values (the task would get the text "
-                       f"{show(value)}); set it in a cmd instead, where the shell expands it: {name}=\"{value}\" your-command")
+                       f"{show(value)}); set it in a cmd instead, where the shell expands it: {name}=\"{value}\" your-command"
+                       " (for a literal $, write {{ '$' }})")
 
 
 def _secrets(value: Any) -> tuple[str, ...]:

@@ -213,6 +213,12 @@ def test_env_values_are_templates_rendered_per_task(tmp_path: Path) -> None:
     assert (tmp_path / "out").read_text() == "2026-11-25 a 100% busan\nb-2026-11-26\n"
 
 
+def test_an_env_value_can_pass_a_literal_dollar_to_the_task(tmp_path: Path) -> None:
+    dag = Dag("d", {"a": Task("a", cmd="printenv GIT_SSH_COMMAND > out", env={"GIT_SSH_COMMAND": "ssh -i {{ '$' }}HOME/k"})})
+    run_dag(tmp_path, dag)
+    assert (tmp_path / "out").read_text() == "ssh -i $HOME/k\n"
+
+
 def test_an_env_template_error_names_the_task_and_variable(tmp_path: Path) -> None:
     dag = Dag("d", {"t": Task("t", cmd="true", env={"OK": "x", "BAD": "{{ params.missing }}"}, line=3)}, path="dags/d.toml")
     run = plan_run(StateDir(tmp_path / "state"), dag, kind="manual", logical_date=LOGICAL, commit="c" * 40)

@@ -259,6 +259,15 @@ def test_env_values_are_checked_as_templates():
     assert dag.tasks["a"].env == {"A": "{{ ds }}", "B": "{{ task_id }}"}
 
 
+def test_a_literal_dollar_in_an_env_value_is_written_as_a_template():
+    # $VAR in env is refused (no shell expands it there), but a value read by a shell later,
+    # such as GIT_SSH_COMMAND, needs a literal $: the refusal names the escape, and it loads.
+    [problem] = problems('[tasks.a]\ncmd = "x"\nenv = { GIT_SSH_COMMAND = "ssh -i $HOME/k" }\n')
+    assert problem.endswith("(for a literal $, write {{ '$' }})")
+    dag = load_dag('[tasks.a]\ncmd = "x"\nenv = { GIT_SSH_COMMAND = "ssh -i {{ \'$\' }}HOME/k" }\n', "dags/d.toml")
+    assert dag.tasks["a"].env == {"GIT_SSH_COMMAND": "ssh -i {{ '$' }}HOME/k"}
+
+
 def test_airflow_template_names_say_what_gitflowd_has_instead():
     # A user from Airflow writes macros.ds_add, prev_ds, execution_date: 'unknown template
     # variable' with no hint left them to guess whether date arithmetic exists at all.
