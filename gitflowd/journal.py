@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -260,3 +261,19 @@ class JournalWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def signal_name(code: int | None) -> str | None:
+    """'SIGKILL' for the exit code -9 of a process a signal ended (a task_finished record's
+    exit_code is minus the signal then); None for an exit."""
+    if code is None or code >= 0:
+        return None
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def exit_text(code: int | None, none: str) -> str:
+    """An exit code as people read it: '3', 'SIGKILL' for -9, `none` if the task never exited."""
+    return none if code is None else signal_name(code) or str(code)

@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from gitflowd import journal
-from gitflowd.executors.base import signal_name
+from gitflowd.journal import signal_name
 from gitflowd.state import RunState, TaskStatus, task_state_of
 
 _DONE = frozenset(TaskStatus) - {TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.UP_FOR_RETRY}

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from gitflowd import sitedata, sitelogs, svg
+from gitflowd import journal, sitedata, sitelogs, svg
 
 
 def templates_dir() -> Path:
@@ -32,7 +32,7 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, bytecode_cache=_bytecode_cache(), finalize=_finalize)
     env.filters.update(dt=_format_time, dur=svg.format_seconds, glyph=lambda s: sitedata.GLYPHS.get(str(s), "?"),
-                       badge=_badge, legend=_legend, local=_local_time, size=_size)
+                       exit=lambda code: journal.exit_text(code, "—"), badge=_badge, legend=_legend, local=_local_time, size=_size)
     css = Markup((templates_dir() / "style.css").read_text(encoding="utf-8"))
     env.globals.update(
         css=css, dag_url=sitedata.dag_url, grid_url=sitedata.grid_url, run_url=sitedata.run_url, log_url=sitedata.log_url,

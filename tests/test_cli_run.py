@@ -223,6 +223,12 @@ def test_a_task_killed_by_a_signal_or_a_timeout_says_so_in_progress_and_log(make
     assert logs.stdout == "before\ngitflowd: the task's process was killed by SIGKILL\n", logs.stdout
     logs = cli("logs", "sig", run_id, "t", cwd=repo.path)
     assert logs.stdout == "waiting\ngitflowd: timeout: the attempt ran longer than 0.5s; its process group got SIGTERM\n"
+    # status and the site name the signal too, not '-9' and '-15'
+    rows = {line.split()[0]: line.split() for line in cli("status", "sig", run_id, cwd=repo.path).stdout.splitlines()[5:]}
+    assert rows["k"][3] == "SIGKILL" and rows["t"][3] == "SIGTERM", rows
+    assert cli("render", cwd=repo.path).returncode == 0
+    page = (repo.path / ".gitflowd" / "site" / "dags" / "sig" / "runs" / run_id / "index.html").read_text()
+    assert '<td class="num">SIGKILL</td>' in page and '<td class="num">SIGTERM</td>' in page and ">-9<" not in page
 
 
 def test_a_run_whose_workspace_cannot_be_made_is_not_recorded(make_repo, cli) -> None:

@@ -18,6 +18,7 @@ from gitflowd import settings
 from gitflowd.commands.common import format_duration, report_broken, table
 from gitflowd.commands.run import positive_int
 from gitflowd.errors import DagNotFound, UsageError
+from gitflowd.journal import exit_text
 from gitflowd.lock import is_locked
 from gitflowd.state import RunState, RunStatus, StateDir, TaskState
 
@@ -148,7 +149,7 @@ def describe_run(run: RunState, orphaned: bool = False) -> str:
         f"  started {_iso(run.started) or '-'}, ended {_iso(run.ended) or '-'}{_resumed(run)}",
         "",
     ]
-    rows = [[t.task_id, t.state.value, str(len(t.attempts)), "-" if t.exit_code is None else str(t.exit_code),
+    rows = [[t.task_id, t.state.value, str(len(t.attempts)), exit_text(t.exit_code, "-"),
              _last_attempt(t), _note(t)] for t in (run.tasks[i] for i in run.dag.topological_order() if i in run.tasks)]
     lines.append(table(["TASK", "STATE", "ATTEMPTS", "EXIT", "DURATION", "NOTE"], rows))
     return "\n".join(lines)

@@ -13,7 +13,6 @@ distributed one would implement the same five methods.
 
 from __future__ import annotations
 
-import signal
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,13 +96,3 @@ class Executor(ABC):
     @abstractmethod
     def running(self) -> int:
         """How many tasks are live (submitted, not yet returned by wait)."""
-
-
-def signal_name(code: int | None) -> str | None:
-    """'SIGKILL' for the exit code -9 of a process a signal ended; None for an exit."""
-    if code is None or code >= 0:
-        return None
-    try:
-        return signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"

@@ -30,7 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitflowd.executors.base import Completion, Executor, Outcome, Started, TaskSpec, signal_name
+from gitflowd.executors.base import Completion, Executor, Outcome, Started, TaskSpec
+from gitflowd.journal import signal_name
 from gitflowd.executors.calls import call_argv
 
 log = logging.getLogger(__name__)
