@@ -175,6 +175,34 @@ def test_a_stopped_backfill_continues_when_run_again(make_repo: Callable[..., Gi
     assert [r.state for r in state_of(repo).runs("d")] == [RunStatus.SUCCESS] * 3
 
 
+def test_a_terminal_that_hangs_up_stops_the_backfill_cleanly(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    """SIGHUP (a closed terminal, a dropped ssh session) ended a foreground backfill at once:
+    its running run stayed 'running' with its task orphaned. It is a stop like SIGTERM now, and
+    the writes to the dead terminal (EIO) do not end it either."""
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    repo = make_repo({"dags/d.toml": daily(f"touch {started}; while [ ! -e {gate} ]; do sleep 0.05; done", "max_active_runs = 1")})
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "backfill", "d", "--start", "2026-01-01", "--end", "2026-01-03", "--no-render"],
+                            cwd=repo.path, stdin=subprocess.DEVNULL, stdout=child, stderr=child, env={**os.environ, **GIT_ENV})
+    os.close(child)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the first run never started"
+            time.sleep(0.05)
+        os.close(main)  # the terminal is gone: the next write gets EIO
+        main = -1
+        proc.send_signal(signal.SIGHUP)  # the running run may finish; the two queued ones stay queued
+        gate.touch()
+        assert proc.wait(60) == 1
+    finally:
+        if main >= 0:
+            os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+    assert sorted(r.state.value for r in state_of(repo).runs("d")) == ["queued", "queued", "success"]
+
+
 def test_a_progress_line_on_a_terminal(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
     repo = make_repo({"dags/d.toml": daily("true")})
     main, child = pty.openpty()

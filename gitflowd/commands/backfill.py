@@ -105,7 +105,8 @@ def _print_plan(dag: Dag, steps: list[Step]) -> int:
 
 
 class _Foreground:
-    """Carries out a plan with a run pool in this process; Ctrl-C / SIGTERM stop it cleanly."""
+    """Carries out a plan with a run pool in this process; Ctrl-C, SIGTERM and SIGHUP (a
+    closed terminal) stop it cleanly."""
 
     def __init__(self, dag: Dag, launcher: Launcher):
         self.dag, self.launcher = dag, launcher
@@ -113,13 +114,16 @@ class _Foreground:
         self.pool = RunPool(launcher.execute, lambda _dag_id: dag.max_active_runs, self.wake.set)
         self.results: list[Finished] = []
         self.signals = 0
+        self.gone = False  # the terminal hung up (EIO) or the pipe's reader left (EPIPE)
 
     def run(self, sha: str, steps: list[Step]) -> int:
         jobs = [self._job(sha, step) for step in steps if step.action is not Action.SKIP]
         print(f"backfill {self.dag.id}: {describe(steps)}", flush=True)
         for job in jobs:
             self.pool.add(job)
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # A signal ignored at start stays ignored: `nohup gitflowd backfill ...` outlives its terminal.
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                    if signal.getsignal(sig) is not signal.SIG_IGN}
         try:
             self._drive(len(jobs))
         finally:
@@ -150,19 +154,24 @@ class _Foreground:
                     self.pool.interrupt()
             for item in self.pool.collect():  # before pump: a finished run frees its slot
                 self.results.append(item)
-                _say(f"{item.job.run_id}: {item.status}{' ' + item.error if item.error else ''}")
+                self._say(f"{item.job.run_id}: {item.status}{' ' + item.error if item.error else ''}")
             for job in self.pool.pump():
-                _say(f"{job.run_id}: started", transient=True)
-            _say(f"{len(self.results)}/{total} runs done, {len(self.pool.running)} running, {len(self.pool.queued)} queued", transient=True)
+                self._say(f"{job.run_id}: started", transient=True)
+            self._say(f"{len(self.results)}/{total} runs done, {len(self.pool.running)} running, {len(self.pool.queued)} queued", transient=True)
             if not self.pool.idle:
                 self.wake.wait()
                 self.wake.clear()
 
-
-def _say(text: str, transient: bool = False) -> None:
-    """A line; on a terminal, transient lines are redrawn in place (the progress line)."""
-    if sys.stdout.isatty():
-        sys.stdout.write(f"\r\x1b[K{text}" + ("" if transient else "\n"))
-        sys.stdout.flush()
-    elif not transient:
-        print(text, flush=True)
+    def _say(self, text: str, transient: bool = False) -> None:
+        """A line; on a terminal, transient lines are redrawn in place (the progress line).
+        Output is for a person: once nobody reads it, the backfill goes on without it."""
+        if self.gone:
+            return
+        try:
+            if sys.stdout.isatty():
+                sys.stdout.write(f"\r\x1b[K{text}" + ("" if transient else "\n"))
+                sys.stdout.flush()
+            elif not transient:
+                print(text, flush=True)
+        except OSError:
+            self.gone = True
