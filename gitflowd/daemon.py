@@ -58,6 +58,7 @@ MAX_SLEEP = 300.0  # re-read the wall clock at least this often (clock jumps, su
 REPO_RETRY = 5.0  # while the repository cannot be read, try again this often
 KILL_GRACE = 10.0  # SIGTERM -> SIGKILL for a task group being ended
 RESUME_FILE = "daemon-resume.json"  # runs a stopping daemon interrupted, resumed at the next start
+START_EXTENSION = 30.0  # seconds more start time asked for while a long start makes progress
 PRUNE_AFTER = 600.0  # after a run ends, delete the checkouts no run needs within this many seconds
 PRUNE_AT_ONCE = 20  # checkouts deleted in one loop pass (a large tree takes a while)
 KEEP_CHECKOUTS = 7 * 86400.0  # ... if made longer ago than this (a failed run is resumed soon, or fixed forward)
@@ -101,7 +102,7 @@ class Daemon:
         self.launcher = Launcher(self.state, None, secrets_file=options.secrets_file, slots=Limiter(options.parallelism),
                                  parallelism=options.parallelism, listeners=lambda: [self.site_listener], kill_grace=KILL_GRACE)
         self.pool = RunPool(self.launcher.execute, self._max_active_runs, lambda: self.waker.wake(RUN_END))
-        self.requests = Requests(options.state, self.launcher, self.pool, lambda: self.dags)
+        self.requests = Requests(options.state, self.launcher, self.pool, lambda: self.dags, self._progress)
         self.stop_requested = self.reload_requested = False
         self.stop_signals = 0  # a second SIGTERM/SIGINT (Ctrl-C twice) ends the grace period at once
         self.stop_signum = 0  # the first of them: `once` then exits 128+N, as run and backfill do
@@ -114,6 +115,8 @@ class Daemon:
         self.repo_problem: str | None = None  # the last error reading the repository, until a reload works
         self._waiting_said: dict[str, datetime] = {}  # DAG -> the tick said to wait for the repository
         self.next_ping = 0.0
+        self.ready = False  # READY=1 sent: from then on, progress feeds the watchdog instead
+        self._extend_at = 0.0
         self._inbox_dirty = True
         self._shown_queued: set[tuple[str, str]] = set()  # runs held back, already on the site as queued
         self.prune_after, self.keep_checkouts = PRUNE_AFTER, KEEP_CHECKOUTS
@@ -158,6 +161,7 @@ class Daemon:
         self.resume_unfinished()
         self._render(self.site.render_all)  # on the site thread: READY=1 does not wait for it
         self.notifier.ready(self.describe())
+        self.ready = True
         following = self.repo.branch if self.repo else self.options.branch
         if following is None and self.repo is not None:  # a detached HEAD: `resolve` reads HEAD, wherever a checkout moves it
             log.warning("HEAD of %s is detached: following HEAD, not a branch; pass --branch B to follow one", self.options.repo)
@@ -289,6 +293,18 @@ class Daemon:
         if upcoming is not None:
             deadlines.append((upcoming - now).total_seconds())
         return max(0.0, min(deadlines))
+
+    def _progress(self) -> None:
+        """Long work in the loop's thread (resuming thousands of unfinished runs at start, a
+        backfill of a year of hourly ticks: 5 ms a run) is busy, not hung: before READY=1 ask
+        systemd for more start time, after it feed the watchdog (which killed the daemon in the
+        middle of such a backfill, and restarted it into the same long start)."""
+        mono = time.monotonic()
+        if self.ready:
+            self._feed_watchdog(mono)
+        elif mono >= self._extend_at:
+            self.notifier.extend_timeout(START_EXTENSION)
+            self._extend_at = mono + START_EXTENSION / 3
 
     def _feed_watchdog(self, mono: float) -> None:
         if self.notifier.watchdog_interval and mono >= self.next_ping:
@@ -433,8 +449,11 @@ class Daemon:
         runs = [run for run in sorted(self.state.runs(), key=lambda r: r.logical_date)
                 if (run.state in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cleared)
                 or (run.state is RunStatus.INTERRUPTED and (run.dag_id, run.run_id) in noted)]
+        if runs:
+            self._progress()  # the orphans may take the whole kill grace
         kill_orphans(runs, self.launcher.kill_grace)
         for run in runs:
+            self._progress()
             self._resume(run.dag_id, run.run_id)
         for path, error in self.state.broken:
             log.error("run journal %s cannot be read and is not resumed: %s", path, error)

@@ -4,7 +4,7 @@ Flow: `Notifier.from_env()` reads `NOTIFY_SOCKET` (a path, or `@name` for an abs
 socket) and `WATCHDOG_USEC` / `WATCHDOG_PID`, then removes them from the environment so
 no task process inherits them -> the daemon calls `ready()`, `status(text)`, `watchdog()`
 (every `watchdog_interval` seconds: half of `WATCHDOG_USEC`, as sd_watchdog_enabled(3)
-advises) and `stopping()`. Each call sends one datagram of `KEY=VALUE` lines. Without
+advises), `extend_timeout(seconds)` while a long start makes progress, and `stopping()`. Each call sends one datagram of `KEY=VALUE` lines. Without
 `NOTIFY_SOCKET` every call does nothing, so the daemon runs the same outside systemd.
 """
 
@@ -51,6 +51,10 @@ class Notifier:
     def watchdog(self) -> None:
         if self.watchdog_interval is not None:
             self.send("WATCHDOG=1")
+
+    def extend_timeout(self, seconds: float) -> None:
+        """Before READY=1: the start is slow but making progress; allow `seconds` more."""
+        self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
 
     def stopping(self, status: str = "") -> None:
         self.send("STOPPING=1", *([f"STATUS={_one_line(status)}"] if status else []))

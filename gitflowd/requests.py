@@ -35,11 +35,13 @@ log = logging.getLogger(__name__)
 class Requests:
     """Handles inbox requests against the daemon's DAGs, launcher and pool."""
 
-    def __init__(self, state_root: Path, launcher: Launcher, pool: RunPool, dags: Callable[[], dict[str, DagEntry]]):
+    def __init__(self, state_root: Path, launcher: Launcher, pool: RunPool, dags: Callable[[], dict[str, DagEntry]],
+                 progress: Callable[[], None] = lambda: None):
         self.state_root = state_root
         self.launcher = launcher
         self.pool = pool
         self.dags = dags
+        self.progress = progress  # called per run prepared: a long backfill is busy, not hung (the watchdog)
 
     def handle_all(self, now: datetime, kinds: tuple[str, ...] | None = None) -> int:
         """Answer every pending request, or only those of `kinds` (the others stay pending);
@@ -129,6 +131,7 @@ class Requests:
         return inbox.Reply(ok=True, runs=reply.runs, message=describe(steps) + later)
 
     def _backfill_job(self, dag: Dag, commit: str, action: Action, tick: datetime, run_id: str | None) -> Job:
+        self.progress()
         if action is Action.CREATE:
             return self.launcher.prepare_new(dag, commit, "backfill", tick)
         self._not_running(dag.id, run_id or "")

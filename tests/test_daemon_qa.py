@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from gitflowd import checkouts, inbox
-from gitflowd.daemon import Daemon
+from gitflowd.daemon import Daemon, Options
 from gitflowd.lock import StateLock
+from gitflowd.notify import Notifier
 from gitflowd.sitecache import SiteCache
 from gitflowd.state import RunStatus, StateDir
 from tests.conftest import GitRepo, git, run_cli
@@ -212,3 +215,68 @@ def test_checkouts_are_pruned_a_few_at_a_time_and_never_left_half_deleted(tmp_pa
     assert checkouts.prune(root, {shas[0]}, 3600.0, 3) == []  # made just now: kept
     assert checkouts.prune(root, {shas[0]}, 0.0, 3) == shas[4:]
     assert sorted(p.name for p in root.iterdir()) == [".in-progress", shas[0]]
+
+
+def test_long_work_in_the_loop_asks_for_start_time_and_feeds_the_watchdog(make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    """Preparing a backfill of a year of hourly ticks (5 ms a run) held the loop past the
+    watchdog's 30 s: systemd killed the daemon mid-request, and its restart resumed thousands
+    of queued runs before READY=1, past the start timeout. Here the watchdog interval is a
+    microsecond, so every run prepared must feed it, and a start with runs to resume must ask
+    for more time before READY=1."""
+    repo = make_repo({"dags/h.toml": toml("true", schedule="@hourly", extra="start_date = 2026-01-01\nmax_active_runs = 1")})
+    manager = ServiceManager(tmp_path / "notify.sock")
+    options = Options(repo=repo.path, state=tmp_path / "state", site=tmp_path / "site")
+    try:
+        first = Daemon(options, Notifier(manager.path, watchdog_usec=1))
+        first.lock.acquire()
+        first.start()
+        manager.take()
+        reply = first.requests.handle(inbox.Request("backfill", {"dag": "h", "start": "2026-02-01", "end": "2026-02-03"}), datetime.now(timezone.utc))
+        assert reply.ok and len(reply.runs) == 49, reply.error
+        assert wait_for(lambda: manager.take().count("WATCHDOG=1") >= 49 or None, what="a ping per run prepared")
+        first.close()  # its runs stay queued, as after a crash
+        second = Daemon(options, Notifier(manager.path))
+        second.lock.acquire()
+        second.start()
+        second.close()
+        messages = wait_for(lambda: manager.take() or None, what="the second start's messages")
+        extended = [n for n, line in enumerate(messages) if line.startswith("EXTEND_TIMEOUT_USEC=")]
+        assert extended and "READY=1" in messages[extended[0]:], messages
+    finally:
+        manager.close()
+
+
+class ServiceManager:
+    """The receiving end of NOTIFY_SOCKET, read all along as systemd does (a full socket
+    queue would block the sender)."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+        self.open = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while self.open:
+            try:
+                data = self.sock.recv(65536)
+            except (TimeoutError, OSError):
+                continue
+            with self.lock:
+                self.lines += data.decode().split("\n")
+
+    def take(self) -> list[str]:
+        """The lines received since the last take."""
+        with self.lock:
+            lines, self.lines = self.lines, []
+        return lines
+
+    def close(self) -> None:
+        self.open = False
+        self.thread.join()
+        self.sock.close()
