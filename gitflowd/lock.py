@@ -13,9 +13,12 @@ from __future__ import annotations
 import fcntl
 import os
 import pwd
+import time
 from pathlib import Path
 
 from gitflowd.errors import LockHeld, StateError
+
+PROBE_GRACE = 1.0  # seconds a held lock is tried again before it counts as another process's
 
 
 class StateLock:
@@ -36,11 +39,9 @@ class StateLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StateError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock_within(fd, PROBE_GRACE):
             os.close(fd)
-            raise LockHeld(str(self.path), holder(self.path)) from None
+            raise LockHeld(str(self.path), holder(self.path))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid={os.getpid()} role={self.role}\n".encode(), 0)
         self._fd = fd
@@ -78,6 +79,21 @@ class StateLock:
         self.release()
 
 
+def _lock_within(fd: int, seconds: float) -> bool:
+    """flock(LOCK_EX) without blocking, tried again for a moment: `is_locked` (status,
+    render) holds a shared lock for microseconds, which must not make a run or a daemon
+    starting at that instant fail as if another process held the state."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
 def _refuse_root_in_anothers_state(state: Path) -> None:
     """`sudo gitflowd run` (without `-u gitflowd`) while the service is stopped wrote root's
     journals, logs and directories into the service's state directory: the daemon could not
@@ -89,8 +105,8 @@ def _refuse_root_in_anothers_state(state: Path) -> None:
         return
     try:
         name = pwd.getpwuid(owner).pw_name
-    except KeyError:
-        name = str(owner)
+    except KeyError:  # no such user here: a bind mount in a container run as root, not `sudo` on the host
+        return
     raise StateError(f"{state} belongs to user {name}; as root, this would leave files there that {name} cannot "
                      f"write (the daemon's later runs would fail): run it as that user (sudo -u {name} gitflowd ...)")
 
