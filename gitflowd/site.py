@@ -33,7 +33,7 @@ from typing import Any
 from gitflowd import sitedata, sitelogs, svg
 from gitflowd.atomic import write_page
 from gitflowd.dag import Dag, is_valid_id
-from gitflowd.errors import GitflowdError, RunNotFound, SiteError, UsageError
+from gitflowd.errors import GitflowdError, RunNotFound, SiteError
 from gitflowd.lock import is_locked
 from gitflowd.registry import ChangeKind, CommitRef, DagEntry, Registry, Reload, read_registry, read_reloads
 from gitflowd.schedule import next_tick
@@ -44,19 +44,6 @@ from gitflowd.sitetemplates import environment
 from gitflowd.state import RunState, StateDir
 
 log = logging.getLogger(__name__)
-
-
-def check_apart(state_root: Path, site_root: Path) -> None:
-    """The site is published and the state is not: a site that is the state directory mixes
-    its pages into it, and one around it would publish its journals, workspaces and the logs
-    of running tasks, which are not masked yet. A site inside the state directory is fine
-    (STATE/site: the state's files are where they were, and nothing of them is published)."""
-    state, site = Path(state_root).resolve(), Path(site_root).resolve()
-    if site == state:
-        raise UsageError(f"site directory {site_root} is the state directory: pass a --site of its own")
-    if state.is_relative_to(site):
-        raise UsageError(f"site directory {site_root} contains the state directory {state_root}, which would be "
-                         "published with it (journals, unmasked logs of running tasks): pass a --site beside it")
 
 
 class Site:

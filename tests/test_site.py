@@ -667,6 +667,13 @@ def test_render_refuses_a_site_that_is_the_state_directory_or_around_it(cli, tmp
     for site in (tmp_path / "home/site", state / "site"):  # beside it, as by default, or inside it
         done = cli("render", "--state", str(state), "--site", str(site), cwd=tmp_path)
         assert done.returncode == 0, done.stderr
+    # not only render: a run or a daemon rendering into such a --site published the state as well
+    for command in (("run", "d"), ("daemon", "--once"), ("status",)):
+        done = cli(*command, "--state", str(state), "--site", str(tmp_path / "home"), cwd=tmp_path)
+        assert done.returncode == 2 and "contains the state directory" in done.stderr, (command, done.stderr)
+    done = cli("status", "--state", str(state), "--site", "", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "gitflowd: error: empty --site '': give a directory, or leave --site out for the default")
 
 
 def test_the_site_masks_as_the_engine_does_with_the_same_marker_and_no_short_values():

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from gitflowd import settings
-from gitflowd.errors import StateError, UsageError
+from gitflowd.errors import StateError
 from gitflowd.secrets import load_file, resolve_path
 
 
@@ -30,17 +30,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from gitflowd.site import Site, check_apart
+    from gitflowd.site import Site
 
-    for flag, value in (("--state", args.state), ("--site", args.site)):
-        if value == "":  # `--site "$SITE"` with SITE unset: not the same as leaving it out
-            raise UsageError(f"empty {flag} '': give a directory, or leave {flag} out for the default")
     where = settings.resolve(args.repo, args.state, args.site)
     if not where.state.is_dir():
         raise StateError(f"no state directory at {where.state}: run a DAG first, or pass --state DIR")
     if where.site.exists() and not where.site.is_dir():
         raise StateError(f"site path {where.site} exists and is not a directory")
-    check_apart(where.state, where.site)
     secrets_file = resolve_path(args.secrets_file)
     secrets = load_file(secrets_file) if secrets_file else {}  # an unusable file stops us: nothing written
     settings.exclude_from_git(where)
