@@ -191,3 +191,14 @@ def test_a_state_or_site_that_does_not_exist_gets_a_note(cli: Callable[..., subp
     assert f"{tmp_path / 'site'} does not exist" not in done.stderr
     default = cli("systemd-unit", "--repo", str(repo.path))  # under StateDirectory=, which systemd makes
     assert "does not exist" not in default.stderr
+
+
+def test_a_secrets_file_that_does_not_exist_gets_a_note(cli: Callable[..., subprocess.CompletedProcess[str]], make_repo: Callable[..., object], tmp_path: Path) -> None:
+    """The daemon refuses to start without it: the unit would fail at every start."""
+    repo = make_repo({"dags/a.toml": "[tasks.t]\ncmd = 'true'\n"})
+    missing = tmp_path / "secrets"
+    done = cli("systemd-unit", "--repo", str(repo.path), "--secrets-file", str(missing))
+    assert done.returncode == 0 and f"--secrets-file {missing}" in done.stdout
+    assert f"gitflowd: note: the secrets file {missing} does not exist; create it (mode 600, owned by 'gitflowd')" in done.stderr
+    missing.write_text("KEY=value\n")
+    assert "does not exist" not in cli("systemd-unit", "--repo", str(repo.path), "--secrets-file", str(missing)).stderr

@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         if path != STATE_DIRECTORY and not path.exists():  # StateDirectory= makes only that one
             print(f"gitflowd: note: {path} does not exist; create it, owned by {args.user!r}, before the service starts "
                   "(systemd refuses to start a unit whose ReadWritePaths= is missing)", file=sys.stderr)
+    if args.secrets_file and not Path(args.secrets_file).exists():
+        print(f"gitflowd: note: the secrets file {Path(args.secrets_file).absolute()} does not exist; create it (mode 600, "
+              f"owned by {args.user!r}) before the service starts: the daemon refuses to start without it", file=sys.stderr)
     for path in _used_paths(paths):
         if any(path.is_relative_to(tmp) for tmp in TMP_DIRS):
             print(f"gitflowd: note: {path} is under /tmp or /var/tmp, which the service does not see (PrivateTmp=yes "
