@@ -7,7 +7,9 @@ CLI is a bug in gitflowd, not a user mistake.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
+from typing import Any
 
 
 class GitflowdError(Exception):
@@ -99,3 +101,9 @@ class UsageError(GitflowdError):
     """A command-line value is wrong in a way argparse cannot see."""
 
     exit_code = 2
+
+
+def suggest(word: str, choices: Any) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

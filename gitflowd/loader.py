@@ -25,7 +25,9 @@ from zoneinfo import ZoneInfo
 
 from gitflowd.dag import Dag, Task, graph_problems, is_valid_id, ordered
 from gitflowd.errors import DagFileError, Problem
-from gitflowd.fields import ALIASES, DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, KEY_NOTES, TASK_KEYS, TOP_KEYS, BadValue, param_keys, parse_duration, show, suggest
+from gitflowd.errors import suggest
+from gitflowd.fields import ALIASES, DAG_KEYS, DEFAULT_KEYS, HOME, ID_RULE, KEY_NOTES, TASK_KEYS, TOP_KEYS, BadValue, parse_duration, show
+from gitflowd.templatecheck import param_keys
 from gitflowd.toml_lines import LineMap, locate
 
 __all__ = ["load_dag", "dag_from_data", "declared_id", "parse_duration", "suggest", "DAG_KEYS", "DEFAULT_KEYS", "TASK_KEYS"]

@@ -25,7 +25,7 @@ from gitflowd import journal
 from gitflowd.dag import Dag
 from gitflowd.errors import RunError, StateError, TaskNotFound, UsageError
 from gitflowd.executors.local import append_note, find_run_processes, kill_process_groups
-from gitflowd.fields import suggest
+from gitflowd.errors import suggest
 from gitflowd.journal import JournalWriter, JournalWriteError
 from gitflowd.secrets import Masker
 from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, new_run_state, replay

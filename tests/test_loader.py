@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gitflowd.dag import Dag, TriggerRule
 from gitflowd.errors import DagFileError
-from gitflowd.fields import TEMPLATE_NAMES
+from gitflowd.templatecheck import TEMPLATE_NAMES
 from gitflowd.loader import DAG_KEYS, TASK_KEYS, dag_from_data, load_dag, parse_duration
 
 BAD = Path(__file__).parent / "bad_dags"

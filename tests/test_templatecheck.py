@@ -1,4 +1,5 @@
-"""fields.py: the fast check of simple templates agrees with Jinja's parser."""
+"""templatecheck.py: the fast check of simple templates agrees with Jinja's parser; template
+problems keep their messages."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitflowd import fields
+from gitflowd import templatecheck
 
 _JINJA = jinja2.Environment()
 PIECES = ["{", "}", "{{", "}}", " ", "\t", "\n", "ds", "params", ".", "region", "x", "true", "{%", "%}", "{#", "#}",
@@ -20,25 +21,25 @@ def jinja_accepts(text: str) -> bool:
         names = jinja2.meta.find_undeclared_variables(_JINJA.parse(text))
     except jinja2.TemplateError:
         return False
-    return not (names - fields.TEMPLATE_NAMES)
+    return not (names - templatecheck.TEMPLATE_NAMES)
 
 
 @pytest.mark.parametrize("text", ["echo {{ ds }}", "run {{params.region}} --at {{ ts_nodash }}", "plain $HOME }}", "{{ ds }}}}"])
 def test_simple_templates_take_the_fast_path(text):
-    assert fields._simple_template(text)
+    assert templatecheck.simple_template(text)
     assert jinja_accepts(text)
 
 
 @pytest.mark.parametrize("text", ["{{ nope }}", "{{{ ds }}", "{{ ds | upper }}", "{% if x %}a{% endif %}", "{# c #}",
                                   "{{- ds }}", "{{ true }}", "{{ ds }", '{{ "{{ ds }}" }}'])
 def test_anything_else_goes_to_jinja(text):
-    assert not fields._simple_template(text)
+    assert not templatecheck.simple_template(text)
 
 
 @settings(max_examples=3000, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=12).map("".join))
 def test_the_fast_path_never_accepts_what_jinja_rejects(text):
-    if fields._simple_template(text):
+    if templatecheck.simple_template(text):
         assert jinja_accepts(text), text
 
 
@@ -55,8 +56,8 @@ def test_the_fast_path_never_accepts_what_jinja_rejects(text):
     pytest.param("{{ " + "(" * 5000 + "ds" + ")" * 5000 + " }}", "^: invalid template: expressions nested too deeply$", id="nested"),
 ])
 def test_bad_templates_keep_their_messages(text, message):
-    with pytest.raises(fields.BadValue, match=message):
-        fields._template(text)
+    with pytest.raises(templatecheck.TemplateProblem, match=message):
+        templatecheck.check_templates((text,))
 
 
 def test_the_quote_filter_makes_a_param_one_shell_word(make_repo, cli, tmp_path) -> None:
