@@ -142,7 +142,7 @@ class Watcher:
             kept = {str(self.inbox), str(self.lock)}
             observer.schedule(_Handler(INBOX, kept.__contains__, self.wake, ("moved", "deleted")),
                               str(self.inbox.parent), recursive=False)
-            if self.lock is not None:
+            if self.lock is not None and os.access(self.lock.parent.parent, os.R_OK | os.X_OK):  # else: the next wake-up sees it
                 observer.schedule(_Handler(INBOX, lambda path: path == str(self.lock.parent), self.wake, ("moved", "deleted")),
                                   str(self.lock.parent.parent), recursive=False)
             self._inbox_inode = _inode(self.inbox)
