@@ -36,6 +36,22 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: options may come between its positionals (`status DAG --repo R
+    RUN_ID`), which plain argparse refuses once an optional positional was passed over."""
+
+    _mixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._mixing:  # parse_known_intermixed_args calls back here for its two passes
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -44,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"gitflowd {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser)
     # Every command module is imported here, even for --version and --help, so each keeps its
     # top-level imports light and imports the heavy parts (the loader, Jinja2, watchdog, croniter,
     # the daemon, the site) in the functions that run the command (tests/test_cli_startup.py).

@@ -133,6 +133,11 @@ def test_logs_and_status_of_all_runs(setup, cli) -> None:
     assert logs.stderr == "gitflowd: attempt 1 of task 'flaky' printed nothing\n"
     table = cli("status", cwd=repo.path)
     assert first in table.stdout and "failed" in table.stdout
+    # options between the positionals, as a user adds one to a command line already typed
+    mixed = cli("status", "pipe", "--repo", str(repo.path), first, "--json", cwd=repo.path.parent)
+    assert mixed.returncode == 0 and [r["run_id"] for r in json.loads(mixed.stdout)] == [first], mixed.stderr
+    mixed = cli("logs", "pipe", "--repo", str(repo.path), first, "--attempt", "1", "flaky", cwd=repo.path.parent)
+    assert mixed.returncode == 0 and mixed.stderr == "gitflowd: attempt 1 of task 'flaky' printed nothing\n", mixed.stderr
 
 
 def test_status_reports_a_corrupt_journal_once_and_lists_the_other_runs(setup, cli) -> None:
