@@ -365,6 +365,18 @@ def test_bad_inputs_are_one_line_errors_and_change_nothing(setup, cli, tmp_path:
     assert [p.name for p in journal.parent.iterdir()] == [journal.name]
 
 
+def test_no_wait_without_a_daemon_says_that_the_work_runs_here(make_repo, cli) -> None:
+    """`--no-wait` applies to work handed to a daemon; with none, a script that expected to
+    return at once blocked for the whole run without a word."""
+    repo = make_repo({"dags/d.toml": '[tasks.a]\ncmd = "true"\n'})
+    done = cli("run", "d", "--no-wait", "--no-render", cwd=repo.path)
+    assert done.returncode == 0 and done.stderr == (
+        "gitflowd: note: no daemon runs on this state directory, so --no-wait does not apply: "
+        "the work runs here, in the foreground\n"), done.stderr
+    assert "run manual__" in done.stdout and ": success" in done.stdout
+    assert cli("run", "d", "--no-render", cwd=repo.path).stderr == ""
+
+
 def test_run_says_when_the_dag_file_has_uncommitted_changes(make_repo, cli) -> None:
     """Edit, run, see the old command run: runs use committed files only, and said nothing."""
     repo = make_repo({"dags/e.toml": '[tasks.a]\ncmd = "echo old"\n'})

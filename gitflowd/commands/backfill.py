@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from gitflowd import settings
 from gitflowd.backfill import REPROCESS, Action, Step, check_range, describe, future_ticks, plan_backfill
 from gitflowd.commands.common import find_dag, format_time, open_repo, report_broken, table
-from gitflowd.commands.handoff import daemon_holder, hand_over
+from gitflowd.commands.handoff import daemon_holder, hand_over, note_foreground
 from gitflowd.commands.run import add_execution_options, record_if_head, site_listeners
 from gitflowd.lock import StateLock, is_locked
 from gitflowd.pool import Finished, Job, Limiter, RunPool
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if daemon_holder(state):
         request = {"dag": args.dag, "start": args.start, "end": args.end, "reprocess": args.reprocess}
         return hand_over(state, "backfill", request, wait=not args.no_wait)
+    note_foreground(args.no_wait)
     settings.exclude_from_git(where)
     with StateLock(state.lock_path, "backfill"), open_repo(args) as repo:
         sha = repo.resolve()

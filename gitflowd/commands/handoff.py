@@ -38,6 +38,14 @@ def daemon_holder(state: StateDir) -> str | None:
     return who if who and who.endswith("(daemon)") else None
 
 
+def note_foreground(no_wait: bool) -> None:
+    """`--no-wait` only applies to work handed to a daemon: say so when there is none, rather
+    than block a script that expected to return at once without a word."""
+    if no_wait:
+        print("gitflowd: note: no daemon runs on this state directory, so --no-wait does not apply: "
+              "the work runs here, in the foreground", file=sys.stderr)
+
+
 class Stopped(KeyboardInterrupt):
     """SIGTERM or SIGHUP while waiting: handled as Ctrl-C is."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
-from gitflowd.commands.handoff import daemon_holder, hand_over
+from gitflowd.commands.handoff import daemon_holder, hand_over, note_foreground
 from gitflowd.commands.run import add_execution_options, execute, note_uncommitted, record_if_head, site_listeners
 from gitflowd.errors import RepoError, RunError
 from gitflowd.lock import StateLock
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     state = StateDir(where.state)
     if daemon_holder(state):
         return hand_over(state, "resume", {"dag": args.dag, "run_id": args.run_id, "rev": args.rev}, wait=not args.no_wait)
+    note_foreground(args.no_wait)
     with StateLock(state.lock_path, "run"), open_repo(args) as repo:
         current, writer = open_run(state, args.dag, args.run_id)
         try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from gitflowd import settings
 from gitflowd.commands.common import find_dag, open_repo
-from gitflowd.commands.handoff import daemon_holder, hand_over
+from gitflowd.commands.handoff import daemon_holder, hand_over, note_foreground
 from gitflowd.errors import GitflowdError
 from gitflowd.lock import StateLock
 from gitflowd.progress import Progress
@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if daemon_holder(state):
         request = {"dag": args.dag, "rev": args.rev, "date": args.date, "params": args.param}
         return hand_over(state, "run", request, wait=not args.no_wait)
+    note_foreground(args.no_wait)
     with open_repo(args) as repo:
         sha = repo.resolve(args.rev)
         snapshot = repo.load(sha)
