@@ -11,9 +11,10 @@ and tells systemd READY=1 -> then `loop()` repeats until a stop:
      queued runs start as `max_active_runs` allows (pool.py);
   5. the watchdog is fed; `loop()` returns how long to sleep until the next deadline
      (tick, burst end, watchdog ping, grace end) and `serve()` sleeps on the Waker.
-SIGTERM/SIGINT: `begin_stop()` stops scheduling and tells running runs to start nothing
-new; after `grace` seconds they are interrupted (task groups ended, recorded
-`interrupted`) and noted for the next start; once every run has ended the daemon exits 0.
+SIGTERM/SIGINT: `Stopping` (stopping.py) stops scheduling and tells running runs to start
+nothing new; after `grace` seconds (or a second signal) they are interrupted (task groups
+ended, recorded `interrupted`) and noted for the next start; once every run has ended the
+daemon exits 0.
 
 `loop(now=...)` takes the wall-clock time from the caller, so tests drive schedules with a
 controlled clock while the repository, state and processes stay real.
@@ -21,7 +22,6 @@ controlled clock while the repository, state and processes stay real.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -32,7 +32,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gitflowd import checkouts, gitcli, inbox, registry
-from gitflowd.atomic import write_atomic
 from gitflowd.dag import Dag
 from gitflowd.errors import GitflowdError, RepoError
 from gitflowd.launch import Launcher
@@ -49,6 +48,7 @@ from gitflowd.site import Site
 from gitflowd.site_listener import SiteListener
 from gitflowd.site_worker import SiteWorker
 from gitflowd.state import RunStatus, StateDir
+from gitflowd.stopping import Stopping, take_noted
 from gitflowd.watch import GIT, INBOX, Burst, Waker, Watcher
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ RUN_END = "run-end"
 MAX_SLEEP = 300.0  # re-read the wall clock at least this often (clock jumps, suspend)
 REPO_RETRY = 5.0  # while the repository cannot be read, try again this often
 KILL_GRACE = 10.0  # SIGTERM -> SIGKILL for a task group being ended
-RESUME_FILE = "daemon-resume.json"  # runs a stopping daemon interrupted, resumed at the next start
 START_EXTENSION = 30.0  # seconds more start time asked for while a long start makes progress
 PRUNE_AFTER = 600.0  # after a run ends, delete the checkouts no run needs within this many seconds
 PRUNE_AT_ONCE = 20  # checkouts deleted in one loop pass (a large tree takes a while)
@@ -103,12 +102,8 @@ class Daemon:
                                  parallelism=options.parallelism, listeners=lambda: [self.site_listener], kill_grace=KILL_GRACE)
         self.pool = RunPool(self.launcher.execute, self._max_active_runs, lambda: self.waker.wake(RUN_END))
         self.requests = Requests(options.state, self.launcher, self.pool, lambda: self.dags, self._progress)
-        self.stop_requested = self.reload_requested = False
-        self.stop_signals = 0  # a second SIGTERM/SIGINT (Ctrl-C twice) ends the grace period at once
-        self.stop_signum = 0  # the first of them: `once` then exits 128+N, as run and backfill do
-        self.stopping_since: float | None = None
-        self.interrupted = False
-        self._interrupted_runs: list[tuple[str, str]] = []
+        self.reload_requested = False
+        self.stopping = Stopping(options.grace)  # SIGTERM/SIGINT: grace, then interrupt (stopping.py)
         self.unsuccessful = 0  # runs that ended failed (or could not execute) in this daemon's life
         self.once_since: datetime | None = None  # with `once`: the first scheduling pass, the ticks it runs
         self.repo_retry_at: float | None = None
@@ -136,14 +131,14 @@ class Daemon:
                 if self.finished:
                     break
                 self.waker.sleep(timeout)
-            self._remember_interrupted()
+            self.stopping.remember(self.state.root)
         finally:
             self.notifier.stopping("stopped")
             self.close()
         log.info("daemon stopped")
-        if self.options.once and self.stop_signum:  # cut short (a cron job's timeout): not "all succeeded"
-            log.warning("stopped by %s before every due run ended", signal.Signals(self.stop_signum).name)
-            return 128 + self.stop_signum
+        if self.options.once and self.stopping.signum:  # cut short (a cron job's timeout): not "all succeeded"
+            log.warning("stopped by %s before every due run ended", signal.Signals(self.stopping.signum).name)
+            return 128 + self.stopping.signum
         if self.options.once and self.unsuccessful:
             log.warning("%d run(s) did not succeed", self.unsuccessful)
             return 1  # for cron: a failed run is worth a non-zero exit
@@ -192,7 +187,7 @@ class Daemon:
 
     @property
     def finished(self) -> bool:
-        return (self.stopping_since is not None or self.options.once) and self.pool.idle
+        return (self.stopping.begun or self.options.once) and self.pool.idle
 
     def describe(self) -> str:
         head = self.head[:8] if self.head else "no commit"
@@ -205,9 +200,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)
 
     def _on_stop_signal(self, signum: int, _frame: object) -> None:
-        self.stop_requested = True  # the wakeup fd has woken the loop already
-        self.stop_signals += 1
-        self.stop_signum = self.stop_signum or signum
+        self.stopping.signal(signum)
 
     def _on_hup(self, signum: int, _frame: object) -> None:
         self.reload_requested = True
@@ -220,9 +213,9 @@ class Daemon:
         mono = time.monotonic()
         self._take_wakeups(mono)
         self._keep_lock(mono)
-        if self.stop_requested and self.stopping_since is None:
-            self.begin_stop()
-        self._check_grace(mono)
+        if self.stopping.requested and not self.stopping.begun:
+            self.stopping.begin(self.pool, self.notifier)
+        self.stopping.check(self.pool, mono)
         if self.repo_retry_at is not None and mono >= self.repo_retry_at and self._open_repo():
             self.head = None
             self.reload(now)
@@ -234,10 +227,10 @@ class Daemon:
                 log.warning("the inbox %s was deleted or replaced: made and watched again", self.state.inbox)
             # Stopping, it still takes `stop` (that run is not resumed at the next start);
             # other requests wait, and their commands withdraw them when it exits.
-            self.requests.handle_all(now, kinds=("stop",) if self.stopping_since is not None else None)
+            self.requests.handle_all(now, kinds=("stop",) if self.stopping.begun else None)
         self.collect_finished()
         self._prune_checkouts(mono)
-        if self.stopping_since is None:
+        if not self.stopping.begun:
             self.schedule_due(now)
         self.pool.pump()
         self._render_queued()
@@ -285,11 +278,11 @@ class Daemon:
     def _sleep_for(self, now: datetime, mono: float) -> float:
         deadlines = [MAX_SLEEP]
         prune = self._prune_at if self.pool.idle else None  # a busy pool: a run's end wakes the loop
-        for moment in (self.burst.deadline(), self.repo_retry_at, self._grace_end(), prune,
+        for moment in (self.burst.deadline(), self.repo_retry_at, self.stopping.grace_end(), prune,
                        self.next_ping if self.notifier.watchdog_interval else None):
             if moment is not None:
                 deadlines.append(moment - mono)
-        upcoming = self.next_due(now) if self.stopping_since is None else None
+        upcoming = self.next_due(now) if not self.stopping.begun else None
         if upcoming is not None:
             deadlines.append((upcoming - now).total_seconds())
         return max(0.0, min(deadlines))
@@ -445,7 +438,7 @@ class Daemon:
     def resume_unfinished(self) -> None:
         """Runs left queued or running by a crash, and those a stop interrupted: continue them.
         A run queued by `clear` waits for the resume its user runs (DESIGN.md section 2)."""
-        noted = self._take_noted_interrupted()
+        noted = take_noted(self.state.root)
         runs = [run for run in sorted(self.state.runs(), key=lambda r: r.logical_date)
                 if (run.state in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cleared)
                 or (run.state is RunStatus.INTERRUPTED and (run.dag_id, run.run_id) in noted)]
@@ -474,8 +467,8 @@ class Daemon:
                 log.error("run %s of DAG %s stopped: %s", item.job.run_id, item.job.dag_id, item.error)
             else:
                 log.info("run %s of DAG %s ended: %s", item.job.run_id, item.job.dag_id, item.status)
-            if item.status == RunStatus.INTERRUPTED.value and self.stopping_since is not None and not item.cancelled:
-                self._interrupted_runs.append((item.job.dag_id, item.job.run_id))
+            if item.status == RunStatus.INTERRUPTED.value and self.stopping.begun and not item.cancelled:
+                self.stopping.note(item.job.dag_id, item.job.run_id)
             elif item.status != RunStatus.SUCCESS.value:
                 self.unsuccessful += 1
         if finished:
@@ -501,48 +494,6 @@ class Daemon:
             log.info("deleted %d checkout(s) no run needs: %s", len(removed), " ".join(sha[:8] for sha in removed))
         if len(removed) == PRUNE_AT_ONCE:  # more to go: a pass that deleted them all could starve the watchdog
             self._prune_at = mono + 1.0
-
-    def begin_stop(self) -> None:
-        """Stop scheduling; running runs start no new tasks and get `grace` seconds."""
-        self.stopping_since = time.monotonic()
-        dropped = self.pool.stop()
-        running = len(self.pool.running)
-        hint = " (stop again, e.g. Ctrl-C, to end them now)" if running else ""
-        log.info("stopping: %d run(s) get %gs to finish their running tasks%s; %d queued run(s) wait for the next start",
-                 running, self.options.grace, hint, len(dropped))
-        self.notifier.stopping(f"stopping: waiting up to {self.options.grace:g}s for {running} run(s)")
-
-    def _grace_end(self) -> float | None:
-        if self.stopping_since is None or self.interrupted:
-            return None
-        return self.stopping_since + self.options.grace
-
-    def _check_grace(self, mono: float) -> None:
-        """At the end of the grace period, or at a second stop signal: interrupt the runs."""
-        end = self._grace_end()
-        if end is None or not self.pool.running:
-            return
-        if mono >= end:
-            log.warning("grace period over: interrupting %d run(s)", len(self.pool.running))
-        elif self.stop_signals > 1:
-            log.warning("asked again to stop: interrupting %d run(s) now", len(self.pool.running))
-        else:
-            return
-        self.interrupted = True
-        self.pool.interrupt()
-
-    def _remember_interrupted(self) -> None:
-        if self._interrupted_runs:
-            write_atomic(self.state.root / RESUME_FILE, json.dumps([list(r) for r in self._interrupted_runs]), durable=True)
-
-    def _take_noted_interrupted(self) -> set[tuple[str, str]]:
-        path = self.state.root / RESUME_FILE
-        try:
-            noted = {(d, r) for d, r in json.loads(path.read_text())}
-        except (OSError, ValueError, TypeError):
-            return set()
-        path.unlink(missing_ok=True)
-        return noted
 
     def _render(self, render: Callable[[], object]) -> None:
         self.site_worker.submit(render)  # never in the loop: a long render must not hold it up
