@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitflowd import checkouts, gitcli, inbox, registry
+from gitflowd import checkouts, inbox, registry
 from gitflowd.dag import Dag
 from gitflowd.errors import GitflowdError, RepoError
+from gitflowd.follow import REPO_RETRY, Follower, no_commits_yet
 from gitflowd.launch import Launcher
 from gitflowd.lock import StateLock
 from gitflowd.notify import Notifier
-from gitflowd.parsecache import ParseCache
 from gitflowd.pool import Limiter, RunPool
-from gitflowd.repo import Repo, Snapshot
+from gitflowd.repo import Snapshot
 from gitflowd.requests import Requests
 from gitflowd.runs import kill_orphans
 from gitflowd.scheduler import Scheduler
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 
 RUN_END = "run-end"
 MAX_SLEEP = 300.0  # re-read the wall clock at least this often (clock jumps, suspend)
-REPO_RETRY = 5.0  # while the repository cannot be read, try again this often
 KILL_GRACE = 10.0  # SIGTERM -> SIGKILL for a task group being ended
 START_EXTENSION = 30.0  # seconds more start time asked for while a long start makes progress
 PRUNE_AFTER = 600.0  # after a run ends, delete the checkouts no run needs within this many seconds
@@ -90,11 +89,8 @@ class Daemon:
         self.site = Site(options.state, options.site, secrets=SecretsFile(options.secrets_file) if options.secrets_file else {})
         self.site_listener = SiteListener(self.site)
         self.site_worker = SiteWorker(lambda render: self.site_listener.guard(render, "rendering the site"))
-        self.repo: Repo | None = None
-        self.branch = options.branch  # the followed branch, fixed once the repository is first opened
-        self.watcher: Watcher | None = None
+        self.follower = Follower(options.repo, options.branch, self.state.parse_cache, self.waker.wake, options.poll, self._kept)
         self.inbox_watcher = Watcher(None, None, self.state.inbox, self.waker.wake, options.poll, lock=self.state.lock_path)
-        self.head: str | None = None
         self.dags: dict[str, registry.DagEntry] = {}
         self.loaded: dict[str, Dag] = {}
         self.scheduler = Scheduler(self.state)
@@ -106,8 +102,6 @@ class Daemon:
         self.stopping = Stopping(options.grace)  # SIGTERM/SIGINT: grace, then interrupt (stopping.py)
         self.unsuccessful = 0  # runs that ended failed (or could not execute) in this daemon's life
         self.once_since: datetime | None = None  # with `once`: the first scheduling pass, the ticks it runs
-        self.repo_retry_at: float | None = None
-        self.repo_problem: str | None = None  # the last error reading the repository, until a reload works
         self._waiting_said: dict[str, datetime] = {}  # DAG -> the tick said to wait for the repository
         self.next_ping = 0.0
         self.ready = False  # READY=1 sent: from then on, progress feeds the watchdog instead
@@ -157,11 +151,12 @@ class Daemon:
         self._render(self.site.render_all)  # on the site thread: READY=1 does not wait for it
         self.notifier.ready(self.describe())
         self.ready = True
-        following = self.repo.branch if self.repo else self.options.branch
-        if following is None and self.repo is not None:  # a detached HEAD: `resolve` reads HEAD, wherever a checkout moves it
+        repo = self.follower.repo
+        following = repo.branch if repo else self.options.branch
+        if following is None and repo is not None:  # a detached HEAD: `resolve` reads HEAD, wherever a checkout moves it
             log.warning("HEAD of %s is detached: following HEAD, not a branch; pass --branch B to follow one", self.options.repo)
         log.info("daemon ready (pid %d): repo %s, branch %s, state %s, site %s", os.getpid(), self.options.repo,
-                 following or ("none (detached HEAD)" if self.repo else "the first one pushed"), self.options.state, self.options.site)
+                 following or ("none (detached HEAD)" if repo else "the first one pushed"), self.options.state, self.options.site)
 
     def _open_first(self) -> None:
         """A wrong --repo or --branch is an error now, not a retry loop. A repository with no
@@ -171,10 +166,11 @@ class Daemon:
         try:
             self._open_repo(fail=True)
         except RepoError as exc:
-            if self.options.once or not _no_commits_yet(self.options.repo):
+            if self.options.once or not no_commits_yet(self.options.repo):
                 raise
             log.warning("%s; waiting for the first commit (looking every %gs)", exc, REPO_RETRY)
-            self.repo_problem, self.repo_retry_at = str(exc), time.monotonic() + REPO_RETRY
+            self.follower.problem = str(exc)
+            self.follower.retry_later()
 
     def close(self) -> None:
         self._close_repo()
@@ -190,7 +186,7 @@ class Daemon:
         return (self.stopping.begun or self.options.once) and self.pool.idle
 
     def describe(self) -> str:
-        head = self.head[:8] if self.head else "no commit"
+        head = self.follower.head[:8] if self.follower.head else "no commit"
         return f"{len(self.dags)} DAG(s) at {head}; {len(self.pool.running)} run(s) running, {len(self.pool.queued)} queued"
 
     def _install_signals(self) -> None:
@@ -216,8 +212,8 @@ class Daemon:
         if self.stopping.requested and not self.stopping.begun:
             self.stopping.begin(self.pool, self.notifier)
         self.stopping.check(self.pool, mono)
-        if self.repo_retry_at is not None and mono >= self.repo_retry_at and self._open_repo():
-            self.head = None
+        if self.follower.due(mono) and self._open_repo():
+            self.follower.head = None
             self.reload(now)
         if self.burst.take(mono):
             self.reload(now)
@@ -253,7 +249,7 @@ class Daemon:
         log.warning("%s was deleted while this daemon held it: locked again (never delete it: it keeps a second "
                     "daemon or run out of the state directory)", self.state.lock_path)
         if not (self.state.root / registry.REGISTRY_FILE).exists():  # the state directory was wiped
-            self.head = None  # record the DAGs again at once, and the site with what is left
+            self.follower.head = None  # record the DAGs again at once, and the site with what is left
             self.burst.note(mono)
             self._render(self.site.render_all)
 
@@ -267,7 +263,7 @@ class Daemon:
 
     def _take_wakeups(self, mono: float) -> None:
         if self.reload_requested:
-            self.reload_requested, self.head = False, None
+            self.reload_requested, self.follower.head = False, None
             self.burst.note(mono)
         for reason in self.waker.drain():
             if reason == GIT:
@@ -278,7 +274,7 @@ class Daemon:
     def _sleep_for(self, now: datetime, mono: float) -> float:
         deadlines = [MAX_SLEEP]
         prune = self._prune_at if self.pool.idle else None  # a busy pool: a run's end wakes the loop
-        for moment in (self.burst.deadline(), self.repo_retry_at, self.stopping.grace_end(), prune,
+        for moment in (self.burst.deadline(), self.follower.retry_at, self.stopping.grace_end(), prune,
                        self.next_ping if self.notifier.watchdog_interval else None):
             if moment is not None:
                 deadlines.append(moment - mono)
@@ -308,32 +304,20 @@ class Daemon:
 
     def reload(self, now: datetime, render: bool = True) -> None:
         """Load the head of the branch if it moved; record it; re-render what changed."""
-        if self.repo is None:
+        new = self.follower.read()
+        if new is None:
             return
-        try:
-            sha = self.repo.resolve()
-            if sha == self.head:
-                return
-            self._warn_if_rewritten(sha)
-            snapshot = self.repo.load(sha)
-            if snapshot.commit is not None:
-                self.launcher.remember(snapshot.commit)
-        except (GitflowdError, ValueError, OSError) as exc:
-            self._repo_broken(exc)
-            return
-        except Exception as exc:  # git output we did not foresee (a repository changing under it): survive, say so
-            log.exception("unexpected error reading the repository")
-            self._repo_broken(exc)
-            return
+        sha, snapshot = new
+        if snapshot.commit is not None:
+            self.launcher.remember(snapshot.commit)
         try:
             changes = registry.record_snapshot(self.options.state, snapshot, now)
         except (GitflowdError, OSError) as exc:  # e.g. a full disk: try again at the next event or retry
-            log.error("cannot record the reload of %s: %s; keeping the DAGs of %s", sha[:8], exc, self.head[:8] if self.head else "no commit")
-            self.repo_retry_at = time.monotonic() + REPO_RETRY
+            head = self.follower.head
+            log.error("cannot record the reload of %s: %s; keeping the DAGs of %s", sha[:8], exc, head[:8] if head else "no commit")
+            self.follower.retry_later()
             return
-        if self.repo_problem is not None:
-            log.info("the repository can be read again")
-        self.head, self.repo_retry_at, self.repo_problem = sha, None, None
+        self.follower.loaded(sha)
         previous, self.dags = self.dags, {k: v for k, v in registry.read_registry(self.options.state).dags.items() if not v.retired}
         self.loaded = {k: self.loaded[k] if k in previous and previous[k].blob == v.blob else v.load() for k, v in self.dags.items()}
         self._log_reload(snapshot, changes)
@@ -354,47 +338,20 @@ class Daemon:
             else:
                 log.warning("load error: %s (nothing runs from this file until it is fixed)", problem)
 
-    def _warn_if_rewritten(self, sha: str) -> None:
-        """A force-push: the new head does not contain the old one. Runs keep their commits."""
-        if self.head is None or self.repo is None or self.repo.is_ancestor(self.head, sha):
-            return
-        log.warning("%s was rewritten (force-push?): %s is not an ancestor of %s; loading the new head",
-                    f"branch {self.repo.branch}" if self.repo.branch else "HEAD", self.head[:8], sha[:8])
-
     def _open_repo(self, fail: bool = False) -> bool:
-        """(Re)open the repository and its watcher; False (logged, retried) when it cannot be read.
-
-        Until a reopen works the previous Repo stays: its objects still serve runs.
-        """
-        try:
-            repo = Repo(self.options.repo, self.branch, ParseCache(self.state.parse_cache))
-        except (GitflowdError, OSError) as exc:
-            if fail:
-                raise
-            self._repo_broken(exc)
-            return False
-        self._close_repo()
-        # keep following this branch, even if HEAD later names another (the user switched)
-        self.repo, self.branch = repo, self.branch or repo.branch
-        self.launcher.repo, self.repo_retry_at = repo, None
-        self.watcher = Watcher(repo.git_dir, repo.branch, None, self.waker.wake, self.options.poll, repo.common_dir)
-        self.watcher.start()
-        return True
+        opened = self.follower.open(fail)
+        if opened:
+            self.launcher.repo = self.follower.repo
+        return opened
 
     def _close_repo(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-        if self.repo is not None:
-            self.repo.close()
-        self.watcher = self.repo = self.launcher.repo = None
+        self.follower.close()
+        self.launcher.repo = None
 
-    def _repo_broken(self, exc: Exception) -> None:
-        """Log a new problem once (not every retry), keep the DAGs, try again in a while."""
-        if str(exc) != self.repo_problem:
-            kept = f"{len(self.dags)} DAG(s) of {self.head[:8]}" if self.head else "no DAGs"
-            log.error("cannot read the repository: %s; keeping %s, retrying every %gs", exc, kept, REPO_RETRY)
-        self.repo_problem = str(exc)
-        self.repo_retry_at = time.monotonic() + REPO_RETRY
+    def _kept(self) -> str:
+        """What the daemon keeps running while the repository cannot be read."""
+        head = self.follower.head
+        return f"{len(self.dags)} DAG(s) of {head[:8]}" if head else "no DAGs"
 
     # -- schedules ----------------------------------------------------------------------
 
@@ -484,7 +441,7 @@ class Daemon:
         if self._prune_at is None or mono < self._prune_at or not self.pool.idle:
             return
         self._prune_at = None
-        keep = {entry.commit.sha for entry in self.dags.values()} | {self.head or ""}
+        keep = {entry.commit.sha for entry in self.dags.values()} | {self.follower.head or ""}
         try:
             removed = checkouts.prune(self.state.checkouts, keep, self.keep_checkouts, PRUNE_AT_ONCE)
         except OSError as exc:
@@ -498,12 +455,3 @@ class Daemon:
     def _render(self, render: Callable[[], object]) -> None:
         self.site_worker.submit(render)  # never in the loop: a long render must not hold it up
 
-
-def _no_commits_yet(path: Path) -> bool:
-    """A repository made and never committed or pushed to, rather than a wrong path or branch."""
-    try:
-        branches = gitcli.run(["for-each-ref", "--count=1", "refs/heads"], path)
-        head = gitcli.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], path)
-    except gitcli.GitFailed:  # no such directory, no git: the error already raised says it
-        return False
-    return branches.returncode == 0 and not branches.stdout.strip() and head.returncode != 0

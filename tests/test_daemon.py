@@ -733,11 +733,11 @@ def test_a_deleted_repository_is_logged_once_not_again_at_each_retry(
     now = datetime(2026, 1, 1, tzinfo=UTC)
     daemon.reload(now)  # as a git event would
     for _ in range(3):
-        daemon.repo_retry_at = 0.0  # the 5 s retry, now
+        daemon.follower.retry_at = 0.0  # the 5 s retry, now
         daemon.loop(now)
     said = [r.getMessage() for r in caplog.records if "cannot read the repository" in r.getMessage()]
     assert said == [f"cannot read the repository: repository {repo.path} does not exist; keeping 1 DAG(s) of "
-                    f"{daemon.head[:8]}, retrying every 5s"]
+                    f"{daemon.follower.head[:8]}, retrying every 5s"]
 
 
 def test_the_loop_sleeps_until_the_next_tick(make_repo: Callable[..., GitRepo], in_process: Callable[..., Daemon]) -> None:
