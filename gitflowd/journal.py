@@ -151,6 +151,23 @@ def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
+def read_first(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The first record alone (a run's `run_created`), without reading the rest: None when
+    the journal has no whole record, as `read` would find; CorruptRecord when a damaged first
+    line is followed by a whole one."""
+    with open(path, "rb") as fh:
+        line = fh.readline()
+        if not line.endswith(b"\n"):
+            return None  # a creation cut short
+        problem = _check(line[:-1])
+        if problem:
+            if any(not _check(rest.rstrip(b"\n")) for rest in fh if rest.endswith(b"\n")):
+                raise CorruptRecord(str(path), 1, problem)
+            return None
+    records = _parse_all(str(path), [line[:-1]])
+    return records[0]
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

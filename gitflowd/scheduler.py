@@ -17,7 +17,7 @@ from datetime import datetime
 
 from gitflowd import schedule
 from gitflowd.dag import Dag
-from gitflowd.state import RunState, StateDir
+from gitflowd.state import RunHead, StateDir
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,10 @@ class Scheduler:
             self._cache[dag.id] = cached
         return cached[1]
 
-    def _runs(self, dag_id: str) -> list[RunState]:
-        """The DAG's runs; a journal that cannot be read is said once (its tick looks unrun)."""
-        runs = self.state.runs(dag_id)
+    def _runs(self, dag_id: str) -> list[RunHead]:
+        """The DAG's runs, from their first records; a journal whose first record cannot be
+        read is said once (its tick looks unrun)."""
+        runs = self.state.run_heads(dag_id)
         for path, error in self.state.broken:
             if (path, error) not in self._reported:
                 self._reported.add((path, error))

@@ -348,6 +348,15 @@ def log_name(task_id: str, attempt: int) -> str:
     return f"{task_id}.{attempt}.log"
 
 
+@dataclass(frozen=True)
+class RunHead:
+    """What a run's first record says of it: enough to schedule by, without replaying it."""
+
+    run_id: str
+    kind: str
+    logical_date: datetime
+
+
 class StateDir:
     """The layout of a state directory (DESIGN.md section 4) and read access to its runs."""
 
@@ -360,8 +369,8 @@ class StateDir:
         self.inbox = self.root / "inbox"
         self.parse_cache = self.root / "cache" / "dags"  # parsed DAG files by path and blob (parsecache.py)
         self.lock_path = self.root / "daemon.lock"
-        self.broken: list[tuple[str, str]] = []  # (journal path, error) from the last runs()
-        self._cache: dict[Path, tuple[tuple[int, int, int], RunState]] = {}
+        self.broken: list[tuple[str, str]] = []  # (journal path, error) from the last runs() or run_heads()
+        self._heads: dict[Path, tuple[int, RunHead]] = {}  # journal -> (inode, its head): a first record never changes
 
     def journal_path(self, dag_id: str, run_id: str) -> Path:
         return self.runs_dir / dag_id / f"{run_id}.jsonl"
@@ -409,32 +418,60 @@ class StateDir:
         to its own audience (the CLI on stderr, the daemon in its log): logging it here too
         showed every damaged journal twice.
 
-        Results are cached by file identity and size: do not mutate them.
+        Read afresh at every call and kept by nobody here: a long-lived daemon holding every
+        run it ever listed grew by ~27 kB a run. What the scheduler asks again and again is
+        in `run_heads`.
         """
         self.broken = []
         result = []
         for dag in [dag_id] if dag_id else self.dag_ids():
             for run_id in self.run_ids(dag):
-                run = self._cached(self.journal_path(dag, run_id))
+                run = self._read(self.journal_path(dag, run_id))
                 if run is not None:
                     result.append(run)
         return sorted(result, key=lambda r: (r.logical_date, _run_id_key(r.run_id)), reverse=True)
 
-    def _cached(self, path: Path) -> RunState | None:
+    def _read(self, path: Path) -> RunState | None:
         try:
-            info = path.stat()
-            key = (info.st_ino, info.st_size, info.st_mtime_ns)
-            hit = self._cache.get(path)
-            if hit and hit[0] == key:
-                return hit[1]
-            run = read_run(path)
+            return read_run(path)
         except EmptyJournal:
             return None  # no run was created: nothing to list, nothing damaged
         except (OSError, JournalCorrupt, StateError) as exc:
             self.broken.append((str(path), str(exc)))
             return None
-        self._cache[path] = (key, run)
-        return run
+
+    def run_heads(self, dag_id: str) -> list[RunHead]:
+        """Each run of a DAG as its first record tells it (kind, logical date), newest first:
+        read once per journal and kept, since that record never changes. A journal whose first
+        record cannot be read is in `self.broken`; one with no whole record is no run."""
+        self.broken = []
+        heads = []
+        for run_id in self.run_ids(dag_id):
+            head = self._head(self.journal_path(dag_id, run_id))
+            if head is not None:
+                heads.append(head)
+        return heads
+
+    def _head(self, path: Path) -> RunHead | None:
+        try:
+            inode = path.stat().st_ino
+            kept = self._heads.get(path)
+            if kept and kept[0] == inode:
+                return kept[1]
+            first = journal.read_first(path)
+            if first is None:
+                return None  # not kept: the creation may still be written, or be made again
+            if first.get("event") != journal.RUN_CREATED:
+                raise StateError(f"{path}: does not start with a run_created record")
+            head = RunHead(first["run_id"], first["kind"], datetime.fromisoformat(first["logical_date"]))
+        except journal.CorruptRecord as exc:
+            self.broken.append((str(path), str(JournalCorrupt(exc.path, exc.line, exc.reason))))
+            return None
+        except (OSError, StateError, KeyError, TypeError, ValueError) as exc:
+            self.broken.append((str(path), str(exc)))
+            return None
+        self._heads[path] = (inode, head)
+        return head
 
 
 class LiveRun:

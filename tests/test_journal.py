@@ -69,6 +69,25 @@ def test_truncating_the_last_line_at_every_offset_gives_the_state_before_it(tmp_
         assert state == (after if cut == len(data) else before), cut
 
 
+def test_the_first_record_alone_agrees_with_reading_the_whole_journal_at_every_cut(tmp_path: Path) -> None:
+    """read_first (the scheduler's view of a run) finds what read finds first, at every byte
+    offset a crash could leave, and the same damage in a first line followed by a whole one."""
+    path = tmp_path / "j.jsonl"
+    _write_run(path)
+    data = path.read_bytes()
+    second_end = data.index(b"\n", data.index(b"\n") + 1) + 1
+    for cut in range(second_end + 1):
+        path.write_bytes(data[:cut])
+        records = journal.read(path)
+        assert journal.read_first(path) == (records[0] if records else None), cut
+    path.write_bytes(data.replace(b'"seq":0', b'"seq":9', 1))
+    with pytest.raises(journal.CorruptRecord) as info:
+        journal.read(path)
+    with pytest.raises(journal.CorruptRecord) as first:
+        journal.read_first(path)
+    assert (first.value.line, first.value.reason) == (info.value.line, info.value.reason) == (1, "checksum mismatch")
+
+
 def test_writer_truncates_a_torn_tail_then_appends(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     _write_run(path)

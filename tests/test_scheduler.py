@@ -67,18 +67,22 @@ def test_a_bad_timezone_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptu
 
 
 def test_an_unreadable_journal_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    # A journal that goes bad while the daemon runs: its tick looks unrun, and the error is
-    # logged once, not on every pass of the loop.
+    # A journal that goes bad while the daemon runs: if its first record (the run's kind and
+    # logical date) cannot be read, its tick looks unrun and the error is logged once, not on
+    # every pass of the loop. Damage after the first record is not the scheduler's business
+    # (status and the site report it): the run exists, and its tick is not run again.
     fake = make_dag("d", {"t": []})
-    path = write_run(tmp_path, fake, "scheduled__20260102T000000Z", datetime(2026, 1, 2, tzinfo=UTC), {"t": ["success"]})
-    write_run(tmp_path, fake, "scheduled__20260103T000000Z", datetime(2026, 1, 3, tzinfo=UTC), {"t": ["success"]})
-    lines = path.read_bytes().split(b"\n")
-    lines[1] = lines[1].replace(b'"seq":1', b'"seq":7')  # the checksum no longer matches
-    path.write_bytes(b"\n".join(lines))
+    later = write_run(tmp_path, fake, "scheduled__20260102T000000Z", datetime(2026, 1, 2, tzinfo=UTC), {"t": ["success"]})
+    first = write_run(tmp_path, fake, "scheduled__20260103T000000Z", datetime(2026, 1, 3, tzinfo=UTC), {"t": ["success"]})
+    for path, line in ((later, 1), (first, 0)):
+        lines = path.read_bytes().split(b"\n")
+        lines[line] = lines[line].replace(f'"seq":{line}'.encode(), b'"seq":7')  # the checksum no longer matches
+        path.write_bytes(b"\n".join(lines))
     scheduler = Scheduler(StateDir(tmp_path))
     dag = daily(start_date=datetime(2026, 1, 1), catchup=True, max_active_runs=5)
     with caplog.at_level(logging.ERROR):
-        for day in (4, 5):
-            scheduler.due({"d": (dag, "v1")}, lambda _: 0, datetime(2026, 1, day, 1, tzinfo=UTC))
-    assert caplog.text.count(f"run journal {path} cannot be read") == 1
-    assert ":2: corrupt journal record" in caplog.text
+        due = [tick.day for _, tick in scheduler.due({"d": (dag, "v1")}, lambda _: 0, datetime(2026, 1, 4, 1, tzinfo=UTC))]
+        scheduler.due({"d": (dag, "v1")}, lambda _: 0, datetime(2026, 1, 5, 1, tzinfo=UTC))
+    assert due == [3, 4]  # after the newest readable scheduled run (01-02): 01-03 looks unrun
+    assert caplog.text.count(f"run journal {first} cannot be read") == 1
+    assert ":1: corrupt journal record" in caplog.text and str(later) not in caplog.text

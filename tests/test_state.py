@@ -139,15 +139,50 @@ def test_run_ids_are_unique_and_sorted_newest_first(tmp_path: Path) -> None:
     assert unique_run_id(state, "d", "scheduled", WHEN) == "scheduled__20260301T060000Z"
 
 
-def test_runs_are_cached_until_their_journal_changes(tmp_path: Path) -> None:
+def test_runs_are_read_afresh_and_kept_by_nobody(tmp_path: Path) -> None:
+    # A daemon's StateDir kept every RunState it ever listed: ~27 kB a run, for its whole life.
     state = StateDir(tmp_path)
     run, writer = _new(state)
     first = state.runs()[0]
-    assert state.runs()[0] is first
     writer.append({"event": "run_started", "pid": 1, "host": "h"})
     writer.close()
     again = state.runs()[0]
     assert again is not first and again.state is RunStatus.RUNNING
+    assert not any(isinstance(v, dict) and v for k, v in vars(state).items() if k != "_heads")
+
+
+def test_run_heads_come_from_first_records_and_are_read_once(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    _, writer = _new(state, kind="scheduled")
+    writer.close()
+    _, writer = _new(state, when=datetime(2026, 3, 2, tzinfo=UTC))
+    writer.append({"event": "run_started", "pid": 1, "host": "h"})
+    heads = state.run_heads("d")
+    assert [(h.run_id, h.kind, h.logical_date) for h in heads] == [
+        ("manual__20260302T000000Z", "manual", datetime(2026, 3, 2, tzinfo=UTC)),
+        ("scheduled__20260301T060000Z", "scheduled", WHEN)]
+    writer.append({"event": "run_finished", "state": "success"})
+    writer.close()
+    assert state.run_heads("d")[0] is heads[0]  # later records do not change a head: not read again
+    assert state.run_heads("other") == [] and state.broken == []
+
+
+def test_run_heads_pass_over_a_creation_cut_short_and_name_a_damaged_first_record(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    _, writer = _new(state)
+    writer.close()
+    good = state.journal_path("d", "manual__20260301T060000Z")
+    cut = state.journal_path("d", "manual__20260101T000000Z")
+    cut.write_bytes(good.read_bytes()[:50])  # no whole record: no run, nothing damaged
+    assert [h.run_id for h in state.run_heads("d")] == ["manual__20260301T060000Z"] and state.broken == []
+    _, writer = _new(state, when=datetime(2025, 1, 1, tzinfo=UTC))
+    writer.append({"event": "run_started", "pid": 1, "host": "h"})  # a whole record after the first
+    writer.close()
+    damaged = state.journal_path("d", "manual__20250101T000000Z")
+    damaged.write_bytes(damaged.read_bytes().replace(b'"manual"', b'"manuel"', 1))
+    assert [h.run_id for h in state.run_heads("d")] == ["manual__20260301T060000Z"]
+    [(path, error)] = state.broken
+    assert path == str(damaged) and "checksum mismatch" in error, error
 
 
 def test_missing_runs_and_bad_journals(tmp_path: Path) -> None:
