@@ -1,9 +1,11 @@
 """Checkouts: the read-only tree of one commit, shared by the runs pinned to it.
 
 Flow: `materialise(git_dir, sha, root)` returns `root/<sha>` if it exists; else it removes
-temporary trees that crashed processes left (older than an hour), extracts `git archive`
-into a private temporary directory, makes it read-only and renames it into place (the
-commit point: a process that loses the race drops its copy and uses the winner's).
+temporary trees that crashed processes left (older than an hour), writes the commit's files
+into a private temporary directory (`git read-tree` into a private index, then
+`git checkout-index`, as `git checkout` would write them: not `git archive`, which drops
+`export-ignore` files and rewrites `export-subst` ones), makes it read-only and renames it
+into place (the commit point: a process that loses the race drops its copy and uses the winner's).
 `prune(root, keep)` deletes the checkouts no run needs (the daemon's, now and then).
 """
 
@@ -13,8 +15,6 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -64,39 +64,37 @@ def prune(root: Path, keep: set[str], older_than: float, most: int) -> list[str]
 
 
 def _build(git_dir: Path, sha: str, root: Path, target: Path) -> None:
-    """Extract into a private temporary tree, then rename it into place (the commit point)."""
+    """Write into a private temporary tree, then rename it into place (the commit point)."""
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(root, sha)
-    temp = Path(tempfile.mkdtemp(prefix=f".{sha}.", dir=root))
+    temp = Path(tempfile.mkdtemp(prefix=f".{sha}.", dir=root))  # holds the tree and its index
+    tree = temp / "tree"
     try:
-        _archive_into(git_dir, sha, temp)
-        _make_read_only(temp)
-        os.rename(temp, target)
+        tree.mkdir()
+        _check_out_into(git_dir, sha, tree, temp / "index")
+        _make_read_only(tree)
+        os.rename(tree, target)
     except BaseException:
         _remove_tree(temp)
         if target.is_dir():  # another process won the race: its tree is the same
             return
         raise
+    _remove_tree(temp)
     fsync_dir(root)
     log.info("checked out %s at %s", sha[:8], target)
 
 
-def _archive_into(git_dir: Path, sha: str, dest: Path) -> None:
-    command = ["git", f"--git-dir={git_dir}", "archive", "--format=tar", sha]
-    unreadable = ""
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=gitcli.environment()) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+def _check_out_into(git_dir: Path, sha: str, dest: Path, index: Path) -> None:
+    """The files of commit `sha` in `dest`, through an index of our own (the repository's
+    index and work tree are never touched)."""
+    for args in (["read-tree", sha], ["checkout-index", "--all", "--force"]):
         try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                archive.extractall(dest, filter="tar")
-        except tarfile.TarError as exc:
-            unreadable = str(exc)
-            proc.stdout.read()  # let git finish, so its own error (if any) is the one reported
-        error = proc.stderr.read().decode(errors="replace").strip()
-    if proc.returncode != 0:
-        raise RepoError(f"git archive {sha[:8]} failed: {error.splitlines()[-1] if error else proc.returncode}")
-    if unreadable:
-        raise RepoError(f"cannot extract commit {sha[:8]}: {unreadable}")
+            done = gitcli.run([f"--git-dir={git_dir}", f"--work-tree={dest}", *args], dest, index=index)
+        except gitcli.GitFailed as exc:
+            raise RepoError(f"cannot check out {sha[:8]}: {exc}") from None
+        if done.returncode != 0:
+            reason = gitcli.message(done.stderr) or f"exit {done.returncode}"
+            raise RepoError(f"git {args[0]} {sha[:8]} failed: {reason}")
 
 
 def _make_read_only(root: Path) -> None:

@@ -51,10 +51,11 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    """Run `git ARGS` in `cwd`; GitFailed only when it cannot start."""
+def run(args: Sequence[str], cwd: Path, index: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run `git ARGS` in `cwd` (with the index file `index`, if given); GitFailed only when it cannot start."""
+    env = environment() if index is None else {**environment(), "GIT_INDEX_FILE": str(index)}
     try:
-        return subprocess.run(["git", *args], cwd=cwd, env=environment(), stdin=subprocess.DEVNULL, capture_output=True)
+        return subprocess.run(["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True)
     except OSError as exc:
         raise GitFailed(-1, _start_error(exc)) from None
 

@@ -8,7 +8,7 @@ in memory and, when given a ParseCache, on disk for the next process (parsecache
 so a commit that changes one file of a thousand parses one -> a frozen `Snapshot` of valid
 DAGs by id plus every problem. Revisions, commits, trees and blobs all come from the Repo's
 one `git cat-file --batch` process (objects parsed in gitobjects.py).
-`checkout(sha, root)` materialises a commit's tree (`git archive`), read-only, at
+`checkout(sha, root)` materialises a commit's tree (`git checkout-index`), read-only, at
 `root/<sha>` for the runs pinned to it.
 
 Everything is read from Git objects, never from the work tree; only `load_worktree`

@@ -1,0 +1,32 @@
+"""Repo on repositories that are not tidy: what a new user's repository throws at gitflowd."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from conftest import git
+from gitflowd.repo import Repo
+
+A = '[tasks.a]\ncmd = "sh scripts/run.sh"\n'
+
+
+def test_checkout_keeps_export_ignore_and_export_subst_files_as_committed(make_repo, tmp_path):
+    repo = make_repo({
+        "dags/a.toml": A,
+        ".gitattributes": "scripts/secret.sh export-ignore\nscripts/version.txt export-subst\n",
+        "scripts/secret.sh": "echo secret\n",
+        "scripts/version.txt": "$Format:%H$\n",
+        "scripts/run.sh": "#!/bin/sh\necho hi\n",
+    })
+    (repo.path / "scripts" / "run.sh").chmod(0o755)
+    os.symlink("run.sh", repo.path / "scripts" / "link.sh")
+    head = repo.commit(message="exec bit and a link")
+    with Repo(repo.path) as r:
+        tree = r.checkout(head, tmp_path / "co")
+    assert (tree / "scripts" / "secret.sh").read_text() == "echo secret\n"  # git archive dropped it
+    assert (tree / "scripts" / "version.txt").read_text() == "$Format:%H$\n"  # git archive rewrote it
+    assert (tree / "scripts" / "run.sh").stat().st_mode & stat.S_IXUSR
+    assert os.readlink(tree / "scripts" / "link.sh") == "run.sh"
+    assert sorted(p.name for p in tree.parent.iterdir()) == [head]  # no temporary index left
+    assert git(repo.path, "status", "--porcelain") == ""  # the repository's own index untouched
