@@ -483,6 +483,8 @@ def test_cli_requests_while_the_daemon_runs(make_repo: Callable[..., GitRepo], t
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[:3] == ["backfill__20260101T000000Z", "backfill__20260102T000000Z", "backfill__20260103T000000Z"]
     assert all(journal_of(daemon.state, "ok", r).state is RunStatus.SUCCESS for r in done.stdout.split()[:3])
+    # a line per finished run, as the foreground prints (the README promises its output)
+    assert {f"backfill__2026010{d}T000000Z: success" for d in (1, 2, 3)} <= set(done.stdout.splitlines()), done.stdout
     again = daemon.cli("backfill", "ok", "--start", "2026-01-01", "--end", "2026-01-03", *where)
     assert again.returncode == 0 and "3 left alone" in again.stderr + again.stdout
     failed = daemon.cli("run", "bad", *where)

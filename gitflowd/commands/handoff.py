@@ -118,6 +118,8 @@ def follow(state: StateDir, runs: list[tuple[str, str]]) -> list[RunState]:
         daemon_alive = is_locked(state.lock_path)
         for item in followers:
             item.poll()
+            if len(followers) > 1:
+                item.say_end()
         if all(item.ended for item in followers):
             break
         if not daemon_alive:
@@ -141,6 +143,7 @@ class _Follower:
         self.run: RunState | None = None
         self.seen = 0
         self.progress: Progress | None = None
+        self.said = False
 
     @property
     def ended(self) -> bool:
@@ -159,6 +162,12 @@ class _Follower:
             if self.progress is not None:
                 self.progress.on_record(record, self.run)
         self.seen = len(records)
+
+    def say_end(self) -> None:
+        """A line when the run ends (`backfill__...: success`), as a backfill in the foreground prints."""
+        if self.ended and not self.said and self.run is not None:
+            self.said = True
+            _line(f"{self.path.stem}: {self.run.state.value}")
 
 
 def _start_of_this_execution(records: list[dict[str, Any]]) -> int:
@@ -182,3 +191,8 @@ def _overall(followers: list[_Follower], final: bool = False) -> None:
         sys.stdout.flush()
     elif final:
         print(text)
+
+
+def _line(text: str) -> None:
+    """A lasting line; on a terminal it first erases the progress line drawn in its place."""
+    print(f"\r\x1b[K{text}" if sys.stdout.isatty() else text, flush=True)
