@@ -36,3 +36,16 @@ def test_every_option_is_documented(command: str) -> None:
 def test_quickstart_has_the_two_commands() -> None:
     quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     assert "python3 dev.py demo" in quickstart and "python3 dev.py test" in quickstart
+
+
+COMMON = {"--repo", "--state", "--site", "--verbose", "--help"}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_section_names_its_options(command: str) -> None:
+    """A reader of one command's section sees all its options (the synopsis or the text)."""
+    section = re.split(r"\n##+ ", README.split(f"### `gitflowd {command}", 1)[1], maxsplit=1)[0]
+    parser = _subparsers()[command]
+    options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")} - COMMON
+    missing = sorted(o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", section))
+    assert missing == [], f"the README section of gitflowd {command} does not name: {missing}"
