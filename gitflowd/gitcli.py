@@ -113,7 +113,22 @@ class ObjectReader:
             self.close()
             raise GitFailed(-1, f"git cat-file stopped: {exc}") from None
 
+    def is_ambiguous(self, name: str) -> bool:
+        """True when `name` is a sha prefix that several objects share (a lookup says 'missing')."""
+        try:
+            return self._header(name) == [name.encode(), b"ambiguous"]
+        except (OSError, EOFError):
+            return False
+
     def _ask(self, name: str) -> tuple[str, str, bytes] | None:
+        fields = self._header(name)
+        if len(fields) != 3:  # `<name> missing` (or ambiguous): nothing follows the header
+            return None
+        assert self._proc is not None and self._proc.stdout is not None
+        data = _read_exactly(self._proc.stdout, int(fields[2]) + 1)
+        return fields[0].decode(), fields[1].decode(), data[:-1]
+
+    def _header(self, name: str) -> list[bytes]:
         proc = self._process()
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(name.encode(errors="surrogateescape") + b"\n")
@@ -121,11 +136,7 @@ class ObjectReader:
         header = proc.stdout.readline()
         if not header.endswith(b"\n"):
             raise EOFError("no answer")
-        fields = header.split()
-        if len(fields) != 3:  # `<name> missing` (or ambiguous): nothing follows the header
-            return None
-        data = _read_exactly(proc.stdout, int(fields[2]) + 1)
-        return fields[0].decode(), fields[1].decode(), data[:-1]
+        return header.split()
 
     def _process(self) -> subprocess.Popen[bytes]:
         if self._proc is None:

@@ -19,6 +19,7 @@ command (gitcli.py), not through a library: see docs/repo.md for why.
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DAGS_DIR = "dags"
 CACHE_SIZE = 4096  # parsed files kept; a reload re-parses only what is not in here
+_SHA_PREFIX = re.compile(r"[0-9a-fA-F]{4,63}")  # what git may take for an abbreviated sha
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ class Repo:
         if not self.git_dir.is_dir():
             return self._broken("")
         what = f"branch {self.branch!r}" if rev is None else f"revision {rev!r}"
+        if rev is not None and _SHA_PREFIX.fullmatch(rev) and self._objects.is_ambiguous(rev):
+            return RepoError(f"{what} is ambiguous in {self.path}: several objects' shas start with it (give more digits)")
         return RepoError(f"unknown {what} in {self.path}")
 
     def is_ancestor(self, old: str, new: str) -> bool:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+from collections import Counter
 
+import pytest
 from conftest import git
+
+from gitflowd.errors import RepoError
 from gitflowd.repo import Repo
 
 A = '[tasks.a]\ncmd = "sh scripts/run.sh"\n'
@@ -30,3 +35,21 @@ def test_checkout_keeps_export_ignore_and_export_subst_files_as_committed(make_r
     assert os.readlink(tree / "scripts" / "link.sh") == "run.sh"
     assert sorted(p.name for p in tree.parent.iterdir()) == [head]  # no temporary index left
     assert git(repo.path, "status", "--porcelain") == ""  # the repository's own index untouched
+
+
+def test_an_ambiguous_abbreviated_sha_is_said_to_be_ambiguous(make_repo, tmp_path):
+    repo = make_repo({"dags/a.toml": A})
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    for i in range(1500):  # enough objects that two shas share their first 4 digits (fixed contents: always the same)
+        (blobs / str(i)).write_text(f"{i}\n")
+    listing = "\n".join(str(blobs / str(i)) for i in range(1500))
+    shas = subprocess.run(["git", "hash-object", "-w", "--stdin-paths"], cwd=repo.path, input=listing,
+                          capture_output=True, text=True, check=True).stdout.split()
+    prefix = next(p for p, n in Counter(s[:4] for s in shas).items() if n > 1)
+    with Repo(repo.path) as r:
+        with pytest.raises(RepoError, match=rf"^revision '{prefix}' is ambiguous in .*give more digits"):
+            r.resolve(prefix)
+        with pytest.raises(RepoError, match=r"^unknown revision 'nosuch' in "):
+            r.load("nosuch")
+        assert r.resolve(repo.head()[:7]) == repo.head()
