@@ -33,6 +33,7 @@ from gitflowd.toml_lines import LineMap, locate
 __all__ = ["load_dag", "dag_from_data", "declared_id", "parse_duration", "suggest", "DAG_KEYS", "DEFAULT_KEYS", "TASK_KEYS"]
 
 _TOML_POSITION = re.compile(r" \(at (?:line (\d+), column \d+|end of document)\)$")
+LFS_POINTER = "version https://git-lfs.github.com/spec/"  # how every Git LFS pointer file starts
 
 
 # -- public API -------------------------------------------------------------------------
@@ -44,6 +45,9 @@ def load_dag(text: str, path: str) -> Dag:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        if text.startswith(LFS_POINTER):  # git-lfs is not installed, or the file was never fetched
+            raise DagFileError([Problem(path, 1, "is a Git LFS pointer, not the DAG's TOML: keep DAG files "
+                                                 f"out of LFS (git lfs untrack {path})")]) from None
         raise DagFileError([_syntax_problem(exc, text, path)]) from None
     except RecursionError:
         raise DagFileError([Problem(path, 1, "invalid TOML: arrays or tables nested too deeply")]) from None

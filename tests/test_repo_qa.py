@@ -53,3 +53,15 @@ def test_an_ambiguous_abbreviated_sha_is_said_to_be_ambiguous(make_repo, tmp_pat
         with pytest.raises(RepoError, match=r"^unknown revision 'nosuch' in "):
             r.load("nosuch")
         assert r.resolve(repo.head()[:7]) == repo.head()
+
+
+def test_a_git_lfs_pointer_where_a_dag_should_be_says_so(make_repo):
+    pointer = ("version https://git-lfs.github.com/spec/v1\n"
+               "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
+    repo = make_repo({"dags/a.toml": A, "dags/big.toml": pointer})
+    with Repo(repo.path) as r:
+        snap = r.load(repo.head())
+    assert list(snap.dags) == ["a"]
+    assert [(p.path, p.line, p.message) for p in snap.problems] == [
+        ("dags/big.toml", 1, "is a Git LFS pointer, not the DAG's TOML: keep DAG files out of LFS "
+                             "(git lfs untrack dags/big.toml)")]
