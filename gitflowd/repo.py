@@ -194,7 +194,7 @@ class Repo:
     def _toml_blobs(self, sha: str, commit: gitobjects.Commit) -> dict[str, tuple[str, int]]:
         """Every blob under dags/ named *.toml: path -> (blob sha, mode); symlinks have mode 0o120000."""
         found: dict[str, tuple[str, int]] = {}
-        top = {entry.name: entry for entry in self._tree(commit.tree, len(sha) // 2)}.get(DAGS_DIR)
+        top = self._dags_entry(sha, commit)
         pending = [(DAGS_DIR, top.sha)] if top is not None and top.mode == gitobjects.TREE else []
         while pending:
             folder, tree = pending.pop()
@@ -205,6 +205,23 @@ class Repo:
                 elif entry.mode != gitobjects.SUBMODULE and path.endswith(".toml"):
                     found[path] = (entry.sha, entry.mode)
         return dict(sorted(found.items()))
+
+    def _dags_entry(self, sha: str, commit: gitobjects.Commit) -> gitobjects.TreeEntry | None:
+        """The commit's top-level `dags` entry (a tree; or a link or a submodule, which hold no DAGs)."""
+        return {entry.name: entry for entry in self._tree(commit.tree, len(sha) // 2)}.get(DAGS_DIR)
+
+    def _dags_problems(self, sha: str, commit: gitobjects.Commit) -> list[Problem]:
+        """Why a `dags` link or submodule yields no DAG files (else 'no DAG files' puzzles a
+        user whose work tree shows them through the link or the submodule's checkout)."""
+        top = self._dags_entry(sha, commit)
+        if top is not None and top.mode == gitobjects.SYMLINK:
+            target = self._blob_bytes(top.sha).decode(errors="replace")
+            return [Problem(DAGS_DIR, 1, f"is a symbolic link (to {target}); gitflowd reads DAG files "
+                                         "from a real dags/ directory in the commit")]
+        if top is not None and top.mode == gitobjects.SUBMODULE:
+            return [Problem(DAGS_DIR, 1, "is a submodule; gitflowd reads DAG files from a dags/ directory "
+                                         "of the repository itself")]
+        return []  # a directory, none, or a plain file named dags (not meant as DAGs: it stays valid)
 
     def _tree(self, tree_sha: str, id_bytes: int) -> list[gitobjects.TreeEntry]:
         found = self._lookup(tree_sha)
@@ -241,7 +258,7 @@ class Repo:
                 continue
             source, parsed = self._parse_cached(path, blob)
             results[path] = (blob, source, parsed)
-        return _snapshot(_commit_info(full, commit), results)
+        return _snapshot(_commit_info(full, commit), results, self._dags_problems(full, commit))
 
     def _parse_cached(self, path: str, blob: str) -> tuple[str, _Parsed]:
         key = (path, blob)
@@ -389,10 +406,12 @@ def _not_text(path: str) -> _Parsed:
     return None, (Problem(path, 1, "not a UTF-8 text file"),)
 
 
-def _snapshot(commit: CommitInfo | None, results: dict[str, tuple[str, str, _Parsed]]) -> Snapshot:
-    """Assemble valid DAGs by id; a DAG id defined by several files is a problem in each."""
+def _snapshot(commit: CommitInfo | None, results: dict[str, tuple[str, str, _Parsed]],
+              problems: list[Problem] | None = None) -> Snapshot:
+    """Assemble valid DAGs by id; a DAG id defined by several files is a problem in each.
+    `problems` are the commit's own (a `dags` that is not a directory)."""
     by_id: dict[str, list[LoadedDag]] = {}
-    problems: list[Problem] = []
+    problems = list(problems or ())
     declared: dict[str, str] = {}
     for path, (blob, source, (dag, file_problems)) in results.items():
         problems.extend(file_problems)

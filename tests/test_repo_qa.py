@@ -65,3 +65,19 @@ def test_a_git_lfs_pointer_where_a_dag_should_be_says_so(make_repo):
     assert [(p.path, p.line, p.message) for p in snap.problems] == [
         ("dags/big.toml", 1, "is a Git LFS pointer, not the DAG's TOML: keep DAG files out of LFS "
                              "(git lfs untrack dags/big.toml)")]
+
+
+def test_a_dags_link_or_submodule_is_a_problem_not_silence(make_repo):
+    linked = make_repo({"pipelines/a.toml": A})
+    os.symlink("pipelines", linked.path / "dags")  # the work tree shows dags/a.toml; the commit has a link
+    linked.commit(message="dags as a link")
+    sub = make_repo({"README": "x\n"})
+    git(sub.path, "update-index", "--add", "--cacheinfo", f"160000,{sub.head()},dags")
+    git(sub.path, "commit", "-q", "-m", "dags as a submodule")
+    fine = make_repo({"dags/a.toml": A})
+    with Repo(linked.path) as a, Repo(sub.path) as b, Repo(fine.path) as c:
+        assert [str(p) for p in a.load(linked.head()).problems] == [
+            "dags:1: is a symbolic link (to pipelines); gitflowd reads DAG files from a real dags/ directory in the commit"]
+        assert [str(p) for p in b.load(sub.head()).problems] == [
+            "dags:1: is a submodule; gitflowd reads DAG files from a dags/ directory of the repository itself"]
+        assert c.load(fine.head()).valid and a.dag_files(linked.head()) == {}
