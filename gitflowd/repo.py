@@ -160,6 +160,9 @@ class Repo:
         what = f"branch {self.branch!r}" if rev is None else f"revision {rev!r}"
         if rev is not None and _SHA_PREFIX.fullmatch(rev) and self._objects.is_ambiguous(rev):
             return RepoError(f"{what} is ambiguous in {self.path}: several objects' shas start with it (give more digits)")
+        if rev is not None and (self.common_dir / "shallow").is_file():  # HEAD~5 beyond a --depth clone
+            return RepoError(f"unknown {what} in {self.path}: a shallow clone, whose history stops short "
+                             "(git fetch --unshallow fetches the rest)")
         return RepoError(f"unknown {what} in {self.path}")
 
     def is_ancestor(self, old: str, new: str) -> bool:

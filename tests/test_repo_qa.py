@@ -81,3 +81,15 @@ def test_a_dags_link_or_submodule_is_a_problem_not_silence(make_repo):
         assert [str(p) for p in b.load(sub.head()).problems] == [
             "dags:1: is a submodule; gitflowd reads DAG files from a dags/ directory of the repository itself"]
         assert c.load(fine.head()).valid and a.dag_files(linked.head()) == {}
+
+
+def test_a_revision_beyond_a_shallow_clone_says_the_clone_is_shallow(make_repo, tmp_path):
+    origin = make_repo({"dags/a.toml": A})
+    origin.commit({"dags/b.toml": A}, message="second")
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{origin.path}", "shallow")
+    with Repo(tmp_path / "shallow") as r:
+        assert list(r.load(r.resolve("origin/main")).dags) == ["a", "b"]
+        with pytest.raises(RepoError, match=r"^unknown revision 'HEAD~1' in .*shallow: a shallow clone, .*--unshallow"):
+            r.resolve("HEAD~1")
+    with Repo(origin.path) as r, pytest.raises(RepoError, match=r"^unknown revision 'HEAD~2' in \S+$"):
+        r.resolve("HEAD~2")
