@@ -87,9 +87,11 @@ def _build(git_dir: Path, sha: str, root: Path, target: Path) -> None:
 def _check_out_into(git_dir: Path, sha: str, dest: Path, index: Path) -> None:
     """The files of commit `sha` in `dest`, through an index of our own (the repository's
     index and work tree are never touched)."""
+    # core.symlinks=false (a clone made on Windows or FAT) would write links as text files
+    where = [f"--git-dir={git_dir}", f"--work-tree={dest}", "-c", "core.symlinks=true"]
     for args in (["read-tree", sha], ["checkout-index", "--all", "--force"]):
         try:
-            done = gitcli.run([f"--git-dir={git_dir}", f"--work-tree={dest}", *args], dest, index=index)
+            done = gitcli.run([*where, *args], dest, index=index)
         except gitcli.GitFailed as exc:
             raise RepoError(f"cannot check out {sha[:8]}: {exc}") from None
         if done.returncode != 0:
