@@ -284,9 +284,10 @@ def stop_unfinished(state_dir: StateDir, writer: JournalWriter, run: RunState, s
     if run.state.ended:
         raise RunError(f"run {run.run_id!r} of DAG {run.dag_id!r} has already ended ({run.state.value})")
     unended = running_attempts(run)
-    _end_orphans(state_dir, run, unended, secrets, kill_grace)
+    _end_orphans(state_dir, run, unended, secrets, kill_grace, "stopped")
+    # No `error`: that field says why a process could not start, and these did start.
     records = [{"event": journal.TASK_FINISHED, "task": task_id, "attempt": attempt, "state": TaskStatus.INTERRUPTED.value,
-                "exit_code": None, "error": "stopped by `gitflowd stop`"} for task_id, attempt in unended]
+                "exit_code": None} for task_id, attempt in unended]
     _record(writer, run, *records, {"event": journal.RUN_FINISHED, "state": RunStatus.INTERRUPTED.value})
 
 

@@ -87,6 +87,11 @@ def test_stop_without_a_daemon_ends_a_run_whose_runner_died_and_refuses_a_live_o
         run = journal_of(repo.path / ".gitflowd" / "state", "job", run_id)
         assert run.state is RunStatus.INTERRUPTED and run.tasks["held"].attempts[-1].state is TaskStatus.INTERRUPTED
         assert run.tasks["held"].attempts[-1].ended is not None
+        # its log says how it ended, and status does not call an attempt that ran one that could not start
+        log = (repo.path / ".gitflowd" / "state" / "logs" / "job" / run_id / "held.1.log").read_text()
+        assert log.splitlines()[-1].startswith("gitflowd: interrupted: the run's runner died") and log.rstrip().endswith("when the run was stopped"), log
+        status = cli("status", "job", run_id, cwd=repo.path)
+        assert "held" in status.stdout and "could not start" not in status.stdout, status.stdout
     finally:
         gate.touch()
         if runner.poll() is None:
@@ -182,4 +187,5 @@ def test_stop_of_a_dead_runners_run_with_secrets_needs_them_to_mask_its_logs(
     assert journal_of(state, "m", run_id).state is RunStatus.RUNNING and b"s3cr3tvalue" in log.read_bytes()
     done = cli("stop", "m", run_id, "--secrets-file", str(secrets), cwd=repo.path)
     assert done.returncode == 0, done.stderr
-    assert log.read_bytes() == b"token=***\n" and journal_of(state, "m", run_id).state is RunStatus.INTERRUPTED
+    assert log.read_bytes().startswith(b"token=***\ngitflowd: interrupted: ") and b"s3cr3tvalue" not in log.read_bytes()
+    assert journal_of(state, "m", run_id).state is RunStatus.INTERRUPTED
