@@ -142,10 +142,21 @@ class Repo:
     def resolve(self, rev: str | None = None) -> str:
         """The full sha of `rev` (None = head of the followed branch); RepoError naming it."""
         target = f"refs/heads/{self.branch}" if rev is None and self.branch else rev or "HEAD"
-        found = None if target.startswith("-") else self._lookup(f"{target}^{{commit}}")
+        found = None if target.startswith("-") else self._lookup(f"{self._safe_name(target)}^{{commit}}")
         if found is None:
             raise self._unknown(rev)
         return found[0]
+
+    def _safe_name(self, rev: str) -> str:
+        """`rev`, or for `NAME@{...}` (upstream, push, reflog) the sha of its commit: cat-file dies
+        on such a revision that fails (no upstream, a reflog too short), so rev-parse reads it."""
+        if "@{" not in rev:
+            return rev
+        done = self._run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        if done.returncode != 0:
+            reason = gitcli.message(done.stderr)
+            raise RepoError(f"unknown revision {rev!r} in {self.path}" + (f": {reason}" if reason else ""))
+        return done.stdout.decode().strip()
 
     def _lookup(self, name: str) -> tuple[str, str, bytes] | None:
         """(sha, type, content) of the object `name` names, from the cat-file process."""
@@ -179,7 +190,7 @@ class Repo:
 
     def _commit(self, sha: str) -> tuple[str, gitobjects.Commit]:
         """The full sha and the parsed object of the commit `sha` names."""
-        found = self._lookup(f"{sha}^{{commit}}")  # any revision: cat-file resolves it
+        found = self._lookup(f"{self._safe_name(sha)}^{{commit}}")  # any revision: cat-file resolves it
         if found is None:
             raise self._unknown(sha)
         try:

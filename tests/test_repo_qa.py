@@ -94,3 +94,18 @@ def test_a_revision_beyond_a_shallow_clone_says_the_clone_is_shallow(make_repo, 
             r.resolve("HEAD~1")
     with Repo(origin.path) as r, pytest.raises(RepoError, match=r"^unknown revision 'HEAD~2' in \S+$"):
         r.resolve("HEAD~2")
+
+
+def test_a_failing_upstream_or_reflog_revision_is_named_and_leaves_the_reader_alive(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    first = repo.head()
+    repo.commit({"dags/b.toml": A}, message="second")
+    with Repo(repo.path) as r:
+        assert r.resolve() == repo.head()
+        reader = r._objects.pid
+        with pytest.raises(RepoError, match=r"^unknown revision 'HEAD@\{upstream\}' in \S+: no upstream configured"):
+            r.resolve("HEAD@{upstream}")  # cat-file died of it: 'cannot read repository: git cat-file stopped'
+        with pytest.raises(RepoError, match=r"^unknown revision 'main@\{99\}' in \S+$"):
+            r.load("main@{99}")
+        assert r.resolve("main@{1}") == first and list(r.load("main@{1}").dags) == ["a"]
+        assert r._objects.pid == reader
