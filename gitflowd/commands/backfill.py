@@ -89,9 +89,9 @@ def _plan(dag: Dag, state: StateDir, args: argparse.Namespace, in_progress: Call
     check_range(dag, start, end, args.start, args.end, now)
     for bound, outside, word in ((dag.start_date, start, "before its start_date"), (dag.end_date, end, "after its end_date")):
         if bound is not None and (outside < aware(bound, zone(dag)) if word.startswith("before") else outside > aware(bound, zone(dag))):
-            print(f"note: DAG {dag.id!r} has no runs {word} {bound}; those ticks are not planned", file=sys.stderr)
+            print(f"gitflowd: note: DAG {dag.id!r} has no runs {word} {bound}; those ticks are not planned", file=sys.stderr)
     if future_ticks(dag, end, now):
-        print(f"note: ticks of DAG {dag.id!r} after now are not planned; the schedule runs them when they come", file=sys.stderr)
+        print(f"gitflowd: note: ticks of DAG {dag.id!r} after now are not planned; the schedule runs them when they come", file=sys.stderr)
     runs = state.runs(dag.id)
     report_broken(state)  # a tick whose journal cannot be read looks unrun: say so
     return plan_backfill(dag, runs, start, end, args.reprocess, in_progress, now)
