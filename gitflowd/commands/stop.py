@@ -26,8 +26,8 @@ POLL = 0.1  # seconds between two looks at the stopping run's journal
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "stop", parents=[common], help="stop a queued or running run (resume continues it)",
-        description="Stop a queued or running run: its running tasks get SIGTERM, then SIGKILL after the "
-                    "grace period, and the run ends `interrupted`; `gitflowd resume` continues it later.",
+        description="Stop a queued or running run: its running tasks get SIGTERM, then SIGKILL 10 s later if "
+                    "they are still there, and the run ends `interrupted`; `gitflowd resume` continues it later.",
     )
     parser.add_argument("dag", metavar="DAG", help="DAG id")
     parser.add_argument("run_id", metavar="RUN_ID", help="run id")
