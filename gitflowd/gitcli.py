@@ -113,12 +113,19 @@ class ObjectReader:
             self.close()
             raise GitFailed(-1, f"git cat-file stopped: {exc}") from None
 
-    def is_ambiguous(self, name: str) -> bool:
-        """True when `name` is a sha prefix that several objects share (a lookup says 'missing')."""
+    def kind(self, name: str) -> str | None:
+        """The type of the object `name` names ('blob', 'tree'...), 'ambiguous' for a sha prefix
+        that several objects share, None for none: why a lookup of `name^{commit}` found nothing."""
+        if not name or any(ch.isspace() for ch in name):
+            return None
         try:
-            return self._header(name) == [name.encode(), b"ambiguous"]
+            fields = self._header(name)
+            if len(fields) == 3:
+                assert self._proc is not None and self._proc.stdout is not None
+                _read_exactly(self._proc.stdout, int(fields[2]) + 1)
+            return fields[1].decode() if len(fields) == 3 or fields[-1] == b"ambiguous" else None
         except (OSError, EOFError):
-            return False
+            return None
 
     def _ask(self, name: str) -> tuple[str, str, bytes] | None:
         fields = self._header(name)

@@ -19,7 +19,6 @@ command (gitcli.py), not through a library: see docs/repo.md for why.
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 
 DAGS_DIR = "dags"
 CACHE_SIZE = 4096  # parsed files kept; a reload re-parses only what is not in here
-_SHA_PREFIX = re.compile(r"[0-9a-fA-F]{4,63}")  # what git may take for an abbreviated sha
 
 
 @dataclass(frozen=True)
@@ -169,8 +167,12 @@ class Repo:
         if not self.git_dir.is_dir():
             return self._broken("")
         what = f"branch {self.branch!r}" if rev is None else f"revision {rev!r}"
-        if rev is not None and _SHA_PREFIX.fullmatch(rev) and self._objects.is_ambiguous(rev):
+        # why cat-file found no commit: a tag of a tree or a blob (peeled), `HEAD:dags`, a short sha of several
+        kind = None if rev is None or rev.startswith("-") else self._objects.kind(f"{rev}^{{}}") or self._objects.kind(rev)
+        if kind == "ambiguous":
             return RepoError(f"{what} is ambiguous in {self.path}: several objects' shas start with it (give more digits)")
+        if kind is not None:
+            return RepoError(f"{what} in {self.path} names a {kind}, not a commit")
         if rev is not None and (self.common_dir / "shallow").is_file():  # HEAD~5 beyond a --depth clone
             return RepoError(f"unknown {what} in {self.path}: a shallow clone, whose history stops short "
                              "(git fetch --unshallow fetches the rest)")

@@ -109,3 +109,16 @@ def test_a_failing_upstream_or_reflog_revision_is_named_and_leaves_the_reader_al
             r.load("main@{99}")
         assert r.resolve("main@{1}") == first and list(r.load("main@{1}").dags) == ["a"]
         assert r._objects.pid == reader
+
+
+def test_a_revision_naming_a_tree_or_a_blob_says_what_it_names(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    git(repo.path, "tag", "tree-tag", "HEAD^{tree}")
+    git(repo.path, "tag", "-a", "-m", "annotated", "blob-tag", "HEAD:dags/a.toml")
+    blob = git(repo.path, "rev-parse", "HEAD:dags/a.toml")
+    with Repo(repo.path) as r:
+        for rev, kind in (("tree-tag", "tree"), ("blob-tag", "blob"), ("HEAD:dags", "tree"), (blob, "blob")):
+            with pytest.raises(RepoError, match=rf"^revision '{rev}' in \S+ names a {kind}, not a commit$"):
+                r.resolve(rev)
+        with pytest.raises(RepoError, match=rf"^revision 'tree-tag' in \S+ names a tree, not a commit$"):
+            r.load("tree-tag")
