@@ -53,7 +53,7 @@ def test_resolve_and_old_revisions(make_repo):
         assert info.time.tzinfo is not None
         with pytest.raises(RepoError, match="unknown revision 'nope' in"):
             r.resolve("nope")
-        with pytest.raises(RepoError, match="unknown revision"):
+        with pytest.raises(RepoError, match="names a blob, not a commit"):
             r.resolve(r.dag_files(second)["dags/a.toml"])  # a blob is not a commit
 
 
@@ -412,9 +412,11 @@ def test_repository_deleted_under_an_open_repo(make_repo):
 def test_revisions_that_look_like_options_are_unknown(make_repo):
     repo = make_repo({"dags/a.toml": A})
     with Repo(repo.path) as r:
-        for rev in ("--all", "-h", "HEAD..HEAD", "HEAD^{tree}"):
+        for rev in ("--all", "-h", "HEAD..HEAD"):
             with pytest.raises(RepoError, match="unknown revision"):
                 r.resolve(rev)
+        with pytest.raises(RepoError, match="names a tree, not a commit"):
+            r.resolve("HEAD^{tree}")
         assert not r.is_ancestor("--all", r.resolve())
 
 
