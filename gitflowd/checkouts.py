@@ -87,8 +87,11 @@ def _build(git_dir: Path, sha: str, root: Path, target: Path) -> None:
 def _check_out_into(git_dir: Path, sha: str, dest: Path, index: Path) -> None:
     """The files of commit `sha` in `dest`, through an index of our own (the repository's
     index and work tree are never touched)."""
-    # core.symlinks=false (a clone made on Windows or FAT) would write links as text files
-    where = [f"--git-dir={git_dir}", f"--work-tree={dest}", "-c", "core.symlinks=true"]
+    # Not the local configuration of a clone made on Windows or FAT: core.symlinks=false would
+    # write links as text files, core.autocrlf=true scripts with CRLF line ends. The commit's own
+    # .gitattributes (eol, filters such as LFS) still apply, as they do for every clone.
+    where = [f"--git-dir={git_dir}", f"--work-tree={dest}", "-c", "core.symlinks=true", "-c", "core.autocrlf=false",
+             "-c", "core.eol=lf"]
     for args in (["read-tree", sha], ["checkout-index", "--all", "--force"]):
         try:
             done = gitcli.run([*where, *args], dest, index=index)

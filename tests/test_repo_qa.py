@@ -28,10 +28,12 @@ def test_checkout_keeps_export_ignore_and_export_subst_files_as_committed(make_r
     os.symlink("run.sh", repo.path / "scripts" / "link.sh")
     head = repo.commit(message="exec bit and a link")
     git(repo.path, "config", "core.symlinks", "false")  # as a clone made on Windows has it
+    git(repo.path, "config", "core.autocrlf", "true")
     with Repo(repo.path) as r:
         tree = r.checkout(head, tmp_path / "co")
     assert (tree / "scripts" / "secret.sh").read_text() == "echo secret\n"  # git archive dropped it
     assert (tree / "scripts" / "version.txt").read_text() == "$Format:%H$\n"  # git archive rewrote it
+    assert (tree / "scripts" / "run.sh").read_bytes() == b"#!/bin/sh\necho hi\n"  # no CR from core.autocrlf
     assert (tree / "scripts" / "run.sh").stat().st_mode & stat.S_IXUSR
     assert os.readlink(tree / "scripts" / "link.sh") == "run.sh"
     assert sorted(p.name for p in tree.parent.iterdir()) == [head]  # no temporary index left
