@@ -29,7 +29,7 @@ def _common_options() -> argparse.ArgumentParser:
     # (`gitflowd --repo X validate`); main() supplies the defaults instead.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = common.add_argument_group("locations")
-    group.add_argument("--repo", metavar="DIR", help="Git repository with dags/ (env GITFLOWD_REPO; default: the repository in the current directory)")
+    group.add_argument("--repo", metavar="DIR", help="Git repository with dags/ (env GITFLOWD_REPO; default: the repository containing the current directory)")
     group.add_argument("--state", metavar="DIR", help="state directory (env GITFLOWD_STATE; default: REPO/.gitflowd/state)")
     group.add_argument("--site", metavar="DIR", help="static site directory (env GITFLOWD_SITE; default: REPO/.gitflowd/site)")
     group.add_argument("-v", "--verbose", action="count", help="more log output (-vv for debug)")
