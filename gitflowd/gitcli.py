@@ -100,7 +100,7 @@ class ObjectReader:
 
     def lookup(self, name: str) -> tuple[str, str, bytes] | None:
         """(sha, type, content) of the object `name` names; None when it names none."""
-        if not name or any(ch.isspace() for ch in name):  # one line per request
+        if not name or "\n" in name or "\r" in name:  # one line per request (`HEAD^{/fix bug}` has spaces)
             return None
         try:
             return self._ask(name)
@@ -116,7 +116,7 @@ class ObjectReader:
     def kind(self, name: str) -> str | None:
         """The type of the object `name` names ('blob', 'tree'...), 'ambiguous' for a sha prefix
         that several objects share, None for none: why a lookup of `name^{commit}` found nothing."""
-        if not name or any(ch.isspace() for ch in name):
+        if not name or "\n" in name or "\r" in name:
             return None
         try:
             fields = self._header(name)
@@ -143,6 +143,8 @@ class ObjectReader:
         header = proc.stdout.readline()
         if not header.endswith(b"\n"):
             raise EOFError("no answer")
+        if header.endswith((b" missing\n", b" ambiguous\n")):  # the name may hold spaces
+            return header[:-1].rsplit(b" ", 1)
         return header.split()
 
     def _process(self) -> subprocess.Popen[bytes]:

@@ -147,10 +147,12 @@ class Repo:
 
     def _safe_name(self, rev: str) -> str:
         """`rev`, or for `NAME@{...}` (upstream, push, reflog) the sha of its commit: cat-file dies
-        on such a revision that fails (no upstream, a reflog too short), so rev-parse reads it."""
-        if "@{" not in rev:
+        on such a revision that fails (no upstream, a reflog too short), so rev-parse reads it; and
+        for `:/message`, whose search would swallow the `^{commit}` added to it."""
+        if "@{" not in rev and not rev.startswith(":/"):
             return rev
-        done = self._run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        name = rev if rev.startswith(":/") else f"{rev}^{{commit}}"  # a message search names a commit
+        done = self._run("rev-parse", "--verify", "--quiet", "--end-of-options", name)
         if done.returncode != 0:
             reason = gitcli.message(done.stderr)
             raise RepoError(f"unknown revision {rev!r} in {self.path}" + (f": {reason}" if reason else ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from collections import Counter
@@ -124,3 +125,16 @@ def test_a_revision_naming_a_tree_or_a_blob_says_what_it_names(make_repo):
                 r.resolve(rev)
         with pytest.raises(RepoError, match=rf"^revision 'tree-tag' in \S+ names a tree, not a commit$"):
             r.load("tree-tag")
+
+
+def test_message_search_revisions_with_spaces_resolve(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    fixed = repo.commit({"dags/b.toml": A}, message="fix the bug")
+    repo.commit(message="later")
+    with Repo(repo.path) as r:
+        assert r.resolve(":/fix the bug") == fixed == r.resolve("HEAD^{/fix the}") == r.resolve(":/fix")
+        assert list(r.load(":/fix the").dags) == ["a", "b"]
+        for rev in (":/no such message", "HEAD^{/no such}", "no such"):
+            with pytest.raises(RepoError, match=rf"^unknown revision '{re.escape(rev)}' in \S+$"):
+                r.resolve(rev)
+        assert r.resolve() == repo.head()  # the reader still answers
