@@ -18,6 +18,7 @@ command (gitcli.py), not through a library: see docs/repo.md for why.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import subprocess
 from collections import OrderedDict
@@ -288,7 +289,7 @@ class Repo:
             source = data.decode("utf-8")
             entry = source, self._parse_or_reuse(path, blob, source)
         except UnicodeDecodeError:
-            entry = "", _not_text(path)
+            entry = "", _not_text(path, data)
         self._cache[key] = entry
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -327,11 +328,12 @@ def load_worktree(path: Path) -> Snapshot:
         if file.is_symlink():
             results[rel] = ("", "", (None, (_link_problem(rel),)))
             continue
+        data = file.read_bytes()
         try:
-            source = file.read_text(encoding="utf-8")
+            source = data.decode("utf-8")
             results[rel] = ("", source, _parse(rel, source))
         except UnicodeDecodeError:
-            results[rel] = ("", "", _not_text(rel))
+            results[rel] = ("", "", _not_text(rel, data))
     return _snapshot(None, results)
 
 
@@ -420,8 +422,21 @@ def _link_problem(path: str) -> Problem:
     return Problem(path, 1, "is a symbolic link; DAG files must be regular files")
 
 
-def _not_text(path: str) -> _Parsed:
+def _not_text(path: str, data: bytes) -> _Parsed:
+    if _utf16(data):  # what Notepad or PowerShell's > may write
+        return None, (Problem(path, 1, "is UTF-16 text; DAG files must be UTF-8 (save it as UTF-8)"),)
     return None, (Problem(path, 1, "not a UTF-8 text file"),)
+
+
+def _utf16(data: bytes) -> bool:
+    """UTF-16 with a BOM whose text is mostly ASCII, as TOML is (not binary that starts with FF FE)."""
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    try:
+        text = data.decode("utf-16")
+    except UnicodeDecodeError:
+        return False
+    return sum(ch < "\x80" for ch in text) * 2 > len(text)
 
 
 def _snapshot(commit: CommitInfo | None, results: dict[str, tuple[str, str, _Parsed]],

@@ -12,7 +12,7 @@ import pytest
 from conftest import git
 
 from gitflowd.errors import RepoError
-from gitflowd.repo import Repo
+from gitflowd.repo import Repo, load_worktree
 
 A = '[tasks.a]\ncmd = "sh scripts/run.sh"\n'
 
@@ -138,3 +138,13 @@ def test_message_search_revisions_with_spaces_resolve(make_repo):
             with pytest.raises(RepoError, match=rf"^unknown revision '{re.escape(rev)}' in \S+$"):
                 r.resolve(rev)
         assert r.resolve() == repo.head()  # the reader still answers
+
+
+def test_a_utf16_dag_file_is_named_as_utf16(make_repo):
+    repo = make_repo({"dags/a.toml": A})
+    (repo.path / "dags" / "win.toml").write_bytes(A.encode("utf-16"))  # with its BOM, as PowerShell's > writes
+    repo.commit(message="utf-16")
+    expected = ["dags/win.toml:1: is UTF-16 text; DAG files must be UTF-8 (save it as UTF-8)"]
+    with Repo(repo.path) as r:
+        assert [str(p) for p in r.load(repo.head()).problems] == expected
+    assert [str(p) for p in load_worktree(repo.path).problems] == expected
