@@ -128,7 +128,7 @@ class Requests:
         jobs = [self._backfill_job(dag, commit, step.action, step.tick, step.run_id) for step in steps if step.action is not Action.SKIP]
         reply = self._queued(jobs)
         later = "; ticks after now are left to the schedule" if future_ticks(dag, end, now) else ""
-        return inbox.Reply(ok=True, runs=reply.runs, message=describe(steps) + later)
+        return inbox.Reply(ok=True, runs=reply.runs, message=f"backfill {dag.id}: {describe(steps)}{later}")  # as the foreground
 
     def _backfill_job(self, dag: Dag, commit: str, action: Action, tick: datetime, run_id: str | None) -> Job:
         self.progress()

@@ -486,7 +486,7 @@ def test_cli_requests_while_the_daemon_runs(make_repo: Callable[..., GitRepo], t
     # a line per finished run, as the foreground prints (the README promises its output)
     assert {f"backfill__2026010{d}T000000Z: success" for d in (1, 2, 3)} <= set(done.stdout.splitlines()), done.stdout
     again = daemon.cli("backfill", "ok", "--start", "2026-01-01", "--end", "2026-01-03", *where)
-    assert again.returncode == 0 and "3 left alone" in again.stderr + again.stdout
+    assert again.returncode == 0 and "backfill ok: 3 left alone" in again.stderr + again.stdout  # the foreground's words
     failed = daemon.cli("run", "bad", *where)
     assert failed.returncode == 1 and failed.stdout.startswith("manual__")
     resumed = daemon.cli("resume", "bad", failed.stdout.split()[0], *where)
