@@ -356,7 +356,10 @@ def _open(path: Path) -> tuple[bool, Path, Path]:
     bare, inside_git_dir, git_dir, common_dir, *rest = out.decode(errors="surrogateescape").split("\n")
     bare_repo, git_path = bare == "true", Path(git_dir)
     if inside_git_dir == "true":  # bare, or the .git directory of a work tree
-        top = git_path if bare_repo else git_path.parent if git_path.name == ".git" else git_path
+        if not bare_repo and git_path.name != ".git":  # `git init --separate-git-dir`: its work tree is elsewhere
+            where = "" if git_path.resolve() == path.resolve() else f"inside {git_path}, "
+            raise RepoError(f"{path} is {where}the Git directory of a work tree elsewhere: pass --repo that work tree")
+        top = git_path if bare_repo else git_path.parent
         if not bare_repo or git_path.resolve() != path.resolve():
             raise RepoError(f"{path} is not the top of a Git repository (its top is {top})")
     elif rest and rest[0]:  # a sub-directory of a work tree: cdup leads to the top

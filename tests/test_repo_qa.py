@@ -148,3 +148,24 @@ def test_a_utf16_dag_file_is_named_as_utf16(make_repo):
     with Repo(repo.path) as r:
         assert [str(p) for p in r.load(repo.head()).problems] == expected
     assert [str(p) for p in load_worktree(repo.path).problems] == expected
+
+
+def test_a_separate_git_dir_or_a_linked_worktrees_git_dir_points_to_its_work_tree(tmp_path, make_repo):
+    work, separate = tmp_path / "work", tmp_path / "separate.git"
+    git(tmp_path, "init", "-q", "-b", "main", "--separate-git-dir", str(separate), str(work))
+    (work / "dags").mkdir()
+    (work / "dags" / "a.toml").write_text(A)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "first")
+    with Repo(work) as r:
+        assert list(r.load(r.resolve()).dags) == ["a"]
+    for path, where in ((separate, ""), (separate / "refs", f"inside {separate}, ")):
+        with pytest.raises(RepoError, match=rf"^{re.escape(str(path))} is {re.escape(where)}the Git directory of a "
+                                            "work tree elsewhere: pass --repo that work tree$"):
+            Repo(path)
+    main = make_repo({"dags/a.toml": A})
+    git(main.path, "worktree", "add", "-q", str(tmp_path / "linked"))
+    with pytest.raises(RepoError, match="the Git directory of a work tree elsewhere"):
+        Repo(main.path / ".git" / "worktrees" / "linked")
+    with Repo(tmp_path / "linked") as r:
+        assert r.branch == "linked" and list(r.load(r.resolve()).dags) == ["a"]
