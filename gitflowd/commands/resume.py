@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "resume", parents=[common], help="re-run the failed, interrupted and never-started tasks of a run",
-        description="Resume a run: keep succeeded tasks, run again failed, timed-out, interrupted and "
-                    "never-started tasks and everything downstream of them. Attempt numbers continue.",
+        description="Resume a run: keep succeeded tasks, run again failed, timed-out, interrupted, cleared "
+                    "and never-started tasks and everything downstream of them. Attempt numbers continue.",
     )
     parser.add_argument("dag", metavar="DAG", help="DAG id")
     parser.add_argument("run_id", metavar="RUN_ID", help="run id (see `gitflowd status DAG`)")
