@@ -7,8 +7,10 @@ messages) and returns the completed process; `output(...)` returns its stdout or
 `git cat-file --batch` process: `lookup(name)` writes an object name (a sha, or any
 revision expression such as `refs/heads/main^{commit}` or `SHA:dags`), reads the header
 `<sha> <type> <size>` (or `<name> missing`), then exactly size bytes and a newline, and
-returns (sha, type, content); `read(sha)` returns just the content. A process that died
-(killed, crashed) is replaced once, at the next lookup; `close()` ends it.
+returns (sha, type, content); `read(sha)` returns just the content; `kind(name)` says why a
+lookup found nothing (the name is of a tree or a blob, or an ambiguous short sha). A process
+that died (killed, crashed) is replaced once, at the next lookup; `close()` ends it.
+`run(..., index=F)` gives git a private index file (checkouts.py builds each checkout with one).
 
 repo.py turns every `GitFailed` into a `RepoError` with a message for the user.
 """
