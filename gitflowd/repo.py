@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import posixpath
 import subprocess
 from collections import OrderedDict
 from collections.abc import Callable
@@ -211,7 +212,8 @@ class Repo:
         return {path: blob for path, (blob, mode) in blobs.items() if mode != gitobjects.SYMLINK}
 
     def _toml_blobs(self, sha: str, commit: gitobjects.Commit) -> dict[str, tuple[str, int]]:
-        """Every blob under dags/ named *.toml: path -> (blob sha, mode); symlinks have mode 0o120000."""
+        """Every blob under dags/ named *.toml, and every symbolic link (to a directory, maybe):
+        path -> (blob sha, mode); symlinks have mode 0o120000."""
         found: dict[str, tuple[str, int]] = {}
         top = self._dags_entry(sha, commit)
         pending = [(DAGS_DIR, top.sha)] if top is not None and top.mode == gitobjects.TREE else []
@@ -221,7 +223,7 @@ class Repo:
                 path = f"{folder}/{entry.name}"
                 if entry.mode == gitobjects.TREE:
                     pending.append((path, entry.sha))
-                elif entry.mode != gitobjects.SUBMODULE and path.endswith(".toml"):
+                elif entry.mode == gitobjects.SYMLINK or entry.mode != gitobjects.SUBMODULE and path.endswith(".toml"):
                     found[path] = (entry.sha, entry.mode)
         return dict(sorted(found.items()))
 
@@ -273,11 +275,36 @@ class Repo:
         results = {}
         for path, (blob, mode) in self._toml_blobs(full, commit).items():
             if mode == gitobjects.SYMLINK:  # Git stores the link target as the blob: not a DAG
-                results[path] = (blob, "", (None, (_link_problem(path),)))
+                problem = _link_problem(path) if path.endswith(".toml") else self._dir_link_problem(full, path, blob)
+                if problem is not None:
+                    results[path] = (blob, "", (None, (problem,)))
                 continue
             source, parsed = self._parse_cached(path, blob)
             results[path] = (blob, source, parsed)
         return _snapshot(_commit_info(full, commit), results, self._dags_problems(full, commit))
+
+    def _dir_link_problem(self, sha: str, path: str, blob: str) -> Problem | None:
+        """A link under dags/ to a directory of the commit: the DAG files the work tree shows
+        through it are not read (Git objects hold the link, not the files)."""
+        target = self._blob_bytes(blob).decode(errors="replace")
+        inside = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+        if target.startswith("/") or inside.startswith("../") or inside == "..":
+            return None  # outside the repository: nothing to check it against
+        found = self._lookup(f"{sha}:{inside}")
+        if found is None or found[1] != "tree" or not self._holds_toml(found[0], len(sha) // 2):
+            return None  # a link to scripts or data, not to DAGs
+        return Problem(path, 1, f"is a symbolic link to the directory {inside}/; gitflowd does not follow links, "
+                                "so no DAG file under it is read")
+
+    def _holds_toml(self, tree_sha: str, id_bytes: int) -> bool:
+        pending = [tree_sha]
+        while pending:
+            for entry in self._tree(pending.pop(), id_bytes):
+                if entry.mode == gitobjects.TREE:
+                    pending.append(entry.sha)
+                elif entry.name.endswith(".toml"):
+                    return True
+        return False
 
     def _parse_cached(self, path: str, blob: str) -> tuple[str, _Parsed]:
         key = (path, blob)

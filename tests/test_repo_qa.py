@@ -169,3 +169,19 @@ def test_a_separate_git_dir_or_a_linked_worktrees_git_dir_points_to_its_work_tre
         Repo(main.path / ".git" / "worktrees" / "linked")
     with Repo(tmp_path / "linked") as r:
         assert r.branch == "linked" and list(r.load(r.resolve()).dags) == ["a"]
+
+
+def test_a_link_under_dags_to_a_directory_of_dag_files_is_a_problem(make_repo):
+    repo = make_repo({"dags/a.toml": A, "team/nested/t.toml": A, "scripts/run.sh": "echo\n"})
+    os.symlink("../team", repo.path / "dags" / "team")
+    os.symlink("../scripts", repo.path / "dags" / "scripts")  # no DAG files there: fine
+    os.symlink("/etc", repo.path / "dags" / "outside")  # outside the repository: not checked
+    os.symlink("a.toml", repo.path / "dags" / "b.toml")
+    repo.commit(message="links")
+    with Repo(repo.path) as r:
+        snap = r.load(repo.head())
+        assert list(snap.dags) == ["a"] and r.dag_files(repo.head()) == {"dags/a.toml": snap.dags["a"].blob}
+    assert [str(p) for p in snap.problems] == [
+        "dags/b.toml:1: is a symbolic link; DAG files must be regular files",
+        "dags/team:1: is a symbolic link to the directory team/; gitflowd does not follow links, "
+        "so no DAG file under it is read"]
