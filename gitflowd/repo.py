@@ -395,6 +395,10 @@ def _open(path: Path) -> tuple[bool, Path, Path]:
 
 
 def _open_error(path: Path, message: str) -> RepoError:
+    pointed = message.partition("not a git repository: ")[2]
+    if pointed and (path / ".git").is_file():  # a worktree or submodule whose Git directory moved or went
+        return RepoError(f"{path}/.git points to {pointed}, which is not a Git directory "
+                         "(moved or deleted? `git worktree repair` mends a moved worktree)")
     if "not a git repository" in message:
         return RepoError(f"{path} is not a Git repository (git init it, or pass --repo DIR)")
     if "dubious ownership" in message:

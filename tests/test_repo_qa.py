@@ -185,3 +185,17 @@ def test_a_link_under_dags_to_a_directory_of_dag_files_is_a_problem(make_repo):
         "dags/b.toml:1: is a symbolic link; DAG files must be regular files",
         "dags/team:1: is a symbolic link to the directory team/; gitflowd does not follow links, "
         "so no DAG file under it is read"]
+
+
+def test_a_worktree_whose_git_directory_went_says_where_its_dot_git_points(make_repo, tmp_path):
+    main = make_repo({"dags/a.toml": A})
+    git(main.path, "worktree", "add", "-q", str(tmp_path / "linked"))
+    gone = main.path / ".git" / "worktrees" / "linked"
+    gone.rename(tmp_path / "elsewhere")
+    with pytest.raises(RepoError, match=rf"^{re.escape(str(tmp_path / 'linked'))}/\.git points to {re.escape(str(gone))}, "
+                                        r"which is not a Git directory \(moved or deleted\? `git worktree repair`"):
+        Repo(tmp_path / "linked")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(RepoError, match=r"is not a Git repository \(git init it, or pass --repo DIR\)$"):
+        Repo(plain)
