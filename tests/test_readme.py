@@ -49,3 +49,12 @@ def test_each_command_section_names_its_options(command: str) -> None:
     options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")} - COMMON
     missing = sorted(o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", section))
     assert missing == [], f"the README section of gitflowd {command} does not name: {missing}"
+
+
+def test_the_module_map_names_every_module() -> None:
+    """A module added without a word in 'How it works' is invisible to a reader of the map."""
+    module_map = README.split("Module map", 1)[1]
+    named = set(re.findall(r"`(\w+)\.py`", module_map))
+    package = Path(__file__).resolve().parent.parent / "gitflowd"
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__", "__main__"}
+    assert sorted(modules - named) == [] and sorted(named - modules) == []
