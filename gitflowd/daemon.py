@@ -97,7 +97,8 @@ class Daemon:
         self.launcher = Launcher(self.state, None, secrets_file=options.secrets_file, slots=Limiter(options.parallelism),
                                  parallelism=options.parallelism, listeners=lambda: [self.site_listener], kill_grace=KILL_GRACE)
         self.pool = RunPool(self.launcher.execute, self._max_active_runs, lambda: self.waker.wake(RUN_END))
-        self.requests = Requests(options.state, self.launcher, self.pool, lambda: self.dags, self._progress)
+        self.requests = Requests(options.state, self.launcher, self.pool, lambda: self.dags, self._progress,
+                                 lambda dag_id, run_id: self._render(lambda: self.site.render_run(dag_id, run_id)))
         self.reload_requested = False
         self.stopping = Stopping(options.grace)  # SIGTERM/SIGINT: grace, then interrupt (stopping.py)
         self.unsuccessful = 0  # runs that ended failed (or could not execute) in this daemon's life

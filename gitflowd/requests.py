@@ -36,12 +36,13 @@ class Requests:
     """Handles inbox requests against the daemon's DAGs, launcher and pool."""
 
     def __init__(self, state_root: Path, launcher: Launcher, pool: RunPool, dags: Callable[[], dict[str, DagEntry]],
-                 progress: Callable[[], None] = lambda: None):
+                 progress: Callable[[], None] = lambda: None, changed: Callable[[str, str], None] = lambda _d, _r: None):
         self.state_root = state_root
         self.launcher = launcher
         self.pool = pool
         self.dags = dags
         self.progress = progress  # called per run prepared: a long backfill is busy, not hung (the watchdog)
+        self.changed = changed  # a run changed here, not by an engine (clear, stop of a run nobody runs): render it
 
     def handle_all(self, now: datetime, kinds: tuple[str, ...] | None = None) -> int:
         """Answer every pending request, or only those of `kinds` (the others stay pending);
@@ -101,6 +102,7 @@ class Requests:
         with writer:
             tasks = tasks_to_clear(current, args["tasks"], bool(args.get("downstream")))
             clear_tasks(writer, current, tasks)
+        self.changed(dag_id, run_id)
         return inbox.Reply(ok=True, message=f"cleared {len(tasks)} task(s) of run {run_id}: {', '.join(tasks)}")
 
     def _stop(self, args: dict[str, Any], now: datetime) -> inbox.Reply:
@@ -113,6 +115,7 @@ class Requests:
         current, writer = open_run(self.launcher.state, dag_id, run_id)
         with writer:
             stop_unfinished(self.launcher.state, writer, current, self.launcher.masking_secrets(current.dag), self.launcher.kill_grace)
+        self.changed(dag_id, run_id)
         return inbox.Reply(ok=True, message=f"stopped run {run_id} of DAG {dag_id!r}")
 
     def _backfill(self, args: dict[str, Any], now: datetime) -> inbox.Reply:

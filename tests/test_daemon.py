@@ -493,6 +493,11 @@ def test_cli_requests_while_the_daemon_runs(make_repo: Callable[..., GitRepo], t
     assert resumed.returncode == 1 and journal_of(daemon.state, "bad", failed.stdout.split()[0]).tasks["only"].attempts[-1].number == 2
     cleared = daemon.cli("clear", "bad", failed.stdout.split()[0], "--task", "only", *where)
     assert cleared.returncode == 0 and "cleared 1 task(s)" in cleared.stdout
+    page = daemon.site / "dags" / "bad" / "runs" / failed.stdout.split()[0] / "index.html"
+    deadline = time.monotonic() + WAIT  # the daemon re-renders the run it cleared (its engine is not running)
+    while 'data-waiting="cleared"' not in (page.read_text() if page.exists() else ""):
+        assert time.monotonic() < deadline, "the cleared run's page was not rendered again"
+        time.sleep(0.1)
     unknown = daemon.cli("run", "nope", *where)
     assert unknown.returncode == 1 and unknown.stderr.startswith("gitflowd: error: unknown DAG 'nope'")
     bad_param = daemon.cli("run", "ok", "--param", "zone=x", *where)
