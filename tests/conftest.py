@@ -82,3 +82,34 @@ def run_cli(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None =
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli
+
+
+def hang_up_terminal(args: list[str], cwd: Path, started: Callable[[], bool], then: Callable[[], None] = lambda: None) -> int:
+    """Run `python -m gitflowd ARGS` on a pseudo-terminal; once `started()`, close the terminal
+    (its next write gets EIO) and send SIGHUP, as a closed window or a dropped ssh session
+    does; call `then()` and return the exit code. The process never outlives the call."""
+    import pty
+    import signal
+    import time
+
+    main, child = pty.openpty()
+    env = {k: v for k, v in {**os.environ, **GIT_ENV}.items() if not k.startswith("GITFLOWD_")}
+    proc = subprocess.Popen([sys.executable, "-m", "gitflowd", *args], cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=child, stderr=child)
+    os.close(child)
+    try:
+        deadline = time.monotonic() + 60
+        while not started():
+            assert time.monotonic() < deadline and proc.poll() is None, f"never started: {args}"
+            time.sleep(0.05)
+        os.close(main)
+        main = -1
+        proc.send_signal(signal.SIGHUP)
+        then()
+        return proc.wait(60)
+    finally:
+        if main >= 0:
+            os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

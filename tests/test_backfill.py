@@ -18,7 +18,7 @@ import pytest
 from gitflowd.backfill import check_range, describe, plan_backfill
 from gitflowd.errors import UsageError
 from gitflowd.state import RunStatus, StateDir, TaskStatus
-from tests.conftest import GIT_ENV, GitRepo
+from tests.conftest import GIT_ENV, GitRepo, hang_up_terminal
 from tests.runfactory import make_dag, write_run
 
 UTC = timezone.utc
@@ -181,25 +181,10 @@ def test_a_terminal_that_hangs_up_stops_the_backfill_cleanly(make_repo: Callable
     the writes to the dead terminal (EIO) do not end it either."""
     gate, started = tmp_path / "gate", tmp_path / "started"
     repo = make_repo({"dags/d.toml": daily(f"touch {started}; while [ ! -e {gate} ]; do sleep 0.05; done", "max_active_runs = 1")})
-    main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "backfill", "d", "--start", "2026-01-01", "--end", "2026-01-03", "--no-render"],
-                            cwd=repo.path, stdin=subprocess.DEVNULL, stdout=child, stderr=child, env={**os.environ, **GIT_ENV})
-    os.close(child)
-    try:
-        deadline = time.monotonic() + 60
-        while not started.exists():
-            assert time.monotonic() < deadline and proc.poll() is None, "the first run never started"
-            time.sleep(0.05)
-        os.close(main)  # the terminal is gone: the next write gets EIO
-        main = -1
-        proc.send_signal(signal.SIGHUP)  # the running run may finish; the two queued ones stay queued
-        gate.touch()
-        assert proc.wait(60) == 1
-    finally:
-        if main >= 0:
-            os.close(main)
-        if proc.poll() is None:
-            proc.kill()
+    # the running run may finish; the two queued ones stay queued
+    code = hang_up_terminal(["backfill", "d", "--start", "2026-01-01", "--end", "2026-01-03", "--no-render"],
+                            repo.path, started.exists, then=gate.touch)
+    assert code == 1
     assert sorted(r.state.value for r in state_of(repo).runs("d")) == ["queued", "queued", "success"]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gitflowd.executors.local import find_run_processes, kill_process_groups
-from tests.conftest import GIT_ENV, GitRepo
+from tests.conftest import GIT_ENV, GitRepo, hang_up_terminal
 from tests.test_daemon import daemons  # noqa: F401 - a fixture
 
 DAG = """
@@ -531,26 +531,9 @@ def test_a_terminal_that_hangs_up_stops_the_run_cleanly(make_repo, cli, tmp_path
     """A closed terminal or a dropped ssh session: SIGHUP ended the runner at once, left the
     run 'running' and its task orphaned in its own session; writes to the dead terminal fail
     with EIO, which the progress line must take as a reader gone."""
-    import pty
-
     marker = tmp_path / "started"
     repo = make_repo({"dags/slow.toml": f'[tasks.wait]\ncmd = "touch {marker}; exec sleep 1000"\n'})
-    master, slave = pty.openpty()
-    env = {k: v for k, v in {**os.environ, **GIT_ENV}.items() if not k.startswith("GITFLOWD_")}
-    proc = subprocess.Popen([sys.executable, "-m", "gitflowd", "run", "slow", "--no-render"], cwd=repo.path, env=env,
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-    os.close(slave)
-    try:
-        _wait_for(marker.exists)
-        os.close(master)  # the terminal is gone: the runner's next write gets EIO
-        master = -1
-        proc.send_signal(signal.SIGHUP)
-        assert proc.wait(60) == 129
-    finally:
-        if master >= 0:
-            os.close(master)
-        if proc.poll() is None:
-            proc.kill()
+    assert hang_up_terminal(["run", "slow", "--no-render"], repo.path, marker.exists) == 129
     (status,) = _status(cli, repo, "slow")
     assert status["state"] == "interrupted" and status["tasks"]["wait"]["state"] == "interrupted"
     assert find_run_processes("slow", status["run_id"]) == {}  # nothing left running
