@@ -23,7 +23,7 @@ from pathlib import Path
 from common import Figure, cleanup, main, median_time, profile, scratch
 from shapes import chain
 
-from gitflowd import journal, state
+from gitflowd import journal, state, statedir
 from gitflowd.dag import Dag, Task
 from gitflowd.runs import created_record, plan_run
 
@@ -59,7 +59,7 @@ def task_records(dag_id: str, run_id: str, task: str, clock: datetime) -> list[d
 def write_journal(root: Path, events: int) -> Path:
     """A finished run's journal of `events` task events (+ created, started, finished)."""
     dag = make_dag(events // (2 * ATTEMPTS))
-    run = plan_run(state.StateDir(root / "state"), dag, kind="manual", logical_date=T0, commit="ab" * 20,
+    run = plan_run(statedir.StateDir(root / "state"), dag, kind="manual", logical_date=T0, commit="ab" * 20,
                    commit_info={"subject": "bench", "author": "bench"})
     path = Path(run.journal_path)
     with journal.JournalWriter(path, exclusive=True) as writer:

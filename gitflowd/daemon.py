@@ -47,7 +47,8 @@ from gitflowd.secrets import SecretsFile
 from gitflowd.site import Site
 from gitflowd.site_listener import SiteListener
 from gitflowd.site_worker import SiteWorker
-from gitflowd.state import RunStatus, StateDir
+from gitflowd.state import RunStatus
+from gitflowd.statedir import StateDir
 from gitflowd.stopping import Stopping, take_noted
 from gitflowd.watch import GIT, INBOX, Burst, Waker, Watcher
 

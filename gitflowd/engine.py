@@ -52,7 +52,8 @@ from gitflowd.errors import StateError
 from gitflowd.executors.base import Completion, Executor, Outcome, TaskSpec
 from gitflowd.journal import JournalWriter, JournalWriteError
 from gitflowd.secrets import Masker
-from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, log_name
+from gitflowd.state import RunState, RunStatus, TaskStatus, apply
+from gitflowd.statedir import StateDir, log_name
 from gitflowd.templating import Rendered, render_commands
 from gitflowd.triggers import FAILED_STATES, trigger_decision
 

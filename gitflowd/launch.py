@@ -32,7 +32,8 @@ from gitflowd.pool import Control, Job, Limiter
 from gitflowd.repo import CommitInfo, Repo
 from gitflowd.runs import clear_tasks, create_run, open_resume, open_run, plan_resume, plan_run
 from gitflowd.secrets import secrets_for
-from gitflowd.state import RunState, StateDir
+from gitflowd.state import RunState
+from gitflowd.statedir import StateDir
 from gitflowd.templating import render_commands
 
 log = logging.getLogger(__name__)

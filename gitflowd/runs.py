@@ -28,7 +28,8 @@ from gitflowd.executors.local import append_note, find_run_processes, kill_proce
 from gitflowd.errors import suggest
 from gitflowd.journal import JournalWriter, JournalWriteError
 from gitflowd.secrets import Masker
-from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, apply, new_run_state, replay
+from gitflowd.state import RunState, RunStatus, TaskStatus, apply, new_run_state, replay
+from gitflowd.statedir import StateDir
 
 log = logging.getLogger(__name__)
 

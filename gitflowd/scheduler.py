@@ -17,7 +17,7 @@ from datetime import datetime
 
 from gitflowd import schedule
 from gitflowd.dag import Dag
-from gitflowd.state import RunHead, StateDir
+from gitflowd.statedir import RunHead, StateDir
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,8 @@ from gitflowd.secrets import SecretsFile
 from gitflowd.sitecache import CacheMissing, SiteCache, upsert
 from gitflowd.sitedata import DagInfo, IndexEntry, RunRow
 from gitflowd.sitetemplates import environment
-from gitflowd.state import RunState, StateDir
+from gitflowd.state import RunState
+from gitflowd.statedir import StateDir
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gitflowd import journal
 from gitflowd.dag import Dag, Task
-from gitflowd.state import StateDir
+from gitflowd.statedir import StateDir
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -17,7 +17,8 @@ import pytest
 
 from gitflowd.backfill import check_range, describe, plan_backfill
 from gitflowd.errors import UsageError
-from gitflowd.state import RunStatus, StateDir, TaskStatus
+from gitflowd.state import RunStatus, TaskStatus
+from gitflowd.statedir import StateDir
 from tests.conftest import GIT_ENV, GitRepo, hang_up_terminal
 from tests.runfactory import make_dag, write_run
 

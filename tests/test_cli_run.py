@@ -255,7 +255,7 @@ def test_status_says_a_queued_run_nobody_runs_has_no_runner(make_repo, cli) -> N
 
     from gitflowd.dag import Dag, Task
     from gitflowd.runs import create_run, plan_run
-    from gitflowd.state import StateDir
+    from gitflowd.statedir import StateDir
 
     repo = make_repo({"dags/q.toml": '[tasks.a]\ncmd = "true"\n'})
     state = StateDir(repo.path / ".gitflowd" / "state")

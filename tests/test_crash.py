@@ -20,7 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 from gitflowd import journal
-from gitflowd.state import StateDir, TaskStatus, read_run
+from gitflowd.state import TaskStatus, read_run
+from gitflowd.statedir import StateDir
 from tests.conftest import GIT_ENV
 
 TASKS = 32

@@ -25,7 +25,8 @@ import pytest
 
 from gitflowd import registry
 from gitflowd.daemon import Daemon, Options
-from gitflowd.state import RunStatus, StateDir, TaskStatus
+from gitflowd.state import RunStatus, TaskStatus
+from gitflowd.statedir import StateDir
 from tests.conftest import GIT_ENV, GitRepo, git, run_cli
 
 WAIT = 60.0

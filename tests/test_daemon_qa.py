@@ -22,7 +22,8 @@ from gitflowd.daemon import Daemon, Options
 from gitflowd.lock import StateLock
 from gitflowd.notify import Notifier
 from gitflowd.sitecache import SiteCache
-from gitflowd.state import RunStatus, StateDir
+from gitflowd.state import RunStatus
+from gitflowd.statedir import StateDir
 from tests.conftest import GitRepo, git, run_cli
 from tests.test_daemon import (DaemonProcess, daemons, in_process, journal_of, settle, start, toml,  # noqa: F401 (fixtures)
                                wait_for)

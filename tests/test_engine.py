@@ -17,7 +17,8 @@ from gitflowd.errors import RunError, StateError
 from gitflowd.executors.local import LocalExecutor
 from gitflowd.runs import create_run, open_resume, open_run, plan_resume, plan_run
 from gitflowd.secrets import Masker
-from gitflowd.state import RunState, RunStatus, StateDir, TaskStatus, replay
+from gitflowd.state import RunState, RunStatus, TaskStatus, replay
+from gitflowd.statedir import StateDir
 from gitflowd.triggers import trigger_decision
 
 LOGICAL = datetime(2026, 11, 25, 8, 15, tzinfo=UTC)

@@ -160,7 +160,7 @@ def test_an_empty_journal_is_no_run_and_does_not_take_its_id(make_repo, tmp_path
 
     from gitflowd.dag import Dag, Task
     from gitflowd.runs import create_run, plan_run
-    from gitflowd.state import StateDir
+    from gitflowd.statedir import StateDir
 
     repo = make_repo({"dags/d.toml": DAG})
     state, out = tmp_path / "state", tmp_path / "out"

@@ -16,7 +16,8 @@ import pytest
 from gitflowd import journal
 from gitflowd.dag import Dag, Task
 from gitflowd.errors import JournalCorrupt
-from gitflowd.state import StateDir, read_run, replay
+from gitflowd.state import read_run, replay
+from gitflowd.statedir import StateDir
 
 
 def _dag() -> Dag:

@@ -9,7 +9,8 @@ from pathlib import Path
 from gitflowd.dag import Dag, Task
 from gitflowd.progress import Progress
 from gitflowd.runs import plan_run
-from gitflowd.state import StateDir, apply
+from gitflowd.state import apply
+from gitflowd.statedir import StateDir
 
 
 def _feed(progress: Progress, run, *records: dict) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from gitflowd.dag import Dag, Task
 from gitflowd.scheduler import Scheduler
-from gitflowd.state import StateDir
+from gitflowd.statedir import StateDir
 from tests.runfactory import make_dag, write_run
 
 UTC = timezone.utc

@@ -25,7 +25,7 @@ from gitflowd.site_listener import SiteListener
 from gitflowd.sitedata import PAGE_SIZE
 from gitflowd.sitelogs import read_log
 from gitflowd.sitetemplates import templates_dir
-from gitflowd.state import StateDir
+from gitflowd.statedir import StateDir
 from runfactory import T0, make_dag, write_run
 
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from gitflowd import journal
 from gitflowd.site import Site
 from gitflowd.site_listener import SiteListener
-from gitflowd.state import StateDir
+from gitflowd.statedir import StateDir
 from runfactory import T0, make_dag, write_run
 
 TASKS = 300  # a render writes a page per attempt: slow enough for events to arrive during it

@@ -11,7 +11,8 @@ from gitflowd import journal
 from gitflowd.dag import Dag, Task
 from gitflowd.errors import DagNotFound, EmptyJournal, JournalCorrupt, RunNotFound, StateError
 from gitflowd.runs import clear_tasks, create_run, open_run, plan_resume, plan_run, tasks_to_clear, unique_run_id
-from gitflowd.state import RunStatus, StateDir, TaskStatus, read_run, replay
+from gitflowd.state import RunStatus, TaskStatus, read_run, replay
+from gitflowd.statedir import StateDir
 
 DAG = Dag("d", {"a": Task("a", cmd="true"), "b": Task("b", cmd="true", deps=("a",)), "c": Task("c", cmd="true", deps=("b",))})
 WHEN = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
@@ -238,7 +239,8 @@ def test_unknown_events_are_ignored_for_forward_compatibility() -> None:
 def test_a_task_waiting_for_its_retry_when_the_run_is_interrupted_is_interrupted(tmp_path) -> None:
     """Nothing retries it until a resume (which does): `up_for_retry` would say otherwise."""
     from gitflowd import journal
-    from gitflowd.state import StateDir, TaskStatus
+    from gitflowd.state import TaskStatus
+    from gitflowd.statedir import StateDir
     from runfactory import T0, make_dag, write_run
 
     path = write_run(tmp_path, make_dag("r", {"a": []}), "manual__x", T0, {}, finish=None)

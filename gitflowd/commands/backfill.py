@@ -25,7 +25,8 @@ from gitflowd.commands.run import add_execution_options, record_if_head, site_li
 from gitflowd.lock import StateLock, is_locked
 from gitflowd.pool import Finished, Job, Limiter, RunPool
 from gitflowd.secrets import resolve_path, secrets_for
-from gitflowd.state import RunState, RunStatus, StateDir
+from gitflowd.state import RunState, RunStatus
+from gitflowd.statedir import StateDir
 
 if TYPE_CHECKING:
     from gitflowd.dag import Dag

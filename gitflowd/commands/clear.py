@@ -11,7 +11,7 @@ import argparse
 from gitflowd import settings
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.lock import StateLock
-from gitflowd.state import StateDir
+from gitflowd.statedir import StateDir
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

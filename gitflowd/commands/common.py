@@ -19,14 +19,14 @@ from gitflowd.errors import DagFileError, DagNotFound, Problem
 if TYPE_CHECKING:
     from gitflowd.dag import Dag
     from gitflowd.repo import Repo, Snapshot
-    from gitflowd.state import StateDir
+    from gitflowd.statedir import StateDir
 
 
 def open_repo(args: argparse.Namespace) -> Repo:
     """The repository named by --repo / GITFLOWD_REPO / the current directory."""
     from gitflowd.parsecache import ParseCache
     from gitflowd.repo import Repo
-    from gitflowd.state import StateDir
+    from gitflowd.statedir import StateDir
     where = settings.resolve(args.repo, args.state, args.site)
     # Parses are kept for the next command where a state directory already exists: `validate`
     # and `list` must not create one in a repository that never ran anything.

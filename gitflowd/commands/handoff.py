@@ -24,7 +24,8 @@ from typing import Any
 from gitflowd import inbox, journal
 from gitflowd.lock import holder, is_locked
 from gitflowd.progress import Progress
-from gitflowd.state import RunState, RunStatus, StateDir, apply, replay
+from gitflowd.state import RunState, RunStatus, apply, replay
+from gitflowd.statedir import StateDir
 
 REPLY_TIMEOUT = 120.0  # a busy daemon answers between two loop passes; this is for a hung one
 FOLLOW_INTERVAL = 0.1  # seconds between two reads of a growing journal

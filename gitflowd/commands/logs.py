@@ -28,7 +28,8 @@ from gitflowd import settings
 from gitflowd.errors import GitflowdError, RunError, TaskNotFound
 from gitflowd.lock import is_locked
 from gitflowd.secrets import Masker, MaskingWriter, load_file, resolve_path
-from gitflowd.state import LiveRun, RunState, RunStatus, StateDir, TaskState, TaskStatus
+from gitflowd.state import RunState, RunStatus, TaskState, TaskStatus
+from gitflowd.statedir import LiveRun, StateDir
 
 POLL = 0.2  # seconds between looks at a followed log and its journal
 

@@ -22,7 +22,7 @@ from gitflowd.errors import RepoError, RunError
 from gitflowd.lock import StateLock
 from gitflowd.progress import describe
 from gitflowd.secrets import resolve_path, secrets_for
-from gitflowd.state import StateDir
+from gitflowd.statedir import StateDir
 
 if TYPE_CHECKING:
     from gitflowd.dag import Dag

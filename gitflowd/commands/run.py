@@ -25,7 +25,8 @@ from gitflowd.errors import GitflowdError
 from gitflowd.lock import StateLock
 from gitflowd.progress import Progress
 from gitflowd.secrets import resolve_path, secrets_for
-from gitflowd.state import RunState, RunStatus, StateDir
+from gitflowd.state import RunState, RunStatus
+from gitflowd.statedir import StateDir
 
 if TYPE_CHECKING:
     from gitflowd.engine import RunListener

@@ -20,7 +20,8 @@ from gitflowd.commands.run import positive_int
 from gitflowd.errors import DagNotFound, UsageError
 from gitflowd.journal import exit_text
 from gitflowd.lock import is_locked
-from gitflowd.state import RunState, RunStatus, StateDir, TaskState
+from gitflowd.state import RunState, RunStatus, TaskState
+from gitflowd.statedir import StateDir
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -18,7 +18,8 @@ from gitflowd import settings
 from gitflowd.commands.handoff import daemon_holder, hand_over
 from gitflowd.errors import RunError
 from gitflowd.lock import StateLock, holder, is_locked
-from gitflowd.state import LiveRun, RunState, RunStatus, StateDir
+from gitflowd.state import RunState, RunStatus
+from gitflowd.statedir import LiveRun, StateDir
 
 POLL = 0.1  # seconds between two looks at the stopping run's journal
 
